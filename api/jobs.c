@@ -1,0 +1,214 @@
+/* jobs.c — POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs.
+ *
+ * Submitting: validate (job.c), then one call of genq_submit_job(), which in
+ * one transaction creates the account if new, checks and holds the full
+ * price, and creates the job and its steps (schema/0003_jobs.sql). Only a
+ * committed job is answered 202 and handed to the relay for Redis. */
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "job.h"
+#include "log.h"
+
+/* Kinds whose workers exist. The others validate but are refused until
+ * their providers land, rather than sitting queued forever. */
+static int kind_enabled(job_kind k) {
+  return k == JOB_STORYBOARD;
+}
+
+typedef struct {
+  api_ctx *ctx;
+  http_request *req;
+  char kind[16];
+} submit_ctx;
+
+static void submitted(const db_result *r, void *arg) {
+  submit_ctx *s = arg;
+  http_request *req = s->req;
+  if (!r->ok) {
+    const char *st = r->sqlstate ? r->sqlstate : "";
+    if (strcmp(st, "GQ402") == 0)
+      http_respond_error(req, 402, "insufficient_credits",
+                         "not enough credits available for this job", NULL);
+    else if (strcmp(st, "GQ409") == 0)
+      http_respond_error(req, 409, "idempotency_conflict",
+                         "Idempotency-Key was already used with a different request", NULL);
+    else
+      api_reply_db_error(req, r);
+    free(s);
+    return;
+  }
+  if (PQntuples(r->res) != 1) {
+    http_respond_error(req, 500, "internal", "internal error", NULL);
+    free(s);
+    return;
+  }
+  const char *job = PQgetvalue(r->res, 0, 0);
+  int created = strcmp(PQgetvalue(r->res, 0, 1), "t") == 0;
+  if (created) {
+    cJSON *j = cJSON_Parse(job);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (cJSON_IsString(id)) {
+      relay_job(s->ctx->relay, s->kind, id->valuestring);
+      log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id->valuestring),
+               LS("kind", s->kind));
+    }
+    cJSON_Delete(j);
+  }
+  api_reply_json_text(req, created ? 202 : 200, job, strlen(job));
+  free(s);
+}
+
+static int idempotency_key_ok(const char *k) {
+  size_t n = strlen(k);
+  if (n == 0 || n > JOB_IDEMPOTENCY_KEY_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (k[i] < 0x21 || k[i] > 0x7e) return 0;
+  return 1;
+}
+
+void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
+  const char *ct = http_req_header(req, "content-type");
+  if (ct && strncmp(ct, "application/json", 16) != 0) {
+    http_respond_error(req, 415, "unsupported_media_type", "Content-Type must be application/json",
+                       NULL);
+    return;
+  }
+  size_t len;
+  const char *body = http_req_body(req, &len);
+  job_submission sub;
+  char field[64], msg[256], full[360];
+  if (job_submission_parse(body, len, &sub, field, sizeof(field), msg, sizeof(msg)) != 0) {
+    int bad_json = field[0] == 0 && strstr(msg, "JSON") != NULL;
+    http_respond_error(req, 400, bad_json ? "invalid_json" : "invalid_request", msg, NULL);
+    return;
+  }
+  if (!kind_enabled(sub.kind)) {
+    snprintf(full, sizeof(full), "kind: '%s' jobs are not available yet", job_kind_name(sub.kind));
+    job_submission_free(&sub);
+    http_respond_error(req, 400, "invalid_request", full, NULL);
+    return;
+  }
+  const char *idem = http_req_header(req, "idempotency-key");
+  if (idem && !idempotency_key_ok(idem)) {
+    job_submission_free(&sub);
+    http_respond_error(req, 400, "invalid_request",
+                       "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
+    return;
+  }
+  /* the request hash tells a replay from a reuse of the key with another body */
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  char hash[2 * SHA256_DIGEST_LENGTH + 1];
+  SHA256((const unsigned char *)body, len, digest);
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hash + 2 * i, 3, "%02x", digest[i]);
+
+  char *input = cJSON_PrintUnformatted(sub.input);
+  char max_attempts[16];
+  snprintf(max_attempts, sizeof(max_attempts), "%d", ctx->cfg.max_attempts);
+  submit_ctx *s = calloc(1, sizeof(*s));
+  if (!input || !s) {
+    free(input);
+    free(s);
+    job_submission_free(&sub);
+    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  s->ctx = ctx;
+  s->req = req;
+  snprintf(s->kind, sizeof(s->kind), "%s", job_kind_name(sub.kind));
+  const char *params[7] = {u->user, s->kind, input, sub.webhook_url, idem, hash, max_attempts};
+  int rc = db_query(ctx->db,
+                    "select job, created from genq_submit_job($1, $2, $3::jsonb, $4, $5, $6, "
+                    "$7::int)",
+                    7, params, submitted, s);
+  free(input);
+  job_submission_free(&sub);
+  if (rc != 0) {
+    free(s);
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    http_respond_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
+                       retry);
+  }
+}
+
+/* ---- reading ---- */
+
+static void one_json_row(const db_result *r, void *arg) {
+  http_request *req = arg;
+  if (!r->ok) {
+    api_reply_db_error(req, r);
+    return;
+  }
+  if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    return;
+  }
+  const char *v = PQgetvalue(r->res, 0, 0);
+  api_reply_json_text(req, 200, v, strlen(v));
+}
+
+static void query_or_503(api_ctx *ctx, http_request *req, const char *sql, int n,
+                         const char *const *params) {
+  if (db_query(ctx->db, sql, n, params, one_json_row, req) != 0) {
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    http_respond_error(req, 503, "unavailable", "the database is overloaded", retry);
+  }
+}
+
+void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
+  /* an id that cannot exist is simply not found: never tell ids apart */
+  if (!api_is_uuid(id)) {
+    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    return;
+  }
+  const char *params[2] = {u->user, id};
+  query_or_503(ctx, req, "select genq_job_get($1, $2::uuid)", 2, params);
+}
+
+void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
+  const char *q = http_req_query(req);
+  char status[16], kind[16], limit[8], cursor[40];
+  const char *p_status = NULL, *p_kind = NULL, *p_limit = "20", *p_cursor = NULL;
+  int rc;
+  if ((rc = api_query_param(q, "status", status, sizeof(status))) != 0) {
+    job_status st;
+    if (rc < 0 || job_status_parse(status, &st) != 0) {
+      http_respond_error(req, 400, "invalid_request",
+                         "status must be one of queued, running, succeeded, failed, canceled",
+                         NULL);
+      return;
+    }
+    p_status = status;
+  }
+  if ((rc = api_query_param(q, "kind", kind, sizeof(kind))) != 0) {
+    job_kind k;
+    if (rc < 0 || job_kind_parse(kind, &k) != 0) {
+      http_respond_error(req, 400, "invalid_request",
+                         "kind must be one of storyboard, image, video, lipsync, campaign", NULL);
+      return;
+    }
+    p_kind = kind;
+  }
+  if ((rc = api_query_param(q, "limit", limit, sizeof(limit))) != 0) {
+    char *end;
+    long n = rc > 0 ? strtol(limit, &end, 10) : 0;
+    if (rc < 0 || !limit[0] || *end || n < 1 || n > 100) {
+      http_respond_error(req, 400, "invalid_request", "limit must be an integer between 1 and 100",
+                         NULL);
+      return;
+    }
+    p_limit = limit;
+  }
+  if ((rc = api_query_param(q, "cursor", cursor, sizeof(cursor))) != 0) {
+    if (rc < 0 || !api_is_uuid(cursor)) {
+      http_respond_error(req, 400, "invalid_request", "cursor is not a valid cursor", NULL);
+      return;
+    }
+    p_cursor = cursor;
+  }
+  const char *params[5] = {u->user, p_status, p_kind, p_limit, p_cursor};
+  query_or_503(ctx, req, "select genq_jobs_list($1, $2, $3, $4::int, $5::uuid)", 5, params);
+}

@@ -1,0 +1,73 @@
+#ifndef GENQ_CONFIG_H
+#define GENQ_CONFIG_H
+
+#include <stddef.h>
+
+/* Environment configuration (SPEC §9), validated at start. Each program loads
+ * the variables its component needs; a missing required variable or a bad
+ * value makes config_load fail with a message naming the variable, and the
+ * program exits with that message. */
+
+enum {
+  CONFIG_API = 1 << 0,
+  CONFIG_WORKER = 1 << 1,
+  CONFIG_CTL = 1 << 2,
+  CONFIG_PROVSIM = 1 << 3,
+};
+
+typedef struct {
+  /* shared */
+  char *database_url;   /* GENQ_DATABASE_URL  (api, worker, ctl) postgres:// or postgresql:// or key=value conninfo */
+  char *redis_url;      /* GENQ_REDIS_URL     (api, worker) redis://[:pass@]host[:port][/db] */
+  int log_level;        /* GENQ_LOG_LEVEL     debug|info|warn|error, default info */
+  int db_pool_size;     /* GENQ_DB_POOL       1..64, default 4 */
+
+  /* api */
+  char api_host[64];    /* GENQ_API_LISTEN    host:port, default 127.0.0.1:8080 */
+  int api_port;
+  char *clerk_jwt_key;  /* CLERK_JWT_KEY      PEM public key (required for api); "\n" escapes are turned into newlines */
+  char *clerk_issuer;   /* CLERK_ISSUER       required for api */
+  char *clerk_authorized_parties; /* CLERK_AUTHORIZED_PARTIES comma list, optional */
+  size_t max_body_bytes;   /* GENQ_MAX_BODY_BYTES  JSON request bodies, default 1048576 */
+  size_t max_header_bytes; /* GENQ_MAX_HEADER_BYTES default 16384 */
+  int header_timeout_ms;   /* GENQ_HEADER_TIMEOUT_MS default 10000 */
+  int idle_timeout_ms;     /* GENQ_IDLE_TIMEOUT_MS default 60000 */
+  char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET optional */
+
+  /* worker */
+  char *storage;           /* GENQ_STORAGE file:///abs/path or s3://bucket?endpoint=..., default file://$PWD/.genq/storage */
+  char *openai_api_key;    /* OPENAI_API_KEY  required for worker */
+  char *openai_base_url;   /* OPENAI_BASE_URL default https://api.openai.com/v1 (http(s) URL, no trailing slash kept) */
+  char *openai_model;      /* GENQ_OPENAI_MODEL default gpt-4o-mini */
+  char *luma_api_key;      /* LUMA_API_KEY optional for now */
+  char *luma_base_url;     /* LUMA_BASE_URL default https://api.lumalabs.ai/dream-machine/v1 */
+  char *hedra_api_key;     /* HEDRA_API_KEY optional for now */
+  char *hedra_base_url;    /* HEDRA_BASE_URL default https://api.hedra.com/v3 */
+  int worker_concurrency;  /* GENQ_WORKER_CONCURRENCY 1..100000, default 64 (--concurrency overrides) */
+  int lease_seconds;       /* GENQ_LEASE_SECONDS 5..3600, default 60 */
+  int max_attempts;        /* GENQ_MAX_ATTEMPTS 1..100, default 5 */
+  int retry_base_ms;       /* GENQ_RETRY_BASE_MS default 2000 */
+  int retry_cap_ms;        /* GENQ_RETRY_CAP_MS default 600000 */
+  int provider_timeout_ms; /* GENQ_PROVIDER_TIMEOUT_MS default 120000 */
+  int shutdown_grace_ms;   /* GENQ_SHUTDOWN_GRACE_MS 0..3600000, default 30000 */
+
+  /* provsim */
+  char provsim_host[64];   /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
+  int provsim_port;
+} genq_config;
+
+/* Looks a variable up; returns NULL when unset. */
+typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
+
+/* Loads and validates the variables `components` needs (CONFIG_* mask).
+ * Returns 0, or -1 with a one-line message naming the variable in err.
+ * On failure *c holds nothing to free. */
+int config_load(genq_config *c, unsigned components, char *err, size_t errlen);
+int config_load_from(genq_config *c, unsigned components, config_getenv_fn get, void *ctx,
+                     char *err, size_t errlen);
+void config_free(genq_config *c);
+
+/* Parses "host:port" (port 0..65535; host non-empty, at most 63 bytes). */
+int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

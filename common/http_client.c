@@ -1,0 +1,387 @@
+/* Outgoing HTTP: libcurl's multi-socket API on libuv, after curl's
+ * docs/examples/multi-uv.c. curl tells us which sockets to watch
+ * (socket_cb) and when to wake it (timer_cb); we tell curl what happened
+ * (curl_multi_socket_action) and collect finished transfers
+ * (curl_multi_info_read). */
+#include "http_client.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HTTPC_DEFAULT_TIMEOUT_MS 60000L
+#define HTTPC_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define HTTPC_DEFAULT_MAX_BODY (4u << 20)
+/* Captured response header values longer than this are cut. */
+#define HTTPC_HEADER_VALUE_MAX 512
+
+typedef struct httpc_xfer {
+  httpc *c;
+  CURL *easy;
+  uint64_t id;
+  httpc_cb cb;
+  void *arg;
+  struct curl_slist *headers;
+  char *buf; /* response body, NUL-terminated; bounded by max */
+  size_t len, cap, max;
+  int too_large;
+  long retry_after_ms;
+  long retry_after_s_ms; /* from Retry-After; retry-after-ms wins when both come */
+  char content_type[HTTPC_HEADER_VALUE_MAX];
+  char request_id[HTTPC_HEADER_VALUE_MAX];
+  char location[HTTPC_HEADER_VALUE_MAX * 4];
+  char errbuf[CURL_ERROR_SIZE];
+  uint64_t start_ns;
+  struct httpc_xfer *prev, *next;
+} httpc_xfer;
+
+/* One watched socket; freed in its handle's close callback. */
+typedef struct {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  httpc *c;
+} httpc_sock;
+
+struct httpc {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer;
+  httpc_xfer *xfers; /* in flight, doubly linked */
+  size_t n;
+  uint64_t next_id;
+  int handles; /* open uv handles; c is freed when closing and this reaches 0 */
+  int closing;
+};
+
+static pthread_once_t httpc_global_once = PTHREAD_ONCE_INIT;
+static int httpc_global_rc;
+
+static void httpc_global_init(void) {
+  httpc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static void httpc_maybe_free(httpc *c) {
+  if (c->closing && c->handles == 0) free(c);
+}
+
+static void httpc_handle_closed(uv_handle_t *h) {
+  httpc *c = h->data;
+  c->handles--;
+  httpc_maybe_free(c);
+}
+
+static void httpc_sock_closed(uv_handle_t *h) {
+  httpc_sock *s = h->data;
+  httpc *c = s->c;
+  free(s);
+  c->handles--;
+  httpc_maybe_free(c);
+}
+
+/* Unlinks x, runs its callback with what was collected, frees it. The easy
+ * handle must already be out of the multi. */
+static void httpc_finish(httpc_xfer *x, CURLcode code, const char *why) {
+  httpc *c = x->c;
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    c->xfers = x->next;
+  if (x->next) x->next->prev = x->prev;
+  c->n--;
+
+  httpc_response r = {0};
+  long status = 0;
+  if (code == CURLE_OK) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  r.status = (int)status;
+  r.curl_code = (int)code;
+  r.too_large = x->too_large;
+  if (x->too_large)
+    r.error = "response body too large";
+  else if (why)
+    r.error = why;
+  else if (code != CURLE_OK)
+    r.error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
+  r.body = x->buf ? x->buf : "";
+  r.body_len = x->len;
+  r.retry_after_ms = x->retry_after_ms >= 0 ? x->retry_after_ms : x->retry_after_s_ms;
+  r.content_type = x->content_type[0] ? x->content_type : NULL;
+  r.request_id = x->request_id[0] ? x->request_id : NULL;
+  r.location = x->location[0] ? x->location : NULL;
+  r.total_ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
+  x->cb(&r, x->arg);
+
+  curl_easy_cleanup(x->easy);
+  curl_slist_free_all(x->headers);
+  free(x->buf);
+  free(x);
+}
+
+static void httpc_check_done(httpc *c) {
+  CURLMsg *m;
+  int left;
+  /* c->multi goes NULL if a callback closed the client. */
+  while (c->multi && (m = curl_multi_info_read(c->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    CURL *easy = m->easy_handle;
+    CURLcode code = m->data.result;
+    httpc_xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    curl_multi_remove_handle(c->multi, easy);
+    httpc_finish(x, code, NULL);
+  }
+}
+
+static void httpc_on_poll(uv_poll_t *h, int status, int events) {
+  httpc_sock *s = h->data;
+  httpc *c = s->c;
+  int flags = 0, running;
+  if (status < 0) flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  curl_multi_socket_action(c->multi, s->fd, flags, &running);
+  httpc_check_done(c);
+}
+
+static void httpc_on_timer(uv_timer_t *t) {
+  httpc *c = t->data;
+  int running;
+  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  httpc_check_done(c);
+}
+
+static int httpc_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp) {
+  (void)easy;
+  httpc *c = userp;
+  httpc_sock *s = socketp;
+  if (action == CURL_POLL_REMOVE) {
+    if (s) {
+      uv_poll_stop(&s->poll);
+      uv_close((uv_handle_t *)&s->poll, httpc_sock_closed);
+      curl_multi_assign(c->multi, fd, NULL);
+    }
+    return 0;
+  }
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+      free(s);
+      return -1;
+    }
+    s->fd = fd;
+    s->c = c;
+    s->poll.data = s;
+    c->handles++;
+    curl_multi_assign(c->multi, fd, s);
+  }
+  int ev = 0;
+  if (action == CURL_POLL_IN || action == CURL_POLL_INOUT) ev |= UV_READABLE;
+  if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT) ev |= UV_WRITABLE;
+  uv_poll_start(&s->poll, ev, httpc_on_poll);
+  return 0;
+}
+
+static int httpc_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+  (void)multi;
+  httpc *c = userp;
+  if (timeout_ms < 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, httpc_on_timer, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+int httpc_new(httpc **out, uv_loop_t *loop) {
+  *out = NULL;
+  pthread_once(&httpc_global_once, httpc_global_init);
+  if (httpc_global_rc != 0) return -1;
+  httpc *c = calloc(1, sizeof *c);
+  if (!c) return -1;
+  c->loop = loop;
+  c->next_id = 1;
+  c->multi = curl_multi_init();
+  if (!c->multi) {
+    free(c);
+    return -1;
+  }
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  c->handles = 1;
+  *out = c;
+  return 0;
+}
+
+static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
+  httpc_xfer *x = userp;
+  size_t k = size * n;
+  if (k > x->max - x->len) {
+    x->too_large = 1;
+    return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+  }
+  if (x->len + k + 1 > x->cap) {
+    size_t cap = x->cap ? x->cap : 4096;
+    while (cap < x->len + k + 1)
+      cap *= 2;
+    if (cap > x->max + 1) cap = x->max + 1;
+    char *nb = realloc(x->buf, cap);
+    if (!nb) return 0;
+    x->buf = nb;
+    x->cap = cap;
+  }
+  memcpy(x->buf + x->len, p, k);
+  x->len += k;
+  x->buf[x->len] = '\0';
+  return k;
+}
+
+/* Copies the trimmed value into dst (cut to its size). */
+static void httpc_copy_value(char *dst, size_t dstlen, const char *v, size_t vlen) {
+  while (vlen && isspace((unsigned char)*v))
+    v++, vlen--;
+  while (vlen && isspace((unsigned char)v[vlen - 1]))
+    vlen--;
+  if (vlen >= dstlen) vlen = dstlen - 1;
+  memcpy(dst, v, vlen);
+  dst[vlen] = '\0';
+}
+
+static size_t httpc_header_cb(char *p, size_t size, size_t n, void *userp) {
+  httpc_xfer *x = userp;
+  size_t k = size * n;
+  if (k >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    /* A new response (after 1xx): forget what the previous one said. */
+    x->retry_after_ms = x->retry_after_s_ms = -1;
+    x->content_type[0] = x->request_id[0] = x->location[0] = '\0';
+    return k;
+  }
+  const char *colon = memchr(p, ':', k);
+  if (!colon) return k;
+  size_t nlen = (size_t)(colon - p);
+  const char *v = colon + 1;
+  size_t vlen = k - nlen - 1;
+  char tmp[HTTPC_HEADER_VALUE_MAX];
+#define HTTPC_IS(name) (nlen == sizeof(name) - 1 && strncasecmp(p, name, nlen) == 0)
+  if (HTTPC_IS("content-type")) {
+    httpc_copy_value(x->content_type, sizeof x->content_type, v, vlen);
+  } else if (HTTPC_IS("x-request-id")) {
+    httpc_copy_value(x->request_id, sizeof x->request_id, v, vlen);
+  } else if (HTTPC_IS("location")) {
+    httpc_copy_value(x->location, sizeof x->location, v, vlen);
+  } else if (HTTPC_IS("retry-after-ms")) {
+    httpc_copy_value(tmp, sizeof tmp, v, vlen);
+    char *end;
+    long ms = strtol(tmp, &end, 10);
+    if (end != tmp && *end == '\0' && ms >= 0) x->retry_after_ms = ms;
+  } else if (HTTPC_IS("retry-after")) {
+    httpc_copy_value(tmp, sizeof tmp, v, vlen);
+    char *end;
+    long s = strtol(tmp, &end, 10);
+    if (end != tmp && *end == '\0' && s >= 0) {
+      x->retry_after_s_ms = s > 86400 ? 86400000L : s * 1000;
+    } else {
+      time_t t = curl_getdate(tmp, NULL); /* an HTTP-date */
+      if (t != -1) {
+        double d = difftime(t, time(NULL));
+        x->retry_after_s_ms = d <= 0 ? 0 : d > 86400 ? 86400000L : (long)d * 1000;
+      }
+    }
+  }
+#undef HTTPC_IS
+  return k;
+}
+
+int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint64_t *id) {
+  if (c->closing || !req || !req->url || !cb) return -1;
+  httpc_xfer *x = calloc(1, sizeof *x);
+  if (!x) return -1;
+  x->c = c;
+  x->cb = cb;
+  x->arg = arg;
+  x->retry_after_ms = x->retry_after_s_ms = -1;
+  x->max = req->max_response_bytes ? req->max_response_bytes : HTTPC_DEFAULT_MAX_BODY;
+  x->easy = curl_easy_init();
+  if (!x->easy) goto fail;
+  for (const char *const *h = req->headers; h && *h; h++) {
+    struct curl_slist *l = curl_slist_append(x->headers, *h); /* copies */
+    if (!l) goto fail;
+    x->headers = l;
+  }
+  /* No "Expect: 100-continue" round trip on large bodies. */
+  struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+  if (!l) goto fail;
+  x->headers = l;
+
+  CURL *e = x->easy;
+  const char *method = req->method ? req->method : "GET";
+  curl_easy_setopt(e, CURLOPT_URL, req->url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_header_cb);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                   req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                               : HTTPC_DEFAULT_CONNECT_TIMEOUT_MS);
+  if (req->body || strcmp(method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+  }
+  if (strcmp(method, "GET") == 0 && !req->body)
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  else if (strcmp(method, "HEAD") == 0)
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  else if (strcmp(method, "POST") != 0)
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+
+  x->id = c->next_id++;
+  x->start_ns = uv_hrtime();
+  if (curl_multi_add_handle(c->multi, e) != CURLM_OK) goto fail;
+  x->next = c->xfers;
+  if (c->xfers) c->xfers->prev = x;
+  c->xfers = x;
+  c->n++;
+  if (id) *id = x->id;
+  return 0;
+fail:
+  if (x->easy) curl_easy_cleanup(x->easy);
+  curl_slist_free_all(x->headers);
+  free(x);
+  return -1;
+}
+
+void httpc_cancel(httpc *c, uint64_t id) {
+  for (httpc_xfer *x = c->xfers; x; x = x->next) {
+    if (x->id != id) continue;
+    curl_multi_remove_handle(c->multi, x->easy);
+    httpc_finish(x, CURLE_ABORTED_BY_CALLBACK, "canceled");
+    return;
+  }
+}
+
+size_t httpc_in_flight(const httpc *c) {
+  return c->n;
+}
+
+void httpc_close(httpc *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  while (c->xfers)
+    httpc_cancel(c, c->xfers->id);
+  /* Cleanup may still report sockets to remove; the timer is closed after. */
+  curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  uv_close((uv_handle_t *)&c->timer, httpc_handle_closed);
+}

@@ -1,0 +1,56 @@
+#ifndef GENQ_HTTP_CLIENT_H
+#define GENQ_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Outgoing HTTP on libcurl's multi-socket API driven by libuv (the pattern
+ * of curl's docs/examples/multi-uv.c). Many transfers in flight, no thread,
+ * no blocking. TLS is verified (curl's defaults are kept). Response bodies
+ * are bounded: a body over max_response_bytes aborts the transfer. */
+
+typedef struct httpc httpc;
+
+typedef struct {
+  const char *method;          /* "GET", "POST", "DELETE"... */
+  const char *url;
+  const char *const *headers;  /* NULL or "Name: value" strings ended by NULL */
+  const char *body;            /* may be NULL */
+  size_t body_len;
+  long timeout_ms;             /* whole transfer; 0 → 60000 */
+  long connect_timeout_ms;     /* 0 → 10000 */
+  size_t max_response_bytes;   /* 0 → 4 MiB */
+} httpc_request;
+
+typedef struct {
+  int status;               /* HTTP status; 0 when the transfer failed */
+  int curl_code;            /* CURLE_OK, or why the transfer failed */
+  const char *error;        /* NULL, or a message when curl_code != 0 or too_large */
+  int too_large;            /* 1 if the body passed max_response_bytes (transfer aborted) */
+  const char *body;         /* NUL-terminated, never NULL */
+  size_t body_len;
+  long retry_after_ms;      /* from retry-after-ms or Retry-After (seconds), -1 if absent */
+  const char *content_type; /* NULL if absent */
+  const char *request_id;   /* x-request-id response header, NULL if absent */
+  const char *location;     /* Location header, NULL if absent */
+  double total_ms;          /* elapsed */
+} httpc_response;
+
+/* Called exactly once per httpc_send that returned 0, on the loop thread;
+ * resp and everything it points to are valid only during the call. */
+typedef void (*httpc_cb)(const httpc_response *resp, void *arg);
+
+int httpc_new(httpc **out, uv_loop_t *loop);
+/* Copies what it needs from req. Returns 0 and sets *id (if id != NULL) to
+ * an id usable with httpc_cancel, or a negative value (cb then never runs). */
+int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint64_t *id);
+/* Aborts one transfer; its callback runs with curl_code CURLE_ABORTED_BY_CALLBACK
+ * before httpc_cancel returns. Unknown ids are ignored. */
+void httpc_cancel(httpc *c, uint64_t id);
+size_t httpc_in_flight(const httpc *c);
+/* Aborts all transfers (each callback runs once, as for httpc_cancel), then
+ * frees the client once its handles are closed. */
+void httpc_close(httpc *c);
+
+#endif

@@ -1,0 +1,60 @@
+#ifndef GENQ_QUEUE_H
+#define GENQ_QUEUE_H
+
+#include "redis.h"
+
+/* Job dispatch through Redis Streams. Design note: docs/queue.md.
+ *
+ * One stream per job kind, `genq:{q}:jobs:<kind>`, all under the hash tag
+ * {q} so a worker can read several kinds in one XREADGROUP on Redis Cluster.
+ * One consumer group, `workers`; each worker process is a consumer. A
+ * message carries only the job id: PostgreSQL holds the job. A message is
+ * acknowledged and deleted (XACK + XDEL) as soon as the worker has claimed
+ * the job in PostgreSQL (or found it not claimable), so streams stay short
+ * and never need MAXLEN trimming, which could drop undelivered jobs. A
+ * worker that dies between reading and claiming leaves the message pending;
+ * queue_reclaim (XAUTOCLAIM) hands such messages to a live worker. */
+
+#define QUEUE_GROUP "workers"
+#define QUEUE_KEY_MAX 64
+
+typedef struct {
+  const char *kind;   /* the stream's kind */
+  const char *msg_id; /* stream entry id, for queue_done */
+  const char *job_id; /* NULL when the entry is malformed (queue_done it) */
+} queue_msg;
+
+/* Called exactly once per queue_fetch/queue_reclaim that returned 0. On
+ * error msgs is NULL, n is 0 and err is set. msgs are valid only during the
+ * call. */
+typedef void (*queue_fetch_cb)(const queue_msg *msgs, int n, const char *err, void *arg);
+/* Called exactly once; err NULL on success. */
+typedef void (*queue_done_cb)(const char *err, void *arg);
+
+/* Writes the stream key of a kind into buf (QUEUE_KEY_MAX bytes). */
+void queue_key(const char *kind, char *buf);
+
+/* XADD the job to its kind's stream. cb may be NULL. Returns 0 or -1 (not
+ * connected; cb never runs). */
+int queue_dispatch(rds *r, const char *kind, const char *job_id, queue_done_cb cb, void *arg);
+
+/* Creates the consumer group (and stream) of each kind if missing
+ * (XGROUP CREATE ... 0 MKSTREAM; BUSYGROUP is success). Fire-and-forget:
+ * errors are logged. */
+void queue_ensure_groups(rds *r, const char *const *kinds, int nkinds);
+
+/* XREADGROUP for new messages of the given kinds, up to count, blocking up to
+ * block_ms. Use a connection of its own: it blocks the connection. A NOGROUP
+ * error (Redis lost its data) recreates the groups and reports the error. */
+int queue_fetch(rds *r, const char *consumer, const char *const *kinds, int nkinds, int count,
+                int block_ms, queue_fetch_cb cb, void *arg);
+
+/* XAUTOCLAIM messages of one kind pending longer than min_idle_ms (their
+ * reader died before claiming) for this consumer. */
+int queue_reclaim(rds *r, const char *consumer, const char *kind, long min_idle_ms, int count,
+                  queue_fetch_cb cb, void *arg);
+
+/* XACK + XDEL of one message. cb may be NULL. */
+int queue_done(rds *r, const char *kind, const char *msg_id, queue_done_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,36 @@
+#ifndef GENQ_REDIS_H
+#define GENQ_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+/* One asynchronous Redis connection on libuv (hiredis async + its libuv
+ * adapter). Connects and reconnects by itself with exponential backoff
+ * (100 ms doubling to 5 s), sending AUTH and SELECT from the URL first.
+ * Open several for several roles (e.g. one for blocking XREADGROUP, one for
+ * everything else): commands on one connection run in order. */
+
+typedef struct rds rds;
+
+/* Called exactly once per rds_command* that returned 0, on the loop thread.
+ * On success reply is non-NULL (it may be a REDIS_REPLY_ERROR reply) and err
+ * is NULL; when the connection failed before the reply, reply is NULL and
+ * err says why. reply is valid only during the call. */
+typedef void (*rds_cb)(redisReply *reply, const char *err, void *arg);
+
+/* url: redis://[[user]:password@]host[:port][/db]. Returns 0 or -1 (bad URL,
+ * with a message in err). The connection comes up asynchronously. */
+int rds_open(rds **out, uv_loop_t *loop, const char *url, char *err, size_t errlen);
+/* Returns 0, or -1 when not connected right now (cb never runs). cb may be
+ * NULL (fire and forget). argvlen may be NULL (strlen of each argv). */
+int rds_command(rds *r, rds_cb cb, void *arg, const char *fmt, ...);
+int rds_command_argv(rds *r, rds_cb cb, void *arg, int argc, const char **argv,
+                     const size_t *argvlen);
+int rds_connected(const rds *r);
+/* Called (if set) each time the connection comes up, e.g. to recreate
+ * consumer groups after Redis lost its data. */
+void rds_on_connect(rds *r, void (*cb)(rds *r, void *arg), void *arg);
+/* Fails pending commands (err "closed"), closes and frees r, then calls done. */
+void rds_close(rds *r, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,200 @@
+/* relay.c — committed jobs into Redis (see relay.h). */
+#include "relay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define RELAY_BATCH 256       /* ids per mark-dispatched UPDATE */
+#define RELAY_SCAN_LIMIT "500" /* jobs per scan */
+#define RELAY_FLUSH_MS 20
+#define RELAY_LOCK_KEY "genq:{q}:relay-lock"
+
+struct relay {
+  uv_loop_t *loop;
+  db *db;
+  rds *redis;
+  uv_timer_t scan_timer;
+  uv_timer_t flush_timer;
+  unsigned interval_ms, grace_ms;
+  int scanning;    /* a scan is under way */
+  int outstanding; /* callbacks not yet returned */
+  int stopping;
+  int closed_handles;
+  char (*marks)[37]; /* ids dispatched, not yet marked */
+  int nmarks;
+};
+
+typedef struct {
+  relay *rl;
+  char id[37];
+  int from_scan;
+} send_ctx;
+
+static void maybe_free(relay *rl) {
+  if (rl->stopping && rl->outstanding == 0 && rl->closed_handles == 2) {
+    free(rl->marks);
+    free(rl);
+  }
+}
+
+/* ---- marking dispatched, batched ---- */
+
+static void mark_done(const db_result *r, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  if (!r->ok) log_warn("relay mark failed", LS("error", r->error));
+  maybe_free(rl);
+}
+
+static void flush_marks(relay *rl) {
+  if (rl->nmarks == 0) return;
+  /* a PostgreSQL array literal of uuids: {id,id,...} */
+  size_t cap = (size_t)rl->nmarks * 37 + 3;
+  char *arr = malloc(cap);
+  if (!arr) return;
+  size_t off = 0;
+  arr[off++] = '{';
+  for (int i = 0; i < rl->nmarks; i++) {
+    if (i) arr[off++] = ',';
+    memcpy(arr + off, rl->marks[i], 36);
+    off += 36;
+  }
+  arr[off++] = '}';
+  arr[off] = 0;
+  rl->nmarks = 0;
+  const char *params[1] = {arr};
+  if (db_query(rl->db, "select genq_mark_dispatched($1::uuid[])", 1, params, mark_done, rl) == 0)
+    rl->outstanding++;
+  free(arr);
+}
+
+static void flush_cb(uv_timer_t *t) {
+  flush_marks(t->data);
+}
+
+static void add_mark(relay *rl, const char *id) {
+  if (rl->stopping) return;
+  memcpy(rl->marks[rl->nmarks++], id, 37);
+  if (rl->nmarks == RELAY_BATCH)
+    flush_marks(rl);
+  else if (!uv_is_active((uv_handle_t *)&rl->flush_timer))
+    uv_timer_start(&rl->flush_timer, flush_cb, RELAY_FLUSH_MS, 0);
+}
+
+/* ---- sending ---- */
+
+static void sent(const char *err, void *arg) {
+  send_ctx *s = arg;
+  relay *rl = s->rl;
+  rl->outstanding--;
+  if (err)
+    log_warn("relay dispatch failed", LS("job_id", s->id), LS("error", err));
+  else
+    add_mark(rl, s->id);
+  free(s);
+  maybe_free(rl);
+}
+
+static void send_job(relay *rl, const char *kind, const char *job_id, int from_scan) {
+  if (rl->stopping || strlen(job_id) != 36) return;
+  send_ctx *s = malloc(sizeof(*s));
+  if (!s) return;
+  s->rl = rl;
+  s->from_scan = from_scan;
+  memcpy(s->id, job_id, 37);
+  if (queue_dispatch(rl->redis, kind, job_id, sent, s) != 0) {
+    free(s); /* Redis down: the scan will send it */
+    return;
+  }
+  rl->outstanding++;
+}
+
+void relay_job(relay *rl, const char *kind, const char *job_id) {
+  send_job(rl, kind, job_id, 0);
+}
+
+/* ---- the periodic scan ---- */
+
+static void scan_rows(const db_result *r, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  rl->scanning = 0;
+  if (!r->ok) {
+    log_warn("relay scan failed", LS("error", r->error));
+  } else {
+    int n = PQntuples(r->res);
+    if (n > 0) log_info("relay dispatching undispatched jobs", LI("count", n));
+    for (int i = 0; i < n; i++) send_job(rl, PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 0), 1);
+  }
+  maybe_free(rl);
+}
+
+static void lock_reply(redisReply *reply, const char *err, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  if (rl->stopping || err || !reply || reply->type != REDIS_REPLY_STATUS) {
+    rl->scanning = 0; /* not ours this round (or Redis down: nothing to send to) */
+    maybe_free(rl);
+    return;
+  }
+  char grace[16];
+  snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
+  const char *params[2] = {grace, RELAY_SCAN_LIMIT};
+  if (db_query(rl->db, "select id, kind from genq_undispatched($1::int, $2::int)", 2, params,
+               scan_rows, rl) == 0)
+    rl->outstanding++;
+  else
+    rl->scanning = 0;
+}
+
+static void scan_cb(uv_timer_t *t) {
+  relay *rl = t->data;
+  if (rl->scanning || rl->stopping) return;
+  rl->scanning = 1;
+  if (rds_command(rl->redis, lock_reply, rl, "SET " RELAY_LOCK_KEY " 1 NX PX %u",
+                  rl->interval_ms > 100 ? rl->interval_ms - 50 : rl->interval_ms) == 0)
+    rl->outstanding++;
+  else
+    rl->scanning = 0;
+}
+
+int relay_start(relay **out, uv_loop_t *loop, db *d, rds *r, unsigned interval_ms,
+                unsigned grace_ms) {
+  relay *rl = calloc(1, sizeof(*rl));
+  if (!rl) return -1;
+  rl->marks = calloc(RELAY_BATCH, sizeof(*rl->marks));
+  if (!rl->marks) {
+    free(rl);
+    return -1;
+  }
+  rl->loop = loop;
+  rl->db = d;
+  rl->redis = r;
+  rl->interval_ms = interval_ms ? interval_ms : 1000;
+  rl->grace_ms = grace_ms;
+  uv_timer_init(loop, &rl->scan_timer);
+  uv_timer_init(loop, &rl->flush_timer);
+  rl->scan_timer.data = rl;
+  rl->flush_timer.data = rl;
+  uv_timer_start(&rl->scan_timer, scan_cb, rl->interval_ms, rl->interval_ms);
+  *out = rl;
+  return 0;
+}
+
+static void closed(uv_handle_t *h) {
+  relay *rl = h->data;
+  rl->closed_handles++;
+  maybe_free(rl);
+}
+
+void relay_stop(relay *rl) {
+  if (!rl || rl->stopping) return;
+  flush_marks(rl); /* best effort: unmarked jobs are only sent twice */
+  rl->stopping = 1;
+  uv_close((uv_handle_t *)&rl->scan_timer, closed);
+  uv_close((uv_handle_t *)&rl->flush_timer, closed);
+}

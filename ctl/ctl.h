@@ -1,0 +1,48 @@
+#ifndef GENQ_CTL_H
+#define GENQ_CTL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* genqctl's commands (SPEC §8). Each command returns the process exit code:
+ * 0 success, 1 failure (database error, not found, audit violations),
+ * 2 usage error. Errors are printed to stderr by the command itself. */
+
+enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
+
+/* envfile.c: loads KEY=value lines from the first .genq/env found (the
+ * current directory, else <dir of the executable>/../.genq/env) without
+ * overriding variables already set. Values may be single- or double-quoted;
+ * quotes are stripped, nothing is expanded. Blank lines, '#' comments and an
+ * "export " prefix are accepted. Returns the number of variables set, 0 when
+ * no file exists, or -1 with a message when the file cannot be read. */
+int ctl_envfile_load(char *err, size_t errlen);
+/* Same for one explicit path; -1 also when it does not exist. */
+int ctl_envfile_load_path(const char *path, char *err, size_t errlen);
+
+/* migrate.c: applies every embedded migration not yet applied, in version
+ * order, each in its own transaction serialized by a transaction-level
+ * advisory lock, so concurrent runs are safe. Writes one line per applied
+ * migration to out (may be NULL). Returns how many were applied, or -1 with
+ * the failing migration and the server's message in err. */
+int ctl_migrate(PGconn *c, FILE *out, char *err, size_t errlen);
+
+/* token.c: genqctl token --user U [--admin] [--ttl SECONDS]. Reads
+ * GENQ_DEV_JWT_PRIVATE_KEY (a PEM file path), CLERK_ISSUER and
+ * CLERK_AUTHORIZED_PARTIES from the environment. */
+int ctl_token(int argc, char **argv);
+
+/* report.c: commands that call the schema's functions and print the result,
+ * human-readable by default or JSON with json != 0. */
+int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char *key,
+                      const char *note, int json);
+int ctl_credits_show(PGconn *c, const char *user, int json);
+int ctl_jobs_show(PGconn *c, const char *id, int json);
+int ctl_audit(PGconn *c, int json);
+
+/* genqctl.c: fills buf with 2*n random lowercase hex digits (buf holds
+ * 2*n + 1 bytes). Returns 0 or -1. */
+int ctl_random_hex(char *buf, size_t n);
+
+#endif

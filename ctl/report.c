@@ -1,0 +1,160 @@
+/* genqctl credits / jobs show / audit: thin wrappers over the schema's
+ * functions (schema/0002_credits.sql, 0003_jobs.sql), which hold all logic. */
+#include "ctl.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <string.h>
+
+/* Runs one parameterized statement; prints the server's message and returns
+ * NULL on failure. */
+static PGresult *report_query(PGconn *c, const char *what, const char *sql, int n,
+                              const char *const *params) {
+  PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+    fprintf(stderr, "genqctl %s: %.*s\n", what, (int)strcspn(m, "\n"), m);
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+static int report_credits(PGresult *r, const char *user, int json) {
+  const char *v = PQgetvalue(r, 0, 0);
+  if (json) {
+    printf("%s\n", v);
+    return CTL_OK;
+  }
+  cJSON *o = cJSON_Parse(v);
+  printf("%-24s %12s %12s %12s\n", "user", "balance", "held", "available");
+  printf("%-24s %12.0f %12.0f %12.0f\n", user,
+         cJSON_GetNumberValue(cJSON_GetObjectItem(o, "balance")),
+         cJSON_GetNumberValue(cJSON_GetObjectItem(o, "held")),
+         cJSON_GetNumberValue(cJSON_GetObjectItem(o, "available")));
+  cJSON_Delete(o);
+  return CTL_OK;
+}
+
+int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char *key,
+                      const char *note, int json) {
+  char amt[32];
+  snprintf(amt, sizeof amt, "%lld", amount);
+  const char *p[4] = {user, amt, key, note};
+  PGresult *r = report_query(c, "credits grant", "SELECT genq_grant($1, $2, $3, $4)", 4, p);
+  if (!r) return CTL_FAIL;
+  int rc = report_credits(r, user, json);
+  PQclear(r);
+  return rc;
+}
+
+int ctl_credits_show(PGconn *c, const char *user, int json) {
+  const char *p[1] = {user};
+  PGresult *r = report_query(c, "credits show", "SELECT genq_credits($1)", 1, p);
+  if (!r) return CTL_FAIL;
+  int rc = report_credits(r, user, json);
+  PQclear(r);
+  return rc;
+}
+
+static int report_is_uuid(const char *s) {
+  static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+  if (strlen(s) != sizeof shape - 1) return 0;
+  for (size_t i = 0; shape[i]; i++)
+    if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return 0;
+  return 1;
+}
+
+static const char *report_str(const cJSON *o, const char *k) {
+  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+  return s ? s : "-";
+}
+
+static double report_num(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void report_job_human(const cJSON *j) {
+  printf("job        %s\n", report_str(j, "id"));
+  printf("kind       %s\n", report_str(j, "kind"));
+  printf("status     %s", report_str(j, "status"));
+  if (cJSON_IsNumber(cJSON_GetObjectItem(j, "queue_position")))
+    printf(" (queue position %.0f)", report_num(j, "queue_position"));
+  if (cJSON_IsString(cJSON_GetObjectItem(j, "next_attempt_at")))
+    printf(" (next attempt %s)", report_str(j, "next_attempt_at"));
+  printf("\nattempt    %.0f of %.0f\n", report_num(j, "attempt"), report_num(j, "max_attempts"));
+  printf("created    %s\nstarted    %s\nfinished   %s\n", report_str(j, "created_at"),
+         report_str(j, "started_at"), report_str(j, "finished_at"));
+  const cJSON *cost = cJSON_GetObjectItem(j, "cost");
+  printf("cost       price %.0f, held %.0f, captured %.0f, released %.0f\n",
+         report_num(cost, "price"), report_num(cost, "held"), report_num(cost, "captured"),
+         report_num(cost, "released"));
+  printf("steps\n  %-12s %-8s %-10s %-7s %s\n", "name", "provider", "status", "attempt",
+         "provider_ref");
+  const cJSON *s;
+  cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "steps")) {
+    printf("  %-12s %-8s %-10s %-7.0f %s\n", report_str(s, "name"), report_str(s, "provider"),
+           report_str(s, "status"), report_num(s, "attempt"), report_str(s, "provider_ref"));
+    const cJSON *e = cJSON_GetObjectItem(s, "error");
+    if (cJSON_IsObject(e))
+      printf("    error: %s: %s\n", report_str(e, "code"), report_str(e, "message"));
+  }
+  const cJSON *e = cJSON_GetObjectItem(j, "error");
+  if (cJSON_IsObject(e))
+    printf("error      %s: %s%s\n", report_str(e, "code"), report_str(e, "message"),
+           cJSON_IsTrue(cJSON_GetObjectItem(e, "retryable")) ? " (retryable)" : "");
+}
+
+int ctl_jobs_show(PGconn *c, const char *id, int json) {
+  if (!report_is_uuid(id)) {
+    fprintf(stderr, "genqctl jobs show: '%s' is not a job id (a UUID)\n", id);
+    return CTL_USAGE;
+  }
+  const char *p[1] = {id};
+  PGresult *r = report_query(c, "jobs show", "SELECT genq_job_json($1::uuid)", 1, p);
+  if (!r) return CTL_FAIL;
+  int rc = CTL_OK;
+  if (PQgetisnull(r, 0, 0)) {
+    fprintf(stderr, "genqctl jobs show: no job %s\n", id);
+    rc = CTL_FAIL;
+  } else if (json) {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  } else {
+    cJSON *j = cJSON_Parse(PQgetvalue(r, 0, 0));
+    report_job_human(j);
+    cJSON_Delete(j);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int ctl_audit(PGconn *c, int json) {
+  PGresult *r =
+      report_query(c, "audit", "SELECT check_name, subject, detail FROM genq_audit()", 0, NULL);
+  if (!r) return CTL_FAIL;
+  int n = PQntuples(r);
+  if (json) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "check", PQgetvalue(r, i, 0));
+      cJSON_AddStringToObject(o, "subject", PQgetvalue(r, i, 1));
+      cJSON_AddStringToObject(o, "detail", PQgetvalue(r, i, 2));
+      cJSON_AddItemToArray(a, o);
+    }
+    char *s = cJSON_PrintUnformatted(a);
+    printf("{\"ok\":%s,\"violations\":%s}\n", n ? "false" : "true", s ? s : "[]");
+    cJSON_free(s);
+    cJSON_Delete(a);
+  } else if (n == 0) {
+    printf("audit: clean\n");
+  } else {
+    printf("%-24s %-38s %s\n", "check", "subject", "detail");
+    for (int i = 0; i < n; i++)
+      printf("%-24s %-38s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    printf("audit: %d violation%s\n", n, n == 1 ? "" : "s");
+  }
+  PQclear(r);
+  return n ? CTL_FAIL : CTL_OK;
+}

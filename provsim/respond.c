@@ -1,0 +1,85 @@
+/* Delayed answers: simulated provider latency on uv timers (see provsim.h). */
+#include "provsim.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EXTRA_HEADERS 16
+
+struct provsim_pending {
+  uv_timer_t timer;
+  provsim *ps;
+  http_request *req;
+  int status;
+  char *content_type;
+  char *headers[MAX_EXTRA_HEADERS + 1];
+  char *body;
+  size_t len;
+  provsim_pending *prev, *next;
+};
+
+static void pending_free(provsim_pending *p) {
+  free(p->content_type);
+  for (int i = 0; p->headers[i]; i++)
+    free(p->headers[i]);
+  free(p->body);
+  free(p);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  pending_free(h->data);
+}
+
+/* Answers, unlinks and closes; the memory goes in the close callback. */
+static void deliver(provsim_pending *p) {
+  provsim *ps = p->ps;
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    ps->pending = p->next;
+  if (p->next) p->next->prev = p->prev;
+  http_respond(p->req, p->status, p->content_type, (const char *const *)p->headers, p->body,
+               p->len);
+  uv_timer_stop(&p->timer);
+  uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+static void on_timer(uv_timer_t *t) {
+  deliver(t->data);
+}
+
+void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, int status,
+                           const char *content_type, const char *const *extra_headers,
+                           const char *body, size_t len) {
+  if (delay_ms == 0 || ps->closing) {
+    http_respond(req, status, content_type, extra_headers, body, len);
+    return;
+  }
+  provsim_pending *p = calloc(1, sizeof *p);
+  int ok = p != NULL;
+  if (ok && content_type) ok = (p->content_type = strdup(content_type)) != NULL;
+  for (int i = 0; ok && extra_headers && extra_headers[i] && i < MAX_EXTRA_HEADERS; i++)
+    ok = (p->headers[i] = strdup(extra_headers[i])) != NULL;
+  if (ok && len) ok = (p->body = malloc(len)) != NULL;
+  if (!ok) { /* no memory to wait with: answer now rather than never */
+    if (p) pending_free(p);
+    http_respond(req, status, content_type, extra_headers, body, len);
+    return;
+  }
+  if (len) memcpy(p->body, body, len);
+  p->ps = ps;
+  p->req = req;
+  p->status = status;
+  p->len = len;
+  uv_timer_init(ps->loop, &p->timer);
+  p->timer.data = p;
+  p->next = ps->pending;
+  if (p->next) p->next->prev = p;
+  ps->pending = p;
+  uv_timer_start(&p->timer, on_timer, delay_ms, 0);
+}
+
+void provsim_flush_pending(provsim *ps) {
+  while (ps->pending)
+    deliver(ps->pending);
+}

@@ -1,0 +1,375 @@
+# shellcheck shell=bash
+# Shared by scripts/run and scripts/test (sourced, never executed): package
+# installation, building, free ports, Redis and PostgreSQL in a state folder,
+# dev keys, the env file, and background processes that are stopped by pid.
+#
+# Contract: callers run under `set -euo pipefail`, call genq_trap_cleanup
+# once, and start every long-lived process with genq_start so that the exit
+# trap stops exactly those pids (newest first: workers before the databases
+# they drain into) and nothing else.
+
+GENQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GENQ_PG_BIN=/usr/lib/postgresql/15/bin
+
+GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
+  libcurl4-openssl-dev libcjson-dev libpq-dev libcmocka-dev libssl-dev
+  node-llhttp redis-server postgresql postgresql-contrib curl jq openssl
+  ca-certificates procps)
+
+GENQ_PIDS=()              # started pids, in start order
+declare -A GENQ_PID_NAME  # pid -> service name
+declare -A GENQ_PID_LOG   # pid -> log file
+declare -A GENQ_PID_SIG   # pid -> stop signal (TERM unless told otherwise)
+declare -A GENQ_PID_RC    # pid -> exit status once reaped
+GENQ_PORTS_TAKEN=" "      # ports handed out by genq_free_port in this run
+
+genq_log() { printf '[genq %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+genq_die() {
+  genq_log "ERROR: $*"
+  exit 1
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+genq_as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    genq_die "need root (or sudo) to run: $*"
+  fi
+}
+
+# Installs the Debian packages genq needs; does nothing (and touches no
+# network) when they are all installed already.
+genq_install_deps() {
+  local p missing=()
+  for p in "${GENQ_DEB_PACKAGES[@]}"; do
+    if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  genq_log "installing missing packages: ${missing[*]}"
+  genq_as_root apt-get update
+  genq_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# True when something accepts connections on 127.0.0.1:$1, or ss lists a
+# listener on it on any address.
+genq_port_in_use() {
+  local port=$1
+  if command -v ss >/dev/null 2>&1 && [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
+    return 0
+  fi
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+# genq_free_port VAR: sets VAR to a loopback port nobody listens on and that
+# this run has not handed out yet (a variable, not stdout: the record of
+# handed-out ports must survive, which a $(...) subshell would lose). There
+# is a window before the caller binds it: callers wait for their server to
+# answer and fail loudly if it does not.
+genq_free_port() {
+  # Odd local names: the nameref must not resolve to one of our own locals.
+  local -n genq_fp_out=$1
+  local genq_fp_port genq_fp_i
+  for ((genq_fp_i = 0; genq_fp_i < 200; genq_fp_i++)); do
+    genq_fp_port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    [[ $GENQ_PORTS_TAKEN == *" $genq_fp_port "* ]] && continue
+    if ! genq_port_in_use "$genq_fp_port"; then
+      GENQ_PORTS_TAKEN+="$genq_fp_port "
+      # shellcheck disable=SC2034 # a nameref: assigns the caller's variable
+      genq_fp_out=$genq_fp_port
+      return 0
+    fi
+  done
+  genq_die "no free port found"
+}
+
+# genq_build DIR BUILD_TYPE [cmake args...] [-- targets...]
+genq_build() {
+  local dir=$1 type=$2 targets=()
+  shift 2
+  local args=()
+  while (($#)); do
+    if [[ $1 == -- ]]; then
+      shift
+      targets=("$@")
+      break
+    fi
+    args+=("$1")
+    shift
+  done
+  cmake -S "$GENQ_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "${args[@]}" >"$dir.configure.log" 2>&1 ||
+    {
+      cat "$dir.configure.log" >&2
+      genq_die "cmake configure failed"
+    }
+  local t=()
+  if ((${#targets[@]})); then
+    t=(--target "${targets[@]}")
+  fi
+  cmake --build "$dir" -j"$(nproc)" "${t[@]}"
+}
+
+# True while pid $1 runs (a zombie waiting to be reaped counts as gone).
+genq_alive() {
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z ]]
+}
+
+# genq_start NAME LOG [--signal SIG] CMD...: starts CMD in the background,
+# stdout and stderr appended to LOG; sets GENQ_LAST_PID.
+genq_start() {
+  local name=$1 log=$2 sig=TERM
+  shift 2
+  if [[ ${1:-} == --signal ]]; then
+    sig=$2
+    shift 2
+  fi
+  "$@" >>"$log" 2>&1 </dev/null &
+  GENQ_LAST_PID=$!
+  GENQ_PIDS+=("$GENQ_LAST_PID")
+  GENQ_PID_NAME[$GENQ_LAST_PID]=$name
+  GENQ_PID_LOG[$GENQ_LAST_PID]=$log
+  GENQ_PID_SIG[$GENQ_LAST_PID]=$sig
+}
+
+genq_log_tail() {
+  local pid=$1
+  echo "----- last lines of ${GENQ_PID_LOG[$pid]} (${GENQ_PID_NAME[$pid]}, pid $pid) -----" >&2
+  tail -n "${2:-40}" "${GENQ_PID_LOG[$pid]}" >&2 || true
+  echo "-----" >&2
+}
+
+# Stops one started pid: its stop signal, up to 10 s, then KILL. Records the
+# exit status in GENQ_PID_RC (128+N when it died of signal N).
+genq_stop_pid() {
+  local pid=$1 i rc=0
+  [[ -n ${GENQ_PID_RC[$pid]:-} ]] && return 0
+  if genq_alive "$pid"; then
+    kill "-${GENQ_PID_SIG[$pid]}" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      genq_alive "$pid" || break
+      sleep 0.1
+    done
+    if genq_alive "$pid"; then
+      genq_log "${GENQ_PID_NAME[$pid]} (pid $pid) ignored SIG${GENQ_PID_SIG[$pid]} for 10 s: killing"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || rc=$?
+  GENQ_PID_RC[$pid]=$rc
+}
+
+# Stops every started pid, newest first.
+genq_stop_all() {
+  local i
+  for ((i = ${#GENQ_PIDS[@]} - 1; i >= 0; i--)); do
+    genq_stop_pid "${GENQ_PIDS[i]}"
+  done
+}
+
+# Installs the exit trap; INT and TERM become an exit so the trap runs once.
+# $1 (optional): a function to run after everything is stopped.
+genq_trap_cleanup() {
+  GENQ_AFTER_STOP=${1:-}
+  trap 'genq_on_exit' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+genq_on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  genq_stop_all
+  if [[ -n ${GENQ_AFTER_STOP:-} ]]; then
+    "$GENQ_AFTER_STOP" "$rc" || true
+  fi
+  exit "$rc"
+}
+
+# Fails (with the log tail) if the started pid $1 is no longer running.
+genq_require_alive() {
+  local pid=$1
+  if ! genq_alive "$pid"; then
+    genq_log "${GENQ_PID_NAME[$pid]} exited at start"
+    genq_log_tail "$pid"
+    exit 1
+  fi
+}
+
+# genq_wait_for PID SECONDS CMD...: retries CMD every 0.2 s until it
+# succeeds, failing early if PID dies and after SECONDS.
+genq_wait_for() {
+  local pid=$1 secs=$2 i
+  shift 2
+  for ((i = 0; i < secs * 5; i++)); do
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    genq_require_alive "$pid"
+    sleep 0.2
+  done
+  genq_log "${GENQ_PID_NAME[$pid]} not ready after ${secs} s"
+  genq_log_tail "$pid"
+  exit 1
+}
+
+# genq_start_redis DIR PORT LOG: a throw-away Redis (no persistence: genq
+# keeps its truth in PostgreSQL and re-dispatches what Redis forgets).
+genq_start_redis() {
+  local dir=$1 port=$2 log=$3
+  mkdir -p "$dir"
+  genq_start redis "$log" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
+    --save "" --appendonly no --daemonize no
+  local pid=$GENQ_LAST_PID
+  genq_wait_for "$pid" 15 genq_redis_pong "$port"
+  genq_log "redis on 127.0.0.1:$port (pid $pid)"
+}
+
+genq_redis_pong() { [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]; }
+
+# Runs a command as the user that owns the PostgreSQL cluster: `postgres`
+# when we are root (initdb and postgres refuse root), else ourselves.
+genq_as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Prints the directory that holds the cluster for state folder $1: $1/pg,
+# unless the postgres user cannot reach it (a checkout under /root), in which
+# case $1/pg is a symlink to a /tmp/genq-pg-* directory made once.
+genq_pg_home() {
+  local state=$1 home
+  if [[ -L $state/pg ]]; then
+    home=$(readlink "$state/pg")
+    if [[ -d $home ]]; then
+      echo "$home"
+      return 0
+    fi
+    genq_log "warning: $state/pg pointed at $home, which is gone (reboot?): starting an empty database"
+    rm -f "$state/pg"
+  fi
+  mkdir -p "$state/pg"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown postgres:postgres "$state/pg"
+    if ! genq_as_pg test -w "$state/pg" -a -x "$state/pg"; then
+      rmdir "$state/pg" 2>/dev/null || true
+      home=$(mktemp -d /tmp/genq-pg-XXXXXX)
+      chown postgres:postgres "$home"
+      ln -s "$home" "$state/pg"
+      genq_log "postgres cannot reach $state: PostgreSQL data lives in $home ($state/pg links to it)"
+      echo "$home"
+      return 0
+    fi
+  fi
+  (cd "$state/pg" && pwd -P)
+}
+
+# genq_start_postgres STATE PORT LOG [postgres -c settings...]: initdb once (trust auth on loopback,
+# superuser `postgres`), then runs the postmaster in the foreground of a
+# background job so its pid is ours. Creates database `genq`.
+genq_start_postgres() {
+  local state=$1 port=$2 log=$3 home
+  shift 3
+  home=$(genq_pg_home "$state")
+  if [[ ! -f $home/data/PG_VERSION ]]; then
+    genq_as_pg mkdir -p "$home/data"
+    genq_as_pg "$GENQ_PG_BIN/initdb" -D "$home/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      >>"$log" 2>&1 || {
+      tail -n 30 "$log" >&2
+      genq_die "initdb failed"
+    }
+  fi
+  # Unix sockets go inside the cluster's folder (never /var/run); a path past
+  # the 107-byte socket limit means TCP only, which is all genq uses.
+  local sock="$home/sock"
+  genq_as_pg mkdir -p "$sock"
+  if ((${#sock} > 90)); then
+    sock=""
+  fi
+  local as=()
+  if [[ $(id -u) -eq 0 ]]; then
+    as=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  fi
+  # An external command (not a function) so that $! is the postmaster itself.
+  genq_start postgres "$log" --signal INT "${as[@]}" "$GENQ_PG_BIN/postgres" -D "$home/data" -p "$port" \
+    -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$sock" "$@"
+  local pid=$GENQ_LAST_PID
+  genq_wait_for "$pid" 60 pg_isready -q -h 127.0.0.1 -p "$port" -U postgres
+  genq_create_db "$port" genq
+  genq_log "postgres on 127.0.0.1:$port, data in $home/data (pid $pid)"
+}
+
+# genq_create_db PORT NAME: creates the database unless it exists.
+genq_create_db() {
+  local port=$1 db=$2
+  if [[ -z $(psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+    "select 1 from pg_database where datname = '$db'") ]]; then
+    psql -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "create database \"$db\"" >/dev/null
+  fi
+}
+
+# genq_make_keys DIR: the dev RSA key pair that `genqctl token` signs with
+# and genq-api verifies (as CLERK_JWT_KEY); kept if it exists.
+genq_make_keys() {
+  local dir=$1
+  mkdir -p "$dir"
+  if [[ ! -s $dir/dev_jwt_private.pem ]]; then
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+      -out "$dir/dev_jwt_private.pem" 2>/dev/null)
+    rm -f "$dir/dev_jwt_public.pem"
+  fi
+  if [[ ! -s $dir/dev_jwt_public.pem ]]; then
+    openssl pkey -in "$dir/dev_jwt_private.pem" -pubout -out "$dir/dev_jwt_public.pem"
+  fi
+}
+
+# Prints PEM file $1 on one line with two-character "\n" escapes (the form
+# CLERK_JWT_KEY takes in an env file; genq decodes them).
+genq_pem_oneline() { awk '{printf "%s\\n", $0}' "$1"; }
+
+# genq_stack_env STATE REDIS_PORT PG_PORT DB API_LISTEN PROVSIM_PORT KEYDIR:
+# prints the stack's configuration as env-file lines (SPEC §9).
+genq_stack_env() {
+  local state=$1 rport=$2 pport=$3 db=$4 api=$5 sport=$6 keys=$7
+  local sim="http://127.0.0.1:$sport"
+  cat <<EOF
+# genq stack configuration, written by scripts/$(basename "$0"). Load with: set -a; . $state/env; set +a
+GENQ_DATABASE_URL=postgresql://postgres@127.0.0.1:$pport/$db
+GENQ_REDIS_URL=redis://127.0.0.1:$rport/0
+GENQ_API_LISTEN=$api
+GENQ_STORAGE=file://$state/storage
+GENQ_PROVSIM_LISTEN=127.0.0.1:$sport
+OPENAI_API_KEY=sk-genq-provsim
+OPENAI_BASE_URL=$sim/openai/v1
+LUMA_API_KEY=luma-genq-provsim
+LUMA_BASE_URL=$sim/luma/dream-machine/v1
+HEDRA_API_KEY=hedra-genq-provsim
+HEDRA_BASE_URL=$sim/hedra/v3
+CLERK_JWT_KEY="$(genq_pem_oneline "$keys/dev_jwt_public.pem")"
+CLERK_ISSUER=https://clerk.genq.localhost
+CLERK_AUTHORIZED_PARTIES=http://localhost:3000
+GENQ_DEV_JWT_PRIVATE_KEY=$keys/dev_jwt_private.pem
+GENQ_LOG_LEVEL=${GENQ_LOG_LEVEL:-info}
+EOF
+}
+
+# Loads an env file into the environment (every variable exported).
+genq_load_env() {
+  set -a
+  # shellcheck disable=SC1090
+  . "$1"
+  set +a
+}
+
+# Prints the port of a URL/listen value like scheme://host:PORT/x or host:PORT.
+genq_url_port() { sed -E 's#^([a-z]+://)?([^@/]*@)?[^:/]+:([0-9]+).*#\3#' <<<"$1"; }

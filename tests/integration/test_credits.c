@@ -1,0 +1,701 @@
+/* Credits and the job life cycle in PostgreSQL (schema/, SPEC §5, §6),
+ * exercised through the same SQL functions the API and workers call, against
+ * the real server at GENQ_DATABASE_URL. Every test uses fresh users
+ * (t-<pid>-<n>) and ends by checking genq_audit() finds nothing wrong with
+ * this run's accounts and jobs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrations.h"
+
+static const char *db_url;
+static PGconn *conn;
+static char run_prefix[64]; /* t-<pid>- */
+static int user_seq;
+
+/* ---- SQL helpers: every value comes back as text in a rotating buffer, so
+ * tests need not free anything. NULL means SQL NULL. ---- */
+
+#define VAL_SLOTS 32
+#define VAL_MAX 32768
+static char vals[VAL_SLOTS][VAL_MAX];
+static int val_next;
+
+static char *val_keep(const char *s) {
+  char *slot = vals[val_next++ % VAL_SLOTS];
+  size_t n = strlen(s);
+  assert_true(n < VAL_MAX);
+  memcpy(slot, s, n + 1);
+  return slot;
+}
+
+#define P(...)                                                                                     \
+  (const char *const[]){__VA_ARGS__},                                                              \
+      (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define NOP NULL, 0
+
+/* Runs q and fails the test unless it succeeds. */
+static PGresult *sql_on(PGconn *c, const char *q, const char *const *p, int n) {
+  PGresult *r = PQexecParams(c, q, n, NULL, p, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    fail_msg("query failed: %s\n  %s", q, msg);
+  }
+  return r;
+}
+
+static void sql_do(const char *q, const char *const *p, int n) {
+  PQclear(sql_on(conn, q, p, n));
+}
+
+/* The first column of the single row q returns (NULL for SQL NULL). */
+static char *sql_val(const char *q, const char *const *p, int n) {
+  PGresult *r = sql_on(conn, q, p, n);
+  if (PQntuples(r) != 1) {
+    int rows = PQntuples(r);
+    PQclear(r);
+    fail_msg("expected one row from %s, got %d", q, rows);
+  }
+  char *v = PQgetisnull(r, 0, 0) ? NULL : val_keep(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+static long long sql_int(const char *q, const char *const *p, int n) {
+  char *v = sql_val(q, p, n);
+  if (!v) fail_msg("NULL from %s", q);
+  return atoll(v);
+}
+
+/* Runs q expecting it to fail; returns its SQLSTATE ("00000" if it worked). */
+static const char *sql_state(const char *q, const char *const *p, int n) {
+  PGresult *r = PQexecParams(conn, q, n, NULL, p, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(r);
+  const char *s = "00000";
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    const char *f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    s = val_keep(f ? f : "?????");
+  }
+  PQclear(r);
+  return s;
+}
+
+/* ---- the model, through the schema's functions ---- */
+
+static char *new_user(void) {
+  char u[96];
+  snprintf(u, sizeof u, "%s%d", run_prefix, ++user_seq);
+  return val_keep(u);
+}
+
+static void grant(const char *user, const char *amount) {
+  char key[128];
+  snprintf(key, sizeof key, "test:%s:%s:%d", user, amount, ++user_seq);
+  sql_do("SELECT genq_grant($1, $2, $3, 'test')", P(user, amount, key));
+}
+
+static long long balance(const char *user) {
+  return sql_int("SELECT balance FROM accounts WHERE user_id = $1", P(user));
+}
+
+static long long held(const char *user) {
+  return sql_int("SELECT held FROM accounts WHERE user_id = $1", P(user));
+}
+
+/* Submits and returns the job id; fails the test if the submit fails. */
+static char *submit_full(const char *user, const char *kind, const char *input, const char *key,
+                         const char *hash, const char *max_attempts) {
+  return sql_val("SELECT job->>'id' FROM genq_submit_job($1, $2, $3, NULL, $4, $5, $6)",
+                 P(user, kind, input, key, hash, max_attempts));
+}
+
+static char *submit(const char *user, const char *kind, const char *input) {
+  return submit_full(user, kind, input, NULL, NULL, "5");
+}
+
+static const char *submit_state(const char *user, const char *kind, const char *input) {
+  return sql_state("SELECT * FROM genq_submit_job($1, $2, $3, NULL, NULL, NULL, 5)",
+                   P(user, kind, input));
+}
+
+/* Claims the job for worker w; returns the new epoch, or NULL when not claimable. */
+static char *claim(const char *job, const char *w) {
+  PGresult *r = sql_on(conn, "SELECT epoch FROM genq_claim_job($1, $2, 60)", P(job, w));
+  char *e = PQntuples(r) ? val_keep(PQgetvalue(r, 0, 0)) : NULL;
+  PQclear(r);
+  return e;
+}
+
+static char *job_field(const char *job, const char *path) {
+  return sql_val("SELECT genq_job_json($1) #>> $2::text[]", P(job, path));
+}
+
+static long long job_int(const char *job, const char *path) {
+  char *v = job_field(job, path);
+  if (!v) fail_msg("job %s has no %s", job, path);
+  return atoll(v);
+}
+
+static long long ledger_rows(const char *user, const char *movement) {
+  return sql_int("SELECT count(*) FROM ledger WHERE user_id = $1 AND movement = $2",
+                 P(user, movement));
+}
+
+/* The audit, restricted to this run's accounts and jobs (the database may be
+ * shared with other tests running at the same time). */
+static void assert_audit_clean(void) {
+  char like[80];
+  snprintf(like, sizeof like, "%s%%", run_prefix);
+  PGresult *r = sql_on(conn,
+                       "SELECT a.check_name, a.subject, a.detail FROM genq_audit() a "
+                       "WHERE a.subject LIKE $1 OR a.subject IN "
+                       "(SELECT id::text FROM jobs WHERE user_id LIKE $1)",
+                       P(like));
+  int n = PQntuples(r);
+  for (int i = 0; i < n; i++)
+    print_error("audit: %s %s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+  PQclear(r);
+  assert_int_equal(n, 0);
+}
+
+/* ---- migrations, applied the way genqctl migrate does ---- */
+
+static int migrate(PGconn *c) {
+  for (int i = 0; i < genq_migrations_count; i++) {
+    const genq_migration *m = &genq_migrations[i];
+    char v[16];
+    snprintf(v, sizeof v, "%d", m->version);
+    const char *p[2] = {v, m->name};
+    PGresult *r = PQexec(c, "BEGIN; SET LOCAL client_min_messages = warning;"
+                            " SELECT pg_advisory_xact_lock(1734700657);"
+                            " CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY"
+                            " KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT"
+                            " now())");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    r = ok ? PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, p, NULL,
+                          NULL, 0)
+           : NULL;
+    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+    int done = ok && PQntuples(r) > 0;
+    PQclear(r);
+    if (ok && !done) {
+      r = PQexec(c, m->sql);
+      ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+      PQclear(r);
+      r = ok ? PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                            NULL, p, NULL, NULL, 0)
+             : NULL;
+      ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+    }
+    if (!ok) {
+      fprintf(stderr, "migration %s: %s", m->name, PQerrorMessage(c));
+      PQclear(PQexec(c, "ROLLBACK"));
+      return -1;
+    }
+    PQclear(PQexec(c, "COMMIT"));
+  }
+  return 0;
+}
+
+static int group_setup(void **state) {
+  db_url = getenv("GENQ_DATABASE_URL");
+  if (!db_url || !*db_url) {
+    fprintf(stderr, "GENQ_DATABASE_URL is not set: integration tests need a real PostgreSQL\n");
+    return -1;
+  }
+  conn = PQconnectdb(db_url);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    fprintf(stderr, "cannot connect to %s: %s", db_url, PQerrorMessage(conn));
+    PQfinish(conn);
+    conn = NULL;
+    return -1;
+  }
+  snprintf(run_prefix, sizeof run_prefix, "t-%ld-%ld-", (long)getpid(), (long)time(NULL));
+  return migrate(conn);
+}
+
+static int group_teardown(void **state) {
+  PQfinish(conn);
+  conn = NULL;
+  return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_grant_is_idempotent_per_key(void **state) {
+  char *u = new_user();
+  char key_a[128], key_b[128];
+  snprintf(key_a, sizeof key_a, "grant-a:%s", u);
+  snprintf(key_b, sizeof key_b, "grant-b:%s", u);
+  char *c1 = sql_val("SELECT genq_grant($1, 10, $2, 'first')", P(u, key_a));
+  assert_string_equal(c1, "{\"held\": 0, \"balance\": 10, \"available\": 10}");
+  sql_do("SELECT genq_grant($1, 10, $2, 'again')", P(u, key_a));
+  assert_int_equal(balance(u), 10);
+  sql_do("SELECT genq_grant($1, 7, $2, 'other key')", P(u, key_b));
+  assert_int_equal(balance(u), 17);
+  assert_int_equal(ledger_rows(u, "grant"), 2);
+  assert_string_equal(sql_state("SELECT genq_grant($1, 0, 'zero', NULL)", P(u)), "22023");
+  assert_string_equal(sql_state("SELECT genq_grant($1, -5, 'neg', NULL)", P(u)), "22023");
+  assert_int_equal(balance(u), 17);
+  assert_audit_clean();
+}
+
+static void test_submit_holds_the_full_price(void **state) {
+  char *u = new_user();
+  grant(u, "25");
+  char *job = submit(u, "video", "{\"prompt\":\"a cat\"}");
+  assert_int_equal(balance(u), 25);
+  assert_int_equal(held(u), 10);
+  assert_string_equal(sql_val("SELECT genq_credits($1)->>'available'", P(u)), "15");
+  char key[128];
+  snprintf(key, sizeof key, "job:%s:hold", job);
+  assert_int_equal(sql_int("SELECT held_delta FROM ledger WHERE idem_key = $1 AND job_id = $2 AND "
+                           "movement = 'hold' AND balance_delta = 0",
+                           P(key, job)),
+                   10);
+  assert_int_equal(job_int(job, "{cost,price}"), 10);
+  assert_int_equal(job_int(job, "{cost,held}"), 10);
+  assert_string_equal(job_field(job, "{status}"), "queued");
+  assert_string_equal(job_field(job, "{steps,0,status}"), "pending");
+  assert_string_equal(job_field(job, "{steps,0,provider}"), "luma");
+  assert_int_equal(job_int(job, "{queue_position}"), 1 + sql_int("SELECT count(*) FROM jobs WHERE "
+                                                                 "status = 'queued' AND kind = "
+                                                                 "'video' AND id < $1",
+                                                                 P(job)));
+  assert_audit_clean();
+}
+
+static void test_insufficient_credits_is_gq402_and_creates_nothing(void **state) {
+  char *u = new_user();
+  grant(u, "9");
+  assert_string_equal(submit_state(u, "video", "{\"prompt\":\"p\"}"), "GQ402");
+  assert_int_equal(sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(u)), 0);
+  assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE user_id = $1", P(u)), 1);
+  assert_int_equal(held(u), 0);
+  assert_int_equal(balance(u), 9);
+  /* a user genq has never seen has 0 credits */
+  char *v = new_user();
+  assert_string_equal(submit_state(v, "storyboard", "{\"prompt\":\"p\"}"), "GQ402");
+  assert_int_equal(sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(v)), 0);
+  assert_audit_clean();
+}
+
+static void test_step_succeed_captures_exactly_once(void **state) {
+  char *u = new_user();
+  grant(u, "100");
+  char *job = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":1}");
+  assert_int_equal(held(u), 19);
+  char *e = claim(job, "w1");
+  assert_non_null(e);
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)), "t");
+  const char *succeed = "SELECT genq_step_succeed($1, $2, $3, '{\"n\":1}', '{\"storyboard\":{}}')";
+  assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
+  assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
+  assert_int_equal(balance(u), 99);
+  assert_int_equal(held(u), 18);
+  assert_int_equal(ledger_rows(u, "capture"), 1);
+  assert_int_equal(job_int(job, "{cost,captured}"), 1);
+  assert_int_equal(job_int(job, "{cost,held}"), 18);
+  assert_string_equal(sql_val(succeed, P(job, e, "video_1")), "running");
+  assert_string_equal(sql_val(succeed, P(job, e, "lipsync")), "succeeded");
+  assert_int_equal(balance(u), 81);
+  assert_int_equal(held(u), 0);
+  assert_int_equal(ledger_rows(u, "capture"), 3);
+  assert_int_equal(job_int(job, "{cost,captured}"), 19);
+  assert_non_null(job_field(job, "{finished_at}"));
+  assert_string_equal(job_field(job, "{output,storyboard}"), "{}");
+  /* the job is terminal now: a late duplicate is fenced and charges nothing */
+  assert_null(sql_val(succeed, P(job, e, "lipsync")));
+  assert_int_equal(balance(u), 81);
+  assert_audit_clean();
+}
+
+static void test_fail_releases_what_is_held(void **state) {
+  char *u = new_user();
+  grant(u, "30");
+  char *job = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":2}"); /* 1 + 20 + 8 */
+  char *e = claim(job, "w1");
+  assert_non_null(e);
+  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL)", P(job, e));
+  sql_do("SELECT genq_step_begin($1, $2, 'video_1')", P(job, e));
+  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video_1', 'content_policy', "
+                              "'refused', false)",
+                              P(job, e)),
+                      "t");
+  assert_string_equal(job_field(job, "{status}"), "failed");
+  assert_string_equal(job_field(job, "{error,code}"), "content_policy");
+  assert_string_equal(job_field(job, "{error,retryable}"), "false");
+  assert_string_equal(job_field(job, "{steps,1,status}"), "failed");
+  assert_string_equal(job_field(job, "{steps,1,error,code}"), "content_policy");
+  assert_string_equal(job_field(job, "{steps,2,status}"), "canceled");
+  assert_int_equal(job_int(job, "{cost,held}"), 0);
+  assert_int_equal(job_int(job, "{cost,captured}"), 1);
+  assert_int_equal(job_int(job, "{cost,released}"), 28);
+  assert_int_equal(balance(u), 29);
+  assert_int_equal(held(u), 0);
+  assert_int_equal(ledger_rows(u, "release"), 1);
+  /* failing again is fenced (the job is no longer running) */
+  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'y', false)", P(job, e)),
+                      "f");
+  assert_int_equal(ledger_rows(u, "release"), 1);
+  assert_audit_clean();
+}
+
+static void test_requeue_waits_then_fails_after_max_attempts(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit_full(u, "image", "{\"prompt\":\"p\"}", NULL, NULL, "2");
+  char *e1 = claim(job, "w1");
+  assert_non_null(e1);
+  sql_do("SELECT genq_mark_dispatched(ARRAY[$1::uuid])", P(job));
+  assert_string_equal(
+      sql_val("SELECT genq_job_requeue($1, $2, 60000, 'http_503', 'try later')", P(job, e1)),
+      "queued");
+  assert_string_equal(job_field(job, "{status}"), "queued");
+  assert_string_equal(job_field(job, "{error,code}"), "http_503");
+  assert_non_null(job_field(job, "{next_attempt_at}"));
+  assert_string_equal(sql_val("SELECT dispatched::text FROM jobs WHERE id = $1", P(job)), "false");
+  assert_int_equal(held(u), 2);
+  /* not due yet: not claimable, not offered for dispatch */
+  assert_null(claim(job, "w2"));
+  assert_int_equal(
+      sql_int("SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1", P(job)), 0);
+  sql_do("UPDATE jobs SET next_attempt_at = now() - interval '1 second' WHERE id = $1", P(job));
+  assert_int_equal(
+      sql_int("SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1", P(job)), 1);
+  char *e2 = claim(job, "w2");
+  assert_non_null(e2);
+  assert_int_equal(job_int(job, "{attempt}"), 2);
+  /* the old epoch cannot requeue any more */
+  assert_null(sql_val("SELECT genq_job_requeue($1, $2, 0, 'x', 'y')", P(job, e1)));
+  assert_string_equal(
+      sql_val("SELECT genq_job_requeue($1, $2, 0, 'http_503', 'still down')", P(job, e2)),
+      "failed");
+  assert_string_equal(job_field(job, "{status}"), "failed");
+  assert_string_equal(job_field(job, "{error,retryable}"), "true");
+  assert_string_equal(job_field(job, "{error,message}"), "still down");
+  assert_int_equal(job_int(job, "{cost,released}"), 2);
+  assert_int_equal(held(u), 0);
+  assert_int_equal(balance(u), 10);
+  assert_audit_clean();
+}
+
+static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit(u, "video", "{\"prompt\":\"p\"}");
+  char *e1 = claim(job, "w1");
+  assert_non_null(e1);
+  assert_null(claim(job, "w2")); /* the lease is live */
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-1')", P(job, e1)),
+                      "t");
+  sql_do("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", P(job));
+  assert_int_equal(sql_int("SELECT count(*) FROM genq_lapsed(100000) WHERE id = $1", P(job)), 1);
+  /* the relay re-sends a lapsed job once, not on every scan */
+  const char *undispatched = "SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1";
+  assert_int_equal(sql_int(undispatched, P(job)), 1);
+  assert_int_equal(sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid])", P(job)), 1);
+  assert_int_equal(sql_int(undispatched, P(job)), 0);
+  /* a lapsed lease does not let the old owner start new work */
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "f");
+  PGresult *r = sql_on(conn,
+                       "SELECT epoch, steps->0->>'provider_ref' FROM genq_claim_job($1, "
+                       "'w2', 60)",
+                       P(job));
+  assert_int_equal(PQntuples(r), 1);
+  char *e2 = val_keep(PQgetvalue(r, 0, 0));
+  assert_string_equal(PQgetvalue(r, 0, 1), "gen-1"); /* resumes the checkpoint */
+  PQclear(r);
+  assert_int_equal(atoll(e2), atoll(e1) + 1);
+  assert_int_equal(sql_int(undispatched, P(job)), 0); /* owned again, lease live */
+
+  assert_null(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', '{\"x\":1}')", P(job, e1)));
+  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)), "f");
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)),
+                      "f");
+  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'y', false)", P(job, e1)),
+                      "f");
+  assert_null(sql_val("SELECT genq_job_requeue($1, $2, 0, 'x', 'y')", P(job, e1)));
+  assert_string_equal(job_field(job, "{status}"), "running");
+  assert_string_equal(job_field(job, "{steps,0,status}"), "running");
+  assert_string_equal(job_field(job, "{steps,0,provider_ref}"), "gen-1");
+  assert_null(job_field(job, "{output}"));
+  assert_int_equal(balance(u), 10);
+  assert_int_equal(held(u), 10);
+  assert_int_equal(ledger_rows(u, "capture"), 0);
+
+  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL)", P(job, e2)),
+                      "succeeded");
+  assert_int_equal(balance(u), 0);
+  assert_int_equal(held(u), 0);
+  assert_audit_clean();
+}
+
+static void test_idempotency_key_same_body_same_job_other_body_gq409(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  const char *in = "{\"prompt\":\"p\"}";
+  const char *q = "SELECT job->>'id', created FROM genq_submit_job($1, 'image', $2, NULL, 'k1', "
+                  "$3, 5)";
+  PGresult *r = sql_on(conn, q, P(u, in, "hash-1"));
+  char *id1 = val_keep(PQgetvalue(r, 0, 0));
+  assert_string_equal(PQgetvalue(r, 0, 1), "t");
+  PQclear(r);
+  r = sql_on(conn, q, P(u, in, "hash-1"));
+  assert_string_equal(PQgetvalue(r, 0, 0), id1);
+  assert_string_equal(PQgetvalue(r, 0, 1), "f");
+  PQclear(r);
+  assert_int_equal(held(u), 2);
+  assert_int_equal(sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(u)), 1);
+  assert_string_equal(sql_state(q, P(u, in, "hash-2")), "GQ409");
+  /* the same key belongs to each user separately */
+  char *v = new_user();
+  grant(v, "10");
+  r = sql_on(conn, q, P(v, in, "hash-2"));
+  assert_string_not_equal(PQgetvalue(r, 0, 0), id1);
+  assert_string_equal(PQgetvalue(r, 0, 1), "t");
+  PQclear(r);
+  assert_int_equal(held(u), 2);
+  assert_audit_clean();
+}
+
+static void test_campaign_of_three_scenes_costs_1_plus_30_plus_8(void **state) {
+  assert_int_equal(
+      sql_int("SELECT sum(price) FROM genq_plan_steps('campaign', '{\"scenes\":3}')", NOP), 39);
+  assert_string_equal(sql_val("SELECT string_agg(name || ':' || provider, ',' ORDER BY idx) FROM "
+                              "genq_plan_steps('campaign', '{\"scenes\":3}')",
+                              NOP),
+                      "storyboard:openai,video_1:luma,video_2:luma,video_3:luma,lipsync:hedra");
+  assert_string_equal(sql_state("SELECT * FROM genq_plan_steps('campaign', '{\"scenes\":0}')", NOP),
+                      "22023");
+  assert_string_equal(sql_state("SELECT * FROM genq_plan_steps('podcast', '{}')", NOP), "22023");
+  char *u = new_user();
+  grant(u, "39");
+  char *job = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":3}");
+  assert_int_equal(job_int(job, "{cost,price}"), 39);
+  assert_int_equal(held(u), 39);
+  assert_int_equal(sql_int("SELECT count(*) FROM job_steps WHERE job_id = $1", P(job)), 5);
+  assert_audit_clean();
+}
+
+/* ---- two connections racing ---- */
+
+typedef struct {
+  pthread_barrier_t *start;
+  const char *sql;
+  const char *params[4];
+  int nparams;
+  char sqlstate[6];
+  int rows;
+} racer;
+
+static void *race_run(void *arg) {
+  racer *r = arg;
+  PGconn *c = PQconnectdb(db_url);
+  pthread_barrier_wait(r->start);
+  PGresult *res = PQexecParams(c, r->sql, r->nparams, NULL, r->params, NULL, NULL, 0);
+  const char *s =
+      PQresultStatus(res) == PGRES_TUPLES_OK ? "00000" : PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  snprintf(r->sqlstate, sizeof r->sqlstate, "%s", s ? s : "?????");
+  r->rows = PQntuples(res);
+  PQclear(res);
+  PQfinish(c);
+  return NULL;
+}
+
+static void race(racer *rs, int n) {
+  pthread_barrier_t b;
+  pthread_t t[8];
+  pthread_barrier_init(&b, NULL, (unsigned)n);
+  for (int i = 0; i < n; i++) {
+    rs[i].start = &b;
+    assert_int_equal(pthread_create(&t[i], NULL, race_run, &rs[i]), 0);
+  }
+  for (int i = 0; i < n; i++)
+    pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&b);
+}
+
+static void test_two_connections_racing_for_the_last_credits_one_wins(void **state) {
+  for (int round = 0; round < 5; round++) {
+    char *u = new_user();
+    grant(u, "10");
+    racer rs[2];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 2; i++) {
+      rs[i].sql = "SELECT * FROM genq_submit_job($1, 'video', '{\"prompt\":\"p\"}', NULL, NULL, "
+                  "NULL, 5)";
+      rs[i].params[0] = u;
+      rs[i].nparams = 1;
+    }
+    race(rs, 2);
+    int ok = !strcmp(rs[0].sqlstate, "00000") + !strcmp(rs[1].sqlstate, "00000");
+    int poor = !strcmp(rs[0].sqlstate, "GQ402") + !strcmp(rs[1].sqlstate, "GQ402");
+    assert_int_equal(ok, 1);
+    assert_int_equal(poor, 1);
+    assert_int_equal(balance(u), 10);
+    assert_int_equal(held(u), 10);
+    assert_int_equal(sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(u)), 1);
+  }
+  assert_audit_clean();
+}
+
+static void test_two_workers_claiming_one_job_one_wins(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  for (int round = 0; round < 5; round++) {
+    char *job = submit(u, "storyboard", "{\"prompt\":\"p\"}");
+    racer rs[2];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 2; i++) {
+      rs[i].sql = "SELECT * FROM genq_claim_job($1, $2, 60)";
+      rs[i].params[0] = job;
+      rs[i].params[1] = i ? "w-b" : "w-a";
+      rs[i].nparams = 2;
+    }
+    race(rs, 2);
+    assert_string_equal(rs[0].sqlstate, "00000");
+    assert_string_equal(rs[1].sqlstate, "00000");
+    assert_int_equal(rs[0].rows + rs[1].rows, 1);
+    assert_int_equal(sql_int("SELECT epoch FROM jobs WHERE id = $1", P(job)), 1);
+  }
+  assert_audit_clean();
+}
+
+static void test_cancel_releases_the_hold_and_fences_the_worker(void **state) {
+  char *u = new_user();
+  grant(u, "30");
+  char *queued = submit(u, "video", "{\"prompt\":\"p\"}");
+  char *running = submit(u, "video", "{\"prompt\":\"p\"}");
+  assert_int_equal(held(u), 20);
+  char *other = new_user();
+  assert_null(sql_val("SELECT genq_job_cancel($1, $2)", P(other, queued)));
+  assert_string_equal(job_field(queued, "{status}"), "queued");
+
+  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, queued)),
+                      "canceled");
+  assert_int_equal(job_int(queued, "{cost,released}"), 10);
+  assert_string_equal(job_field(queued, "{steps,0,status}"), "canceled");
+  assert_int_equal(held(u), 10);
+
+  char *e = claim(running, "w1");
+  assert_non_null(e);
+  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, running)),
+                      "canceled");
+  assert_null(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL)", P(running, e)));
+  assert_int_equal(held(u), 0);
+  assert_int_equal(balance(u), 30);
+  assert_int_equal(ledger_rows(u, "release"), 2);
+  /* canceling a terminal job returns it unchanged */
+  char *before = sql_val("SELECT genq_job_json($1)::text", P(running));
+  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)::text", P(u, running)), before);
+  assert_int_equal(ledger_rows(u, "release"), 2);
+  /* and it is invisible to other users */
+  assert_null(sql_val("SELECT genq_job_get($1, $2)", P(other, running)));
+  assert_non_null(sql_val("SELECT genq_job_get($1, $2)", P(u, running)));
+  assert_audit_clean();
+}
+
+static void test_illegal_transition_raises_gq500(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit(u, "storyboard", "{\"prompt\":\"p\"}");
+  assert_string_equal(sql_state("UPDATE jobs SET status = 'succeeded' WHERE id = $1", P(job)),
+                      "GQ500");
+  char *e = claim(job, "w1");
+  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL)", P(job, e));
+  assert_string_equal(job_field(job, "{status}"), "succeeded");
+  assert_string_equal(sql_state("UPDATE jobs SET status = 'running' WHERE id = $1", P(job)),
+                      "GQ500");
+  assert_string_equal(sql_state("UPDATE jobs SET status = 'queued' WHERE id = $1", P(job)),
+                      "GQ500");
+  assert_string_equal(job_field(job, "{status}"), "succeeded");
+  assert_audit_clean();
+}
+
+static void test_jobs_list_pages_newest_first(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char ids[5][40];
+  for (int i = 0; i < 5; i++)
+    snprintf(ids[i], sizeof ids[i], "%s", submit(u, "storyboard", "{\"prompt\":\"p\"}"));
+  char *cursor = NULL;
+  int seen = 0, pages = 0;
+  do {
+    PGresult *r =
+        sql_on(conn,
+               "WITH l AS (SELECT genq_jobs_list($1, NULL, NULL, 2, $2::uuid) AS v) "
+               "SELECT e->>'id', l.v->>'next_cursor' FROM l, jsonb_array_elements(l.v->'data') e",
+               P(u, cursor));
+    pages++;
+    assert_true(PQntuples(r) >= 1 && PQntuples(r) <= 2);
+    for (int i = 0; i < PQntuples(r); i++, seen++) {
+      assert_true(seen < 5);
+      assert_string_equal(PQgetvalue(r, i, 0), ids[4 - seen]);
+    }
+    cursor = PQgetisnull(r, 0, 1) ? NULL : val_keep(PQgetvalue(r, 0, 1));
+    PQclear(r);
+  } while (cursor && pages < 10);
+  assert_int_equal(pages, 3);
+  assert_int_equal(seen, 5);
+  assert_int_equal(sql_int("SELECT jsonb_array_length(genq_jobs_list($1, 'queued', 'storyboard', "
+                           "500, NULL)->'data')",
+                           P(u)),
+                   5);
+  assert_int_equal(sql_int("SELECT jsonb_array_length(genq_jobs_list($1, 'failed', NULL, 10, "
+                           "NULL)->'data')",
+                           P(u)),
+                   0);
+  assert_audit_clean();
+}
+
+static void test_audit_reports_a_balance_that_disagrees_with_the_ledger(void **state) {
+  char *u = new_user();
+  grant(u, "5");
+  sql_do("BEGIN", NOP);
+  sql_do("UPDATE accounts SET balance = balance + 1 WHERE user_id = $1", P(u));
+  char *check = sql_val("SELECT check_name FROM genq_audit() WHERE subject = $1", P(u));
+  sql_do("ROLLBACK", NOP);
+  assert_string_equal(check, "balance_vs_ledger");
+  assert_audit_clean();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_grant_is_idempotent_per_key),
+      cmocka_unit_test(test_submit_holds_the_full_price),
+      cmocka_unit_test(test_insufficient_credits_is_gq402_and_creates_nothing),
+      cmocka_unit_test(test_step_succeed_captures_exactly_once),
+      cmocka_unit_test(test_fail_releases_what_is_held),
+      cmocka_unit_test(test_requeue_waits_then_fails_after_max_attempts),
+      cmocka_unit_test(test_stale_epoch_is_fenced_after_reclaim),
+      cmocka_unit_test(test_idempotency_key_same_body_same_job_other_body_gq409),
+      cmocka_unit_test(test_campaign_of_three_scenes_costs_1_plus_30_plus_8),
+      cmocka_unit_test(test_two_connections_racing_for_the_last_credits_one_wins),
+      cmocka_unit_test(test_two_workers_claiming_one_job_one_wins),
+      cmocka_unit_test(test_cancel_releases_the_hold_and_fences_the_worker),
+      cmocka_unit_test(test_illegal_transition_raises_gq500),
+      cmocka_unit_test(test_jobs_list_pages_newest_first),
+      cmocka_unit_test(test_audit_reports_a_balance_that_disagrees_with_the_ledger),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

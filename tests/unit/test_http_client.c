@@ -1,0 +1,459 @@
+#define _GNU_SOURCE
+/* httpc against a tiny blocking HTTP server on a thread of this process
+ * (127.0.0.1, port chosen by the kernel) that answers by path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_client.h"
+
+/* ---- the test server ---- */
+
+typedef struct {
+  int lfd;
+  int port;
+  volatile int stop;
+  pthread_t th;
+  int hung[256]; /* connections of /hang, closed at stop */
+  int nhung;
+  char last_body[8192];
+  size_t last_body_len;
+  char last_method[16];
+} srv;
+
+static void srv_write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t k = write(fd, p, n);
+    if (k <= 0) return;
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+static void srv_reply(int fd, const char *status, const char *extra, const char *body,
+                      size_t blen) {
+  char head[1024];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n", status,
+                   blen, extra);
+  srv_write_all(fd, head, (size_t)n);
+  srv_write_all(fd, body, blen);
+}
+
+/* Returns 1 if the connection was kept open (hung), else 0 (closed). */
+static int srv_handle(srv *s, int fd) {
+  char req[16384];
+  size_t len = 0;
+  char *end = NULL;
+  while (!end && len < sizeof req - 1) {
+    ssize_t k = read(fd, req + len, sizeof req - 1 - len);
+    if (k <= 0) return 0;
+    len += (size_t)k;
+    req[len] = '\0';
+    end = strstr(req, "\r\n\r\n");
+  }
+  if (!end) return 0;
+  char method[16] = "", path[256] = "";
+  sscanf(req, "%15s %255s", method, path);
+  size_t clen = 0;
+  char *cl = strcasestr(req, "\r\ncontent-length:");
+  if (cl && cl < end) clen = strtoul(cl + 17, NULL, 10);
+  size_t have = len - (size_t)(end + 4 - req);
+  char *body = malloc(clen + 1);
+  memcpy(body, end + 4, have < clen ? have : clen);
+  while (have < clen) {
+    ssize_t k = read(fd, body + have, clen - have);
+    if (k <= 0) break;
+    have += (size_t)k;
+  }
+  snprintf(s->last_method, sizeof s->last_method, "%s", method);
+  s->last_body_len = clen < sizeof s->last_body ? clen : sizeof s->last_body;
+  memcpy(s->last_body, body, s->last_body_len);
+
+  int kept = 0;
+  if (strcmp(path, "/hello") == 0) {
+    srv_reply(fd, "200 OK",
+              "Content-Type:  text/plain; charset=utf-8 \r\nX-Request-Id: req-42\r\n"
+              "Location: /elsewhere\r\n",
+              "hello world", 11);
+  } else if (strcmp(path, "/echo") == 0) {
+    srv_reply(fd, "201 Created", "Content-Type: application/octet-stream\r\n", body, clen);
+  } else if (strcmp(path, "/ratelimit-s") == 0) {
+    srv_reply(fd, "429 Too Many Requests", "Retry-After: 3\r\n", "slow down", 9);
+  } else if (strcmp(path, "/ratelimit-ms") == 0) {
+    srv_reply(fd, "429 Too Many Requests", "retry-after-ms: 250\r\nRetry-After: 1\r\n", "", 0);
+  } else if (strcmp(path, "/big") == 0) {
+    size_t n = 100000;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    srv_reply(fd, "200 OK", "", big, n);
+    free(big);
+  } else if (strcmp(path, "/hang") == 0) {
+    if (s->nhung < 256) {
+      s->hung[s->nhung++] = fd;
+      kept = 1;
+    }
+  } else {
+    srv_reply(fd, "404 Not Found", "", "", 0);
+  }
+  free(body);
+  return kept;
+}
+
+static void *srv_main(void *arg) {
+  srv *s = arg;
+  while (!s->stop) {
+    struct pollfd p = {.fd = s->lfd, .events = POLLIN};
+    if (poll(&p, 1, 20) <= 0) continue;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0) continue;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (!srv_handle(s, fd)) close(fd);
+  }
+  return NULL;
+}
+
+static srv *srv_start(void) {
+  srv *s = calloc(1, sizeof *s);
+  s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(s->lfd, 256), 0);
+  socklen_t al = sizeof a;
+  getsockname(s->lfd, (struct sockaddr *)&a, &al);
+  s->port = ntohs(a.sin_port);
+  pthread_create(&s->th, NULL, srv_main, s);
+  return s;
+}
+
+static void srv_stop(srv *s) {
+  s->stop = 1;
+  pthread_join(s->th, NULL);
+  for (int i = 0; i < s->nhung; i++)
+    close(s->hung[i]);
+  close(s->lfd);
+  free(s);
+}
+
+/* ---- helpers ---- */
+
+typedef struct {
+  int calls;
+  int status, curl_code, too_large;
+  long retry_after_ms;
+  char body[200000];
+  size_t body_len;
+  char content_type[128], request_id[128], location[128], error[256];
+  double total_ms;
+} result;
+
+static void on_resp(const httpc_response *r, void *arg) {
+  result *res = arg;
+  res->calls++;
+  res->status = r->status;
+  res->curl_code = r->curl_code;
+  res->too_large = r->too_large;
+  res->retry_after_ms = r->retry_after_ms;
+  assert_non_null(r->body);
+  res->body_len = r->body_len < sizeof res->body ? r->body_len : sizeof res->body - 1;
+  memcpy(res->body, r->body, res->body_len);
+  res->body[res->body_len] = '\0';
+  snprintf(res->content_type, sizeof res->content_type, "%s",
+           r->content_type ? r->content_type : "");
+  snprintf(res->request_id, sizeof res->request_id, "%s", r->request_id ? r->request_id : "");
+  snprintf(res->location, sizeof res->location, "%s", r->location ? r->location : "");
+  snprintf(res->error, sizeof res->error, "%s", r->error ? r->error : "");
+  res->total_ms = r->total_ms;
+}
+
+typedef struct {
+  uv_loop_t loop;
+  httpc *c;
+  srv *s;
+  char base[64];
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  uv_loop_init(&f->loop);
+  if (httpc_new(&f->c, &f->loop) != 0) return -1;
+  f->s = srv_start();
+  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->s->port);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  if (f->c) httpc_close(f->c);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  srv_stop(f->s);
+  free(f);
+  return 0;
+}
+
+static void run_until(fixture *f, const int *flag, int want) {
+  uint64_t deadline = uv_hrtime() + 10ull * 1000000000ull;
+  while (*flag < want && uv_hrtime() < deadline)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(*flag >= want);
+}
+
+static void send_req(fixture *f, const char *method, const char *path, result *res,
+                     httpc_request *tmpl, uint64_t *id) {
+  char url[128];
+  snprintf(url, sizeof url, "%s%s", f->base, path);
+  httpc_request req = tmpl ? *tmpl : (httpc_request){0};
+  req.method = method;
+  req.url = url;
+  assert_int_equal(httpc_send(f->c, &req, on_resp, res, id), 0);
+}
+
+/* ---- tests ---- */
+
+static void get_returns_status_body_and_captured_headers(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  send_req(f, "GET", "/hello", r, NULL, NULL);
+  assert_int_equal(httpc_in_flight(f->c), 1);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->calls, 1);
+  assert_int_equal(r->status, 200);
+  assert_int_equal(r->curl_code, CURLE_OK);
+  assert_string_equal(r->body, "hello world");
+  assert_int_equal(r->body_len, 11);
+  assert_string_equal(r->content_type, "text/plain; charset=utf-8");
+  assert_string_equal(r->request_id, "req-42");
+  assert_string_equal(r->location, "/elsewhere");
+  assert_int_equal(r->retry_after_ms, -1);
+  assert_string_equal(r->error, "");
+  assert_int_equal(httpc_in_flight(f->c), 0);
+  free(r);
+}
+
+static void post_body_reaches_the_server_intact(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  char body[3000];
+  for (size_t i = 0; i < sizeof body; i++)
+    body[i] = (char)(i * 7 + 1);
+  body[10] = '\0'; /* binary-safe */
+  const char *hdrs[] = {"Content-Type: application/octet-stream", "X-Test: 1", NULL};
+  httpc_request t = {.headers = hdrs, .body = body, .body_len = sizeof body};
+  send_req(f, "POST", "/echo", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  assert_int_equal(f->s->last_body_len, sizeof body);
+  assert_memory_equal(f->s->last_body, body, sizeof body);
+  assert_string_equal(f->s->last_method, "POST");
+  assert_int_equal(r->body_len, sizeof body);
+  assert_memory_equal(r->body, body, sizeof body);
+  free(r);
+}
+
+static void custom_method_with_body_is_sent(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.body = "{\"a\":1}", .body_len = 7};
+  send_req(f, "PUT", "/echo", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  assert_string_equal(f->s->last_method, "PUT");
+  assert_string_equal(r->body, "{\"a\":1}");
+  free(r);
+}
+
+static void retry_after_seconds_and_ms_are_parsed(void **state) {
+  fixture *f = *state;
+  result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+  send_req(f, "GET", "/ratelimit-s", a, NULL, NULL);
+  send_req(f, "GET", "/ratelimit-ms", b, NULL, NULL);
+  run_until(f, &a->calls, 1);
+  run_until(f, &b->calls, 1);
+  assert_int_equal(a->status, 429);
+  assert_int_equal(a->retry_after_ms, 3000);
+  assert_string_equal(a->body, "slow down");
+  assert_int_equal(b->status, 429);
+  assert_int_equal(b->retry_after_ms, 250);
+  free(a);
+  free(b);
+}
+
+static void body_over_limit_aborts_as_too_large(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.max_response_bytes = 1000};
+  send_req(f, "GET", "/big", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->too_large, 1);
+  assert_int_not_equal(r->curl_code, CURLE_OK);
+  assert_true(r->body_len <= 1000);
+  assert_string_not_equal(r->error, "");
+  /* Under the limit the same body passes. */
+  result *ok = calloc(1, sizeof *ok);
+  t.max_response_bytes = 100000;
+  send_req(f, "GET", "/big", ok, &t, NULL);
+  run_until(f, &ok->calls, 1);
+  assert_int_equal(ok->too_large, 0);
+  assert_int_equal(ok->status, 200);
+  assert_int_equal(ok->body_len, 100000);
+  free(r);
+  free(ok);
+}
+
+static void connection_refused_gives_status_0_and_curl_code(void **state) {
+  fixture *f = *state;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  socklen_t al = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &al);
+  close(fd); /* nothing listens there now */
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+  result *r = calloc(1, sizeof *r);
+  httpc_request req = {.method = "GET", .url = url};
+  assert_int_equal(httpc_send(f->c, &req, on_resp, r, NULL), 0);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->curl_code, CURLE_COULDNT_CONNECT);
+  assert_string_not_equal(r->error, "");
+  free(r);
+}
+
+static void unanswered_request_times_out(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.timeout_ms = 300};
+  uint64_t t0 = uv_hrtime();
+  send_req(f, "GET", "/hang", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  double ms = (double)(uv_hrtime() - t0) / 1e6;
+  assert_int_equal(r->curl_code, CURLE_OPERATION_TIMEDOUT);
+  assert_int_equal(r->status, 0);
+  assert_true(ms >= 250 && ms < 2000);
+  free(r);
+}
+
+static void bad_scheme_is_refused(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request req = {.method = "GET", .url = "file:///etc/passwd"};
+  assert_int_equal(httpc_send(f->c, &req, on_resp, r, NULL), 0);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->curl_code, CURLE_UNSUPPORTED_PROTOCOL);
+  assert_int_equal(r->body_len, 0);
+  free(r);
+}
+
+typedef struct {
+  httpc *c;
+  uint64_t id;
+} cancel_ctx;
+
+static void cancel_timer_cb(uv_timer_t *t) {
+  cancel_ctx *cc = t->data;
+  httpc_cancel(cc->c, cc->id);
+  httpc_cancel(cc->c, cc->id); /* unknown now: ignored */
+}
+
+static void cancel_runs_callback_once_with_aborted(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  cancel_ctx cc = {.c = f->c};
+  send_req(f, "GET", "/hang", r, NULL, &cc.id);
+  uv_timer_t t;
+  uv_timer_init(&f->loop, &t);
+  t.data = &cc;
+  uv_timer_start(&t, cancel_timer_cb, 50, 0);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->curl_code, CURLE_ABORTED_BY_CALLBACK);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(httpc_in_flight(f->c), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  /* Later loop turns do not call it again. */
+  for (int i = 0; i < 5; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(r->calls, 1);
+  free(r);
+}
+
+static void hundred_concurrent_requests_all_complete(void **state) {
+  fixture *f = *state;
+  enum { N = 100 };
+  result *r = calloc(N, sizeof *r);
+  for (int i = 0; i < N; i++)
+    send_req(f, "GET", "/hello", &r[i], NULL, NULL);
+  assert_int_equal(httpc_in_flight(f->c), N);
+  uint64_t deadline = uv_hrtime() + 20ull * 1000000000ull;
+  while (httpc_in_flight(f->c) > 0 && uv_hrtime() < deadline)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_int_equal(r[i].status, 200);
+    assert_string_equal(r[i].body, "hello world");
+  }
+  free(r);
+}
+
+static void close_timer_cb(uv_timer_t *t) {
+  fixture *f = t->data;
+  httpc_close(f->c);
+  f->c = NULL;
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void close_with_transfers_in_flight_calls_each_once(void **state) {
+  fixture *f = *state;
+  enum { N = 5 };
+  result *r = calloc(N, sizeof *r);
+  for (int i = 0; i < N; i++)
+    send_req(f, "GET", "/hang", &r[i], NULL, NULL);
+  uv_timer_t t;
+  uv_timer_init(&f->loop, &t);
+  t.data = f;
+  uv_timer_start(&t, close_timer_cb, 50, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* returns once the client freed its handles */
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].calls, 1);
+    assert_int_equal(r[i].curl_code, CURLE_ABORTED_BY_CALLBACK);
+  }
+  free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(get_returns_status_body_and_captured_headers, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(post_body_reaches_the_server_intact, setup, teardown),
+      cmocka_unit_test_setup_teardown(custom_method_with_body_is_sent, setup, teardown),
+      cmocka_unit_test_setup_teardown(retry_after_seconds_and_ms_are_parsed, setup, teardown),
+      cmocka_unit_test_setup_teardown(body_over_limit_aborts_as_too_large, setup, teardown),
+      cmocka_unit_test_setup_teardown(connection_refused_gives_status_0_and_curl_code, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(unanswered_request_times_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(bad_scheme_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(cancel_runs_callback_once_with_aborted, setup, teardown),
+      cmocka_unit_test_setup_teardown(hundred_concurrent_requests_all_complete, setup, teardown),
+      cmocka_unit_test_setup_teardown(close_with_transfers_in_flight_calls_each_once, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,133 @@
+/* lease.c — keeping the jobs this worker holds, and the retry schedule.
+ *
+ * Every running job has a lease in PostgreSQL (jobs.lease_until). One timer
+ * renews the leases of every job in flight with a single statement, every
+ * third of the lease, so job work can never starve it. A job whose renewal
+ * did not match (its epoch moved on: it was reclaimed after this worker
+ * stalled) is lost: its provider call is aborted and nothing more about it
+ * is committed — every later write would be fenced anyway. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+typedef struct {
+  char id[37];
+  long long epoch;
+} held_job;
+
+typedef struct {
+  worker *w;
+  held_job *sent;
+  int nsent;
+} beat_ctx;
+
+static int cmp_id(const void *a, const void *b) {
+  return strcmp((const char *)a, (const char *)b);
+}
+
+static void renewed(const db_result *r, void *arg) {
+  beat_ctx *b = arg;
+  worker *w = b->w;
+  if (!r->ok) {
+    /* PostgreSQL is away: nothing to conclude; the next beat tries again */
+    log_warn("lease renewal failed", LS("error", r->error));
+  } else if (w->stopping < 3) {
+    int n = PQntuples(r->res);
+    char (*owned)[37] = calloc((size_t)n + 1, 37);
+    for (int i = 0; owned && i < n; i++) memcpy(owned[i], PQgetvalue(r->res, i, 0), 36);
+    if (owned) qsort(owned, (size_t)n, 37, cmp_id);
+    for (wjob *j = w->jobs, *next; owned && j; j = next) {
+      next = j->next;
+      held_job key;
+      memcpy(key.id, j->id, 37);
+      held_job *s = bsearch(&key, b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
+      if (!s || s->epoch != j->epoch || bsearch(j->id, owned, (size_t)n, 37, cmp_id)) continue;
+      log_warn("lease lost: abandoning job", LS("job_id", j->id), LI("epoch", j->epoch));
+      j->lost = 1;
+      if (j->xfer && w->http) httpc_cancel(w->http, j->xfer); /* may finish j */
+    }
+    free(owned);
+  }
+  free(b->sent);
+  free(b);
+}
+
+static void beat(uv_timer_t *t) {
+  worker *w = t->data;
+  if (w->stopping >= 2 || w->inflight == 0) return;
+  beat_ctx *b = calloc(1, sizeof(*b));
+  size_t cap = (size_t)w->inflight;
+  char *ids = malloc(cap * 37 + 3), *epochs = malloc(cap * 21 + 3);
+  if (b) b->sent = calloc(cap, sizeof(held_job));
+  if (!b || !b->sent || !ids || !epochs) goto out;
+  size_t io = 0, eo = 0;
+  ids[io++] = '{';
+  epochs[eo++] = '{';
+  for (wjob *j = w->jobs; j && (size_t)b->nsent < cap; j = j->next) {
+    if (j->epoch == 0 || j->lost) continue; /* not claimed yet */
+    if (b->nsent) {
+      ids[io++] = ',';
+      epochs[eo++] = ',';
+    }
+    memcpy(ids + io, j->id, 36);
+    io += 36;
+    eo += (size_t)snprintf(epochs + eo, 21, "%lld", j->epoch);
+    memcpy(b->sent[b->nsent].id, j->id, 37);
+    b->sent[b->nsent++].epoch = j->epoch;
+  }
+  ids[io++] = '}';
+  ids[io] = 0;
+  epochs[eo++] = '}';
+  epochs[eo] = 0;
+  if (b->nsent == 0) goto out;
+  qsort(b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
+  char lease[16];
+  snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
+  const char *p[3] = {ids, epochs, lease};
+  if (db_query(w->db,
+               "update jobs set lease_until = now() + make_interval(secs => $3::int) "
+               "from unnest($1::uuid[], $2::bigint[]) as h(id, epoch) "
+               "where jobs.id = h.id and jobs.epoch = h.epoch and jobs.status = 'running' "
+               "returning jobs.id",
+               3, p, renewed, b) == 0) {
+    b = NULL;
+  }
+out:
+  free(ids);
+  free(epochs);
+  if (b) {
+    free(b->sent);
+    free(b);
+  }
+}
+
+void lease_start(worker *w) {
+  uint64_t every = (uint64_t)w->cfg.lease_seconds * 1000 / 3;
+  uv_timer_init(w->loop, &w->heartbeat_timer);
+  w->heartbeat_timer.data = w;
+  uv_timer_start(&w->heartbeat_timer, beat, every, every);
+}
+
+/* xorshift64*, seeded once from the clock and pid: jitter, not secrets */
+static uint64_t jitter_state;
+
+static uint64_t next_random(void) {
+  if (!jitter_state) jitter_state = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+  jitter_state ^= jitter_state >> 12;
+  jitter_state ^= jitter_state << 25;
+  jitter_state ^= jitter_state >> 27;
+  return jitter_state * 0x2545F4914F6CDD1DULL;
+}
+
+long lease_retry_delay_ms(const genq_config *c, int attempt, long retry_after_ms) {
+  long cap = c->retry_base_ms;
+  for (int i = 1; i < attempt && cap < c->retry_cap_ms; i++) cap *= 2;
+  if (cap > c->retry_cap_ms) cap = c->retry_cap_ms;
+  long delay = cap > 0 ? (long)(next_random() % (uint64_t)(cap + 1)) : 0;
+  if (retry_after_ms > delay) delay = retry_after_ms;
+  if (delay > c->retry_cap_ms) delay = c->retry_cap_ms;
+  return delay;
+}

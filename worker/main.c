@@ -1,0 +1,142 @@
+/* main.c — genq-worker: options, configuration, connections, signals.
+ *
+ *   genq-worker [--kinds storyboard,...] [--concurrency N]
+ *
+ * SIGTERM/SIGINT: take no new jobs, let the ones in flight finish within
+ * GENQ_SHUTDOWN_GRACE_MS, then exit 0 (leases cover what did not finish).
+ * A second signal exits at once. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+static worker W;
+static uv_signal_t sigint, sigterm;
+
+static void usage(void) {
+  fprintf(stderr, "usage: genq-worker [--kinds storyboard[,kind...]] [--concurrency N]\n");
+}
+
+/* Kinds this build of the worker can run. */
+static int kind_runnable(job_kind k) {
+  return k == JOB_STORYBOARD;
+}
+
+static int parse_kinds(worker *w, const char *list) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), "%s", list);
+  w->nkinds = 0;
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    job_kind k;
+    if (job_kind_parse(tok, &k) != 0) {
+      fprintf(stderr, "genq-worker: --kinds: unknown kind '%s'\n", tok);
+      return -1;
+    }
+    if (!kind_runnable(k)) {
+      fprintf(stderr, "genq-worker: --kinds: '%s' jobs are not supported by this worker yet\n", tok);
+      return -1;
+    }
+    int dup = 0;
+    for (int i = 0; i < w->nkinds; i++) dup |= strcmp(w->kinds[i], job_kind_name(k)) == 0;
+    if (!dup) w->kinds[w->nkinds++] = job_kind_name(k);
+  }
+  if (w->nkinds == 0) {
+    fprintf(stderr, "genq-worker: --kinds: empty list\n");
+    return -1;
+  }
+  return 0;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  worker *w = s->data;
+  if (w->stopping) {
+    log_warn("second signal: exiting now", LI("signal", signum));
+    _exit(1);
+  }
+  log_info("signal received", LI("signal", signum));
+  uv_unref((uv_handle_t *)&sigint);
+  uv_unref((uv_handle_t *)&sigterm);
+  worker_stop(w);
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  worker *w = &W;
+  const char *kinds = NULL, *conc = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--kinds") == 0 && i + 1 < argc) {
+      kinds = argv[++i];
+    } else if (strncmp(argv[i], "--kinds=", 8) == 0) {
+      kinds = argv[i] + 8;
+    } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+      conc = argv[++i];
+    } else if (strncmp(argv[i], "--concurrency=", 14) == 0) {
+      conc = argv[i] + 14;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage();
+      return 0;
+    } else {
+      fprintf(stderr, "genq-worker: unknown argument '%s'\n", argv[i]);
+      usage();
+      return 2;
+    }
+  }
+  char err[512];
+  if (config_load(&w->cfg, CONFIG_WORKER, err, sizeof(err)) != 0) {
+    fprintf(stderr, "genq-worker: %s\n", err);
+    return 1;
+  }
+  log_init("worker", w->cfg.log_level);
+  if (parse_kinds(w, kinds ? kinds : "storyboard") != 0) return 2;
+  w->concurrency = w->cfg.worker_concurrency;
+  if (conc) {
+    char *end;
+    long n = strtol(conc, &end, 10);
+    if (!*conc || *end || n < 1 || n > 100000) {
+      fprintf(stderr, "genq-worker: --concurrency must be an integer between 1 and 100000\n");
+      return 2;
+    }
+    w->concurrency = (int)n;
+  }
+  char host[64] = "host";
+  gethostname(host, sizeof(host) - 1);
+  unsigned char rnd[3] = {0};
+  uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1],
+           rnd[2]);
+
+  w->loop = uv_default_loop();
+  w->openai = (openai_opts){.base_url = w->cfg.openai_base_url,
+                            .api_key = w->cfg.openai_api_key,
+                            .model = w->cfg.openai_model,
+                            .timeout_ms = w->cfg.provider_timeout_ms};
+  db_options dbo = {.conninfo = w->cfg.database_url, .pool_size = w->cfg.db_pool_size};
+  if (db_open(&w->db, w->loop, &dbo) != 0 ||
+      rds_open(&w->redis, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
+      rds_open(&w->redis_fetch, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
+      httpc_new(&w->http, w->loop) != 0 ||
+      relay_start(&w->relay, w->loop, w->db, w->redis, 1000, 5000) != 0) {
+    fprintf(stderr, "genq-worker: cannot start: %s\n", err);
+    return 1;
+  }
+  worker_start(w);
+  uv_signal_init(w->loop, &sigint);
+  uv_signal_init(w->loop, &sigterm);
+  sigint.data = sigterm.data = w;
+  uv_signal_start(&sigint, on_signal, SIGINT);
+  uv_signal_start(&sigterm, on_signal, SIGTERM);
+  log_info("worker started", LS("worker_id", w->id), LI("concurrency", w->concurrency),
+           LS("kinds", kinds ? kinds : "storyboard"));
+
+  uv_run(w->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&sigint, NULL);
+  uv_close((uv_handle_t *)&sigterm, NULL);
+  uv_run(w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(w->loop);
+  config_free(&w->cfg);
+  return 0;
+}

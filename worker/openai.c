@@ -1,0 +1,165 @@
+/* OpenAI chat-completions client for the storyboard step (see openai.h). */
+#include "openai.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storyboard.h"
+
+#define OPENAI_MAX_RESPONSE (1u << 20) /* a storyboard is a few KiB; 1 MiB is generous */
+#define OPENAI_DEFAULT_TIMEOUT_MS 60000
+#define OPENAI_MAX_URL 2048
+
+typedef struct {
+  openai_cb cb;
+  void *arg;
+  int scenes;
+  char *api_key; /* only to scrub it from provider messages */
+  char msg[512];
+} openai_call;
+
+/* Replaces every occurrence of the key in s with "[redacted]", in place and
+ * bounded: a provider echoing the key must not leak it into job errors. */
+static void scrub_key(char *s, size_t cap, const char *key) {
+  static const char mask[] = "[redacted]";
+  size_t klen = key ? strlen(key) : 0;
+  char *p = s;
+  if (klen < 4) return;
+  while ((p = strstr(p, key))) {
+    size_t tail = strlen(p + klen);
+    size_t room = cap - (size_t)(p - s) - 1;
+    size_t m = sizeof mask - 1 < room ? sizeof mask - 1 : room;
+    if (tail > room - m) tail = room - m;
+    memmove(p + m, p + klen, tail);
+    memcpy(p, mask, m);
+    p[m + tail] = '\0';
+    p += m; /* past the mask: a key that occurs in "[redacted]" cannot loop */
+  }
+}
+
+static void finish(openai_call *call, openai_result *r) {
+  if (!r->message) r->message = call->msg;
+  scrub_key(call->msg, sizeof call->msg, call->api_key);
+  call->cb(r, call->arg);
+  free(call->api_key);
+  free(call);
+}
+
+/* The OpenAI error object of an error body: {"error":{"message","type","param","code"}}. */
+static void read_error(const httpc_response *resp, openai_call *call, const char **err_code) {
+  cJSON *root = cJSON_ParseWithLength(resp->body, resp->body_len);
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(err, "code");
+  *err_code = NULL;
+  if (cJSON_IsString(c) && !strcmp(c->valuestring, "insufficient_quota"))
+    *err_code = "insufficient_quota";
+  snprintf(call->msg, sizeof call->msg, "OpenAI HTTP %d: %.300s", resp->status,
+           cJSON_IsString(m) ? m->valuestring : "(no error message)");
+  cJSON_Delete(root);
+}
+
+static void on_response(const httpc_response *resp, void *arg) {
+  openai_call *call = arg;
+  openai_result r = {.retry_after_ms = resp->retry_after_ms, .request_id = resp->request_id};
+  cJSON *sb = NULL;
+  const char *err_code;
+
+  if (resp->status == 0 || resp->curl_code != CURLE_OK || resp->too_large) {
+    r.retryable = 1;
+    if (resp->too_large) {
+      r.code = "invalid_output";
+      snprintf(call->msg, sizeof call->msg, "OpenAI response larger than %u bytes",
+               OPENAI_MAX_RESPONSE);
+    } else {
+      r.code = resp->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+      snprintf(call->msg, sizeof call->msg, "OpenAI request failed: %.300s",
+               resp->error ? resp->error : curl_easy_strerror((CURLcode)resp->curl_code));
+    }
+  } else if (resp->status >= 200 && resp->status < 300) {
+    const char *code = NULL;
+    if (storyboard_parse_completion(resp->body, resp->body_len, call->scenes, &sb, &code, call->msg,
+                                    sizeof call->msg) == 0) {
+      r.ok = 1;
+      r.code = NULL;
+      r.storyboard = sb;
+      snprintf(call->msg, sizeof call->msg, "ok");
+    } else {
+      r.code = code;
+      /* A refusal or a filtered answer will come again; a truncated or
+       * malformed one may not. */
+      r.retryable = strcmp(code, "refused") && strcmp(code, "content_filter");
+    }
+  } else {
+    read_error(resp, call, &err_code);
+    int s = resp->status;
+    if (s == 429) {
+      r.code = err_code ? err_code : "rate_limited";
+      r.retryable = !err_code;
+    } else if (s >= 500) {
+      r.code = "provider_error";
+      r.retryable = 1;
+    } else if (s == 401 || s == 403) {
+      r.code = "unauthorized";
+    } else if (s == 408) {
+      r.code = "timeout";
+      r.retryable = 1;
+    } else if (s == 409) { /* OpenAI documents 409 as a transient conflict */
+      r.code = "provider_error";
+      r.retryable = 1;
+    } else {
+      r.code = "bad_request";
+    }
+  }
+  finish(call, &r);
+  cJSON_Delete(sb);
+}
+
+int openai_storyboard(httpc *c, const openai_opts *o, const cJSON *input, openai_cb cb, void *arg,
+                      uint64_t *xfer_id) {
+  if (!c || !o || !o->base_url || !o->api_key || !o->model || !cb) return -1;
+  int scenes = storyboard_scene_count(input);
+  size_t blen = strlen(o->base_url);
+  while (blen && o->base_url[blen - 1] == '/')
+    blen--;
+  if (scenes < 0 || blen == 0 || blen > OPENAI_MAX_URL) return -1;
+
+  char url[OPENAI_MAX_URL + 32];
+  snprintf(url, sizeof url, "%.*s/chat/completions", (int)blen, o->base_url);
+  size_t alen = strlen(o->api_key) + sizeof "Authorization: Bearer ";
+  char *auth = malloc(alen);
+  char *body = storyboard_request_body(input, o->model);
+  openai_call *call = calloc(1, sizeof *call);
+  int rc = -1;
+  if (!auth || !body || !call || !(call->api_key = strdup(o->api_key))) goto done;
+  snprintf(auth, alen, "Authorization: Bearer %s", o->api_key);
+  call->cb = cb;
+  call->arg = arg;
+  call->scenes = scenes;
+
+  const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
+                           NULL};
+  httpc_request req = {
+      .method = "POST",
+      .url = url,
+      .headers = headers,
+      .body = body,
+      .body_len = strlen(body),
+      .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : OPENAI_DEFAULT_TIMEOUT_MS,
+      .max_response_bytes = OPENAI_MAX_RESPONSE,
+  };
+  rc = httpc_send(c, &req, on_response, call, xfer_id) == 0 ? 0 : -1;
+done:
+  if (rc < 0 && call) {
+    free(call->api_key);
+    free(call);
+  }
+  if (auth) {
+    memset(auth, 0, alen);
+    free(auth);
+  }
+  cJSON_free(body);
+  return rc;
+}
