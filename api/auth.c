@@ -16,7 +16,8 @@ static int cookie_value(const char *header, const char *name, char *out, size_t 
   size_t nlen = strlen(name);
   const char *p = header;
   while (*p) {
-    while (*p == ' ' || *p == ';') p++;
+    while (*p == ' ' || *p == ';')
+      p++;
     const char *end = strchr(p, ';');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
@@ -45,9 +46,11 @@ int api_authenticate(api_ctx *ctx, http_request *req, api_user *u) {
   if (h) {
     if (strncasecmp(h, "Bearer ", 7) != 0) return unauthorized(req, "expected a Bearer token");
     h += 7;
-    while (*h == ' ') h++;
+    while (*h == ' ')
+      h++;
     len = strlen(h);
-    while (len && h[len - 1] == ' ') len--;
+    while (len && h[len - 1] == ' ')
+      len--;
     if (len == 0 || len > TOKEN_MAX) return unauthorized(req, "invalid token");
     memcpy(token, h, len);
     token[len] = 0;

@@ -103,7 +103,8 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   char hash[2 * SHA256_DIGEST_LENGTH + 1];
   SHA256((const unsigned char *)body, len, digest);
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hash + 2 * i, 3, "%02x", digest[i]);
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+    snprintf(hash + (size_t)2 * (size_t)i, 3, "%02x", digest[i]);
 
   char *input = cJSON_PrintUnformatted(sub.input);
   char max_attempts[16];

@@ -198,7 +198,7 @@ const char *http_req_body(const http_request *r, size_t *len) {
 }
 
 const char *http_req_header(const http_request *r, const char *name) {
-  if (!r->url_end) return NULL;
+  if (!r->url_end || !r->hbuf) return NULL; /* hbuf is set once the URL is complete */
   size_t i = r->url_end;
   while (i < r->hdr_end) {
     const char *n = r->hbuf + i;

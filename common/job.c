@@ -373,8 +373,8 @@ int job_submission_parse(const char *body, size_t len, job_submission *out, char
     goto bad;
   }
   for (const cJSON *it = root->child; it; it = it->next)
-    if (strcmp(it->string, "kind") && strcmp(it->string, "input") &&
-        strcmp(it->string, "webhook_url")) {
+    if (strcmp(it->string, "kind") != 0 && strcmp(it->string, "input") != 0 &&
+        strcmp(it->string, "webhook_url") != 0) {
       fail(&e, it->string, "is not a known field");
       goto bad;
     }

@@ -334,7 +334,7 @@ int jwt_sign_rs256(const char *private_pem, const char *claims_json, char **out,
   cJSON *claims = cJSON_Parse(claims_json ? claims_json : "");
   int is_obj = cJSON_IsObject(claims);
   cJSON_Delete(claims);
-  if (!is_obj) {
+  if (!claims_json || !is_obj) {
     seterr(err, errlen, "claims are not a JSON object");
     return -1;
   }
@@ -362,7 +362,7 @@ int jwt_sign_rs256(const char *private_pem, const char *claims_json, char **out,
     goto done;
   }
   tok[n++] = '.';
-  n += jwt_b64url_encode(sig, siglen, tok + n);
+  jwt_b64url_encode(sig, siglen, tok + n); /* NUL-terminates the token */
   *out = tok;
   tok = NULL;
   rc = 0;

@@ -47,7 +47,8 @@ static void group_reply(redisReply *reply, const char *err, void *arg) {
   (void)arg;
   if (err) {
     log_warn("queue group create failed", LS("error", err));
-  } else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9)) {
+  } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+             strncmp(reply->str, "BUSYGROUP", 9) != 0) {
     log_warn("queue group create failed", LS("error", reply->str));
   }
 }
@@ -114,7 +115,8 @@ static void fetch_reply(redisReply *reply, const char *err, void *arg) {
     err = reply->str;
     if (strncmp(reply->str, "NOGROUP", 7) == 0) {
       const char *kinds[QUEUE_KINDS_MAX];
-      for (int i = 0; i < f->nkinds; i++) kinds[i] = f->kinds[i];
+      for (int i = 0; i < f->nkinds; i++)
+        kinds[i] = f->kinds[i];
       queue_ensure_groups(f->r, kinds, f->nkinds);
     }
   }
@@ -151,7 +153,8 @@ static fetch_ctx *fetch_ctx_new(rds *r, const char *const *kinds, int nkinds, qu
   f->arg = arg;
   f->r = r;
   f->nkinds = nkinds;
-  for (int i = 0; i < nkinds; i++) snprintf(f->kinds[i], sizeof(f->kinds[i]), "%s", kinds[i]);
+  for (int i = 0; i < nkinds; i++)
+    snprintf(f->kinds[i], sizeof(f->kinds[i]), "%s", kinds[i]);
   return f;
 }
 
@@ -180,7 +183,8 @@ int queue_fetch(rds *r, const char *consumer, const char *const *kinds, int nkin
     queue_key(kinds[i], keys[i]);
     argv[argc++] = keys[i];
   }
-  for (int i = 0; i < nkinds; i++) argv[argc++] = ">";
+  for (int i = 0; i < nkinds; i++)
+    argv[argc++] = ">";
   if (rds_command_argv(r, fetch_reply, f, argc, argv, NULL) != 0) {
     free(f);
     return -1;

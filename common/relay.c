@@ -8,7 +8,7 @@
 #include "log.h"
 #include "queue.h"
 
-#define RELAY_BATCH 256       /* ids per mark-dispatched UPDATE */
+#define RELAY_BATCH 256        /* ids per mark-dispatched UPDATE */
 #define RELAY_SCAN_LIMIT "500" /* jobs per scan */
 #define RELAY_FLUSH_MS 20
 #define RELAY_LOCK_KEY "genq:{q}:relay-lock"
@@ -128,7 +128,8 @@ static void scan_rows(const db_result *r, void *arg) {
   } else {
     int n = PQntuples(r->res);
     if (n > 0) log_info("relay dispatching undispatched jobs", LI("count", n));
-    for (int i = 0; i < n; i++) send_job(rl, PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 0), 1);
+    for (int i = 0; i < n; i++)
+      send_job(rl, PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 0), 1);
   }
   maybe_free(rl);
 }

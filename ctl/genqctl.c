@@ -33,6 +33,7 @@ typedef struct {
   int npos;
   const char *key, *note;
   int json;
+  long long amount; /* credits grant: pos[1], parsed before connecting */
 } ctl_args;
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -117,13 +118,11 @@ static int run_db_command(const char *cmd, const char *sub, const ctl_args *a) {
       rc = CTL_OK;
     }
   } else if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0) {
-    long long amount = 0;
-    parse_amount(a->pos[1], &amount); /* checked before connecting */
     char key[64] = "ctl:";
     if (!a->key && ctl_random_hex(key + 4, 16) < 0) {
       fprintf(stderr, "genqctl: no randomness\n");
     } else {
-      rc = ctl_credits_grant(c, a->pos[0], amount, a->key ? a->key : key,
+      rc = ctl_credits_grant(c, a->pos[0], a->amount, a->key ? a->key : key,
                              a->note ? a->note : "genqctl credits grant", a->json);
     }
   } else if (strcmp(cmd, "credits") == 0) {
@@ -166,9 +165,8 @@ int main(int argc, char **argv) {
     sub = argv[2];
     if (credits && strcmp(sub, "grant") == 0) {
       if (parse_args(argc - 3, argv + 3, "knj", 2, &a)) return CTL_USAGE;
-      long long amount;
       if (a.npos < 2) return usage_error("%s", "credits grant needs a user and an amount");
-      if (parse_amount(a.pos[1], &amount) < 0)
+      if (parse_amount(a.pos[1], &a.amount) < 0)
         return usage_error("amount '%s' is not a positive whole number of credits", a.pos[1]);
     } else if (strcmp(sub, "show") == 0) {
       if (parse_args(argc - 3, argv + 3, "j", 1, &a)) return CTL_USAGE;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TOKEN_KEY_MAX (64 * 1024) /* a PEM RSA key is a few KiB */
+enum { TOKEN_KEY_MAX = 64 * 1024 }; /* a PEM RSA key is a few KiB */
 #define TOKEN_TTL_MAX (366LL * 24 * 3600)
 
 static void token_usage(const char *why) {

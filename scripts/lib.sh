@@ -103,9 +103,10 @@ genq_build() {
     args+=("$1")
     shift
   done
-  cmake -S "$GENQ_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "${args[@]}" >"$dir.configure.log" 2>&1 ||
+  mkdir -p "$dir"
+  cmake -S "$GENQ_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "${args[@]}" >"$dir/configure.log" 2>&1 ||
     {
-      cat "$dir.configure.log" >&2
+      cat "$dir/configure.log" >&2
       genq_die "cmake configure failed"
     }
   local t=()
@@ -123,7 +124,9 @@ genq_alive() {
 }
 
 # genq_start NAME LOG [--signal SIG] CMD...: starts CMD in the background,
-# stdout and stderr appended to LOG; sets GENQ_LAST_PID.
+# stdout and stderr appended to LOG; sets GENQ_LAST_PID. CMD gets a session
+# of its own (setsid execs, so the pid stays CMD's): a Ctrl-C reaches only the
+# script, which then stops everything in order, workers before databases.
 genq_start() {
   local name=$1 log=$2 sig=TERM
   shift 2
@@ -131,7 +134,7 @@ genq_start() {
     sig=$2
     shift 2
   fi
-  "$@" >>"$log" 2>&1 </dev/null &
+  setsid "$@" >>"$log" 2>&1 </dev/null &
   GENQ_LAST_PID=$!
   GENQ_PIDS+=("$GENQ_LAST_PID")
   GENQ_PID_NAME[$GENQ_LAST_PID]=$name
@@ -174,18 +177,20 @@ genq_stop_all() {
   done
 }
 
-# Installs the exit trap; INT and TERM become an exit so the trap runs once.
+# Installs the exit trap; INT, TERM and HUP become an exit so that the trap
+# runs once.
 # $1 (optional): a function to run after everything is stopped.
 genq_trap_cleanup() {
   GENQ_AFTER_STOP=${1:-}
   trap 'genq_on_exit' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  trap 'exit 129' HUP
 }
 
 genq_on_exit() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   genq_stop_all
   if [[ -n ${GENQ_AFTER_STOP:-} ]]; then
     "$GENQ_AFTER_STOP" "$rc" || true

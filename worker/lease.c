@@ -36,8 +36,9 @@ static void renewed(const db_result *r, void *arg) {
     log_warn("lease renewal failed", LS("error", r->error));
   } else if (w->stopping < 3) {
     int n = PQntuples(r->res);
-    char (*owned)[37] = calloc((size_t)n + 1, 37);
-    for (int i = 0; owned && i < n; i++) memcpy(owned[i], PQgetvalue(r->res, i, 0), 36);
+    char(*owned)[37] = calloc((size_t)n + 1, 37);
+    for (int i = 0; owned && i < n; i++)
+      memcpy(owned[i], PQgetvalue(r->res, i, 0), 36);
     if (owned) qsort(owned, (size_t)n, 37, cmp_id);
     for (wjob *j = w->jobs, *next; owned && j; j = next) {
       next = j->next;
@@ -115,7 +116,8 @@ void lease_start(worker *w) {
 static uint64_t jitter_state;
 
 static uint64_t next_random(void) {
-  if (!jitter_state) jitter_state = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+  if (!jitter_state)
+    jitter_state = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
   jitter_state ^= jitter_state >> 12;
   jitter_state ^= jitter_state << 25;
   jitter_state ^= jitter_state >> 27;
@@ -124,7 +126,8 @@ static uint64_t next_random(void) {
 
 long lease_retry_delay_ms(const genq_config *c, int attempt, long retry_after_ms) {
   long cap = c->retry_base_ms;
-  for (int i = 1; i < attempt && cap < c->retry_cap_ms; i++) cap *= 2;
+  for (int i = 1; i < attempt && cap < c->retry_cap_ms; i++)
+    cap *= 2;
   if (cap > c->retry_cap_ms) cap = c->retry_cap_ms;
   long delay = cap > 0 ? (long)(next_random() % (uint64_t)(cap + 1)) : 0;
   if (retry_after_ms > delay) delay = retry_after_ms;

@@ -37,11 +37,13 @@ static int parse_kinds(worker *w, const char *list) {
       return -1;
     }
     if (!kind_runnable(k)) {
-      fprintf(stderr, "genq-worker: --kinds: '%s' jobs are not supported by this worker yet\n", tok);
+      fprintf(stderr, "genq-worker: --kinds: '%s' jobs are not supported by this worker yet\n",
+              tok);
       return -1;
     }
     int dup = 0;
-    for (int i = 0; i < w->nkinds; i++) dup |= strcmp(w->kinds[i], job_kind_name(k)) == 0;
+    for (int i = 0; i < w->nkinds; i++)
+      dup |= strcmp(w->kinds[i], job_kind_name(k)) == 0;
     if (!dup) w->kinds[w->nkinds++] = job_kind_name(k);
   }
   if (w->nkinds == 0) {
@@ -106,8 +108,7 @@ int main(int argc, char **argv) {
   gethostname(host, sizeof(host) - 1);
   unsigned char rnd[3] = {0};
   uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
-  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1],
-           rnd[2]);
+  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1], rnd[2]);
 
   w->loop = uv_default_loop();
   w->openai = (openai_opts){.base_url = w->cfg.openai_base_url,

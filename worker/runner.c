@@ -135,8 +135,7 @@ void runner_step_done(wjob *j, const step_result *r) {
   }
   const char *p[5] = {j->id, epoch, step, out, job_out};
   log_info("step succeeded", LS("job_id", j->id), LS("step", step));
-  fenced_write(j, "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb)", 5,
-               p);
+  fenced_write(j, "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb)", 5, p);
   free(out);
   free(job_out);
 }
@@ -156,8 +155,10 @@ static void step_begun(const db_result *r, void *arg) {
   wjob *j = arg;
   j->db_busy = 0;
   if (!r->ok || PQntuples(r->res) != 1 || strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
-    if (!r->ok) log_error("step begin failed", LS("job_id", j->id), LS("error", r->error));
-    else log_warn("job fenced at step begin", LS("job_id", j->id), LI("epoch", j->epoch));
+    if (!r->ok)
+      log_error("step begin failed", LS("job_id", j->id), LS("error", r->error));
+    else
+      log_warn("job fenced at step begin", LS("job_id", j->id), LI("epoch", j->epoch));
     job_finish(j);
     return;
   }
@@ -165,7 +166,9 @@ static void step_begun(const db_result *r, void *arg) {
   for (size_t i = 0; i < sizeof(executors) / sizeof(executors[0]); i++) {
     if (strcmp(executors[i].step_kind, sk) == 0) {
       if (executors[i].run(j) != 0) {
-        step_result fail = {.ok = 0, .retryable = 1, .code = "internal",
+        step_result fail = {.ok = 0,
+                            .retryable = 1,
+                            .code = "internal",
                             .message = "could not start the provider call"};
         runner_step_done(j, &fail);
       }
@@ -291,7 +294,8 @@ static void fetched(const queue_msg *msgs, int n, const char *err, void *arg) {
     uv_timer_start(&w->fetch_timer, fetch_retry_cb, FETCH_RETRY_MS, 0);
     return;
   }
-  for (int i = 0; i < n; i++) claim(w, &msgs[i]);
+  for (int i = 0; i < n; i++)
+    claim(w, &msgs[i]);
   fetch_more(w);
 }
 
@@ -311,7 +315,8 @@ static void fetch_more(worker *w) {
 static void reclaimed(const queue_msg *msgs, int n, const char *err, void *arg) {
   worker *w = arg;
   if (err || w->stopping) return;
-  for (int i = 0; i < n; i++) claim(w, &msgs[i]);
+  for (int i = 0; i < n; i++)
+    claim(w, &msgs[i]);
 }
 
 static void reclaim_cb(uv_timer_t *t) {
@@ -365,7 +370,8 @@ static void grace_over(uv_timer_t *t) {
   log_warn("grace period over: leaving unfinished jobs to their leases",
            LI("in_flight", w->inflight));
   w->stopping = 2;
-  for (wjob *j = w->jobs; j; j = j->next) j->lost = 1;
+  for (wjob *j = w->jobs; j; j = j->next)
+    j->lost = 1;
   httpc *h = w->http;
   w->http = NULL;
   if (h) httpc_close(h); /* each transfer's callback runs and finishes its job */

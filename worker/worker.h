@@ -34,7 +34,7 @@ typedef struct worker {
   int inflight;
   int fetching; /* an XREADGROUP is outstanding */
   int stopping;
-  wjob *jobs; /* in flight, doubly linked */
+  wjob *jobs;                 /* in flight, doubly linked */
   uv_timer_t fetch_timer;     /* fetch again after an error */
   uv_timer_t heartbeat_timer; /* lease renewal */
   uv_timer_t reclaim_timer;   /* pending messages of dead readers */
@@ -51,7 +51,7 @@ struct wjob {
   long long epoch; /* every write about the job is fenced by it */
   int attempt, max_attempts;
   cJSON *input;
-  cJSON *steps; /* as claimed: [{name, step_kind, provider, status, provider_ref, output}] */
+  cJSON *steps;      /* as claimed: [{name, step_kind, provider, status, provider_ref, output}] */
   const cJSON *step; /* the step running now */
   uint64_t xfer;     /* provider transfer in flight, 0 if none */
   int lost;          /* the lease was lost: commit nothing more */

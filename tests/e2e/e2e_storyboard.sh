@@ -49,10 +49,11 @@ req() {
 }
 
 # jqt EXPR [jq args...]: true when EXPR holds for the last response body.
+# Through `input`: with an empty body plain `jq -e` would exit 0.
 jqt() {
   local expr=$1
   shift
-  jq -e "$@" "$expr" <<<"$BODY" >/dev/null 2>&1
+  jq -n -e "$@" "input | ($expr)" <<<"$BODY" >/dev/null 2>&1
 }
 status_is() { [[ $STATUS == "$1" ]]; }
 # error_is STATUS CODE: the error shape of every failure,
@@ -65,6 +66,7 @@ error_is() {
 # poll_job TOKEN ID: GET every 0.2 s, up to 60 s, until the job is terminal.
 poll_job() {
   local i
+  [[ -n $2 ]] || return 1 # no job was created: nothing to wait for
   for ((i = 0; i < 300; i++)); do
     req GET "/v1/jobs/$2" "$1"
     if status_is 200 && jqt '.status | IN("succeeded", "failed", "canceled")'; then
