@@ -64,6 +64,7 @@ static void beat(uv_timer_t *t) {
   char *ids = malloc(cap * 37 + 3), *epochs = malloc(cap * 21 + 3);
   if (b) b->sent = calloc(cap, sizeof(held_job));
   if (!b || !b->sent || !ids || !epochs) goto out;
+  b->w = w;
   size_t io = 0, eo = 0;
   ids[io++] = '{';
   epochs[eo++] = '{';

@@ -10,78 +10,7 @@
 # shellcheck disable=SC2016 # $names in single quotes are jq variables
 set -uo pipefail
 
-: "${GENQ_API_URL:?GENQ_API_URL must be set}" "${GENQCTL:?GENQCTL must be set}"
-API=${GENQ_API_URL%/}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-PASSED=0 FAILED=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    PASSED=$((PASSED + 1))
-    echo "ok   - $name"
-  else
-    FAILED=$((FAILED + 1))
-    echo "FAIL - $name"
-    echo "       last response: HTTP $STATUS $(head -c 600 "$TMP/body" 2>/dev/null)"
-  fi
-}
-
-# req METHOD PATH TOKEN [BODY]: sets STATUS and BODY; TOKEN "-" sends no
-# Authorization. Counts responses without an X-Request-Id header.
-STATUS="" BODY="" RESPONSES=0 NO_REQUEST_ID=0
-req() {
-  local method=$1 path=$2 token=$3 args=()
-  [[ $token != - ]] && args+=(-H "Authorization: Bearer $token")
-  (($# > 3)) && args+=(-H 'Content-Type: application/json' --data-binary "$4")
-  : >"$TMP/body"
-  : >"$TMP/headers"
-  STATUS=$(curl -sS --max-time 10 -X "$method" -o "$TMP/body" -D "$TMP/headers" \
-    -w '%{http_code}' "${args[@]}" "$API$path" 2>"$TMP/curl.err") || STATUS="curl-error: $(cat "$TMP/curl.err")"
-  BODY=$(cat "$TMP/body")
-  RESPONSES=$((RESPONSES + 1))
-  if ! grep -qiE '^x-request-id: *[^[:space:]]+' "$TMP/headers"; then
-    NO_REQUEST_ID=$((NO_REQUEST_ID + 1))
-    echo "       (no X-Request-Id on $method $path)"
-  fi
-}
-
-# jqt EXPR [jq args...]: true when EXPR holds for the last response body.
-# Through `input`: with an empty body plain `jq -e` would exit 0.
-jqt() {
-  local expr=$1
-  shift
-  jq -n -e "$@" "input | ($expr)" <<<"$BODY" >/dev/null 2>&1
-}
-status_is() { [[ $STATUS == "$1" ]]; }
-# error_is STATUS CODE: the error shape of every failure,
-# {"error":{"code","message","request_id"}}; CODE "*" accepts any code.
-error_is() {
-  status_is "$1" && jqt '(.error.code | type == "string" and ($c == "*" or . == $c)) and (.error.message | type == "string")
-    and (.error.request_id | type == "string" and length > 0)' --arg c "$2"
-}
-
-# poll_job TOKEN ID: GET every 0.2 s, up to 60 s, until the job is terminal.
-poll_job() {
-  local i
-  [[ -n $2 ]] || return 1 # no job was created: nothing to wait for
-  for ((i = 0; i < 300; i++)); do
-    req GET "/v1/jobs/$2" "$1"
-    if status_is 200 && jqt '.status | IN("succeeded", "failed", "canceled")'; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
-
-credits_are() { # TOKEN BALANCE HELD
-  req GET /v1/credits "$1"
-  status_is 200 && jqt '.balance == $b and .held == $h and .available == $b - $h' \
-    --argjson b "$2" --argjson h "$3"
-}
+. "$(dirname "$0")/helpers.bash"
 
 # Users unique to this run, so the test can run against a used stack.
 RUN=$$-$RANDOM
@@ -172,8 +101,5 @@ check "/healthz is 200" status_is 200
 req GET /readyz -
 check "/readyz is 200" status_is 200
 
-check "every response carried X-Request-Id ($RESPONSES responses)" [ "$NO_REQUEST_ID" -eq 0 ]
 check "genqctl audit finds no violation" "$GENQCTL" audit
-
-echo "e2e-summary: passed=$PASSED failed=$FAILED"
-((FAILED == 0))
+finish
