@@ -5,6 +5,8 @@
  *   provsim:error500  500 server_error
  *   provsim:length    finish_reason "length" with truncated content
  *   provsim:garbage   200 whose body is not JSON
+ *   provsim:sleep=MS  answer after MS milliseconds (0..600000) instead of
+ *                     PROVSIM_OPENAI_LATENCY_MS: a call that outlives a lease
  * Every validated request except provsim:error500 counts as a completion
  * (openai.chat_completions, and openai.by_prompt[sha256 of the last user
  * message]), as the real service would bill it. */
@@ -331,8 +333,14 @@ static void chat_completions(provsim *ps, http_request *req) {
     goto done;
   }
 
+  unsigned latency = os->latency_ms;
+  const char *sleep_hook = strstr(prompt, "provsim:sleep=");
+  if (sleep_hook) {
+    unsigned long ms = strtoul(sleep_hook + strlen("provsim:sleep="), NULL, 10);
+    latency = ms > 600000 ? 600000 : (unsigned)ms;
+  }
   if (strstr(prompt, "provsim:error500")) {
-    oa_error(ps, req, os->latency_ms, 500, "server_error", NULL, NULL,
+    oa_error(ps, req, latency, 500, "server_error", NULL, NULL,
              "The server had an error while processing your request. Sorry about that!");
     goto done;
   }
@@ -343,14 +351,14 @@ static void chat_completions(provsim *ps, http_request *req) {
   os->served++;
 
   char proc_ms[48], remaining[64];
-  snprintf(proc_ms, sizeof proc_ms, "openai-processing-ms: %u", os->latency_ms);
+  snprintf(proc_ms, sizeof proc_ms, "openai-processing-ms: %u", latency);
   snprintf(remaining, sizeof remaining, "x-ratelimit-remaining-requests: %d", OA_RATE_LIMIT - 1);
   const char *headers[] = {
       proc_ms,   "openai-version: 2020-10-01",      "x-ratelimit-limit-requests: 10000",
       remaining, "x-ratelimit-reset-requests: 6ms", NULL};
   if (strstr(prompt, "provsim:garbage")) {
     static const char garbage[] = "<html><body>502 upstream garbage {\"id\": \"chatcmpl-";
-    provsim_respond_later(ps, req, os->latency_ms, 200, "application/json", headers, garbage,
+    provsim_respond_later(ps, req, latency, 200, "application/json", headers, garbage,
                           sizeof garbage - 1);
     goto done;
   }
@@ -401,8 +409,7 @@ static void chat_completions(provsim *ps, http_request *req) {
   out = cJSON_PrintUnformatted(r);
   cJSON_Delete(r);
   if (!out) goto oom;
-  provsim_respond_later(ps, req, os->latency_ms, 200, "application/json", headers, out,
-                        strlen(out));
+  provsim_respond_later(ps, req, latency, 200, "application/json", headers, out, strlen(out));
   goto done;
 oom:
   oa_error(ps, req, 0, 500, "server_error", NULL, NULL, "genq-provsim ran out of memory.");

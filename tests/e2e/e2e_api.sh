@@ -122,5 +122,20 @@ check "it failed after all its attempts, retryable provider_error" \
 check "its hold was released, nothing captured" jqt '.cost.held == 0 and .cost.captured == 0 and .cost.released == 1'
 check "carol paid exactly the 3 storyboards that succeeded" credits_are "$CAROL_TOKEN" 17 0
 
+# --- a provider call longer than the lease --------------------------------
+# scripts/test runs the workers with GENQ_LEASE_SECONDS=5: a call of 8 s
+# succeeds on its first attempt only if the heartbeat renewed the lease, and
+# the simulator sees exactly one completion for it.
+SIM=${OPENAI_BASE_URL%/openai/v1}
+sim_completions() { curl -sS --max-time 5 "$SIM/_sim/stats" | jq -e '.openai.chat_completions // 0'; }
+BEFORE=$(sim_completions)
+req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"storyboard","input":{"prompt":"provsim:sleep=8000 a slow one","scenes":1}}'
+SJOB=$(jq -r '.id // empty' <<<"$BODY" 2>/dev/null)
+check "the slow job finishes" poll_job "$CAROL_TOKEN" "$SJOB"
+check "it succeeded on its first attempt: the lease was renewed, not lost" \
+  jqt '.status == "succeeded" and .attempt == 1'
+AFTER=$(sim_completions)
+check "the provider saw exactly one call for it" [ "$((AFTER - BEFORE))" -eq 1 ]
+
 check "genqctl audit finds no violation" "$GENQCTL" audit
 finish
