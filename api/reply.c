@@ -28,8 +28,8 @@ void api_reply_db_error(http_request *req, const db_result *r) {
   const char *st = r->sqlstate ? r->sqlstate : "";
   if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0 || strcmp(st, "57014") == 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "the database is unavailable; nothing was changed",
-                       retry);
+    http_respond_error(req, 503, "unavailable",
+                       "the database is unavailable; retry (with the same Idempotency-Key)", retry);
     return;
   }
   log_error("database error", LS("request_id", http_req_id(req)), LS("sqlstate", st),
