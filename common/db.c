@@ -373,7 +373,9 @@ static void db_conn_start(db_conn *c) {
 
 static void db_on_tick(uv_timer_t *t) {
   db *d = t->data;
-  uint64_t now = uv_now(d->loop);
+  /* the clock, not the loop's cached time: a statement queued after a long
+   * callback must still wait its full timeout */
+  uint64_t now = uv_hrtime() / 1000000;
   /* FIFO: the oldest are at the head. */
   while (d->head && now - d->head->enqueued_ms >= d->queue_timeout_ms) {
     db_stmt *s = db_pop(d);
@@ -431,7 +433,7 @@ int db_query(db *d, const char *sql, int nparams, const char *const *params, db_
   }
   s->cb = cb;
   s->arg = arg;
-  s->enqueued_ms = uv_now(d->loop);
+  s->enqueued_ms = uv_hrtime() / 1000000;
   if (d->tail)
     d->tail->next = s;
   else
