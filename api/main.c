@@ -21,37 +21,50 @@ static void method_not_allowed(http_request *req, const char *allow) {
   http_respond_error(req, 405, "method_not_allowed", "method not allowed", headers);
 }
 
+/* The routes genq-api serves. */
+typedef enum { R_NONE, R_HEALTHZ, R_READYZ, R_JOBS, R_JOB, R_CREDITS } route_id;
+
+static route_id match(const char *p, const char **id) {
+  size_t n = strlen(JOBS_PREFIX);
+  if (strcmp(p, "/healthz") == 0) return R_HEALTHZ;
+  if (strcmp(p, "/readyz") == 0) return R_READYZ;
+  if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
+  if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
+  if (strncmp(p, JOBS_PREFIX, n) == 0 && p[n] && !strchr(p + n, '/')) {
+    *id = p + n;
+    return R_JOB;
+  }
+  return R_NONE;
+}
+
 static void route(http_request *req, void *arg) {
   api_ctx *ctx = arg;
   const char *m = http_req_method(req);
-  const char *p = http_req_path(req);
+  const char *id = NULL;
   int get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+  route_id r = match(http_req_path(req), &id);
   api_user u;
 
-  if (strcmp(p, "/healthz") == 0) {
-    if (!get) return method_not_allowed(req, "GET");
-    return api_healthz(ctx, req);
+  if (r == R_NONE) {
+    http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
+  } else if (r == R_JOBS ? !get && !post : !get) {
+    method_not_allowed(req, r == R_JOBS ? "GET, POST" : "GET");
+  } else if (r == R_HEALTHZ) {
+    api_healthz(ctx, req);
+  } else if (r == R_READYZ) {
+    api_readyz(ctx, req);
+  } else if (api_authenticate(ctx, req, &u) != 0) {
+    /* answered 401 */
+  } else if (r == R_JOBS) {
+    if (post)
+      api_jobs_submit(ctx, req, &u);
+    else
+      api_jobs_list(ctx, req, &u);
+  } else if (r == R_JOB) {
+    api_jobs_get(ctx, req, &u, id);
+  } else {
+    api_credits_get(ctx, req, &u);
   }
-  if (strcmp(p, "/readyz") == 0) {
-    if (!get) return method_not_allowed(req, "GET");
-    return api_readyz(ctx, req);
-  }
-  if (strcmp(p, "/v1/jobs") == 0) {
-    if (!get && !post) return method_not_allowed(req, "GET, POST");
-    if (api_authenticate(ctx, req, &u) != 0) return;
-    return post ? api_jobs_submit(ctx, req, &u) : api_jobs_list(ctx, req, &u);
-  }
-  if (strncmp(p, JOBS_PREFIX, strlen(JOBS_PREFIX)) == 0 && !strchr(p + strlen(JOBS_PREFIX), '/')) {
-    if (!get) return method_not_allowed(req, "GET");
-    if (api_authenticate(ctx, req, &u) != 0) return;
-    return api_jobs_get(ctx, req, &u, p + strlen(JOBS_PREFIX));
-  }
-  if (strcmp(p, "/v1/credits") == 0) {
-    if (!get) return method_not_allowed(req, "GET");
-    if (api_authenticate(ctx, req, &u) != 0) return;
-    return api_credits_get(ctx, req, &u);
-  }
-  http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
 }
 
 /* ---- shutdown ---- */

@@ -24,14 +24,17 @@ struct relay {
   int outstanding; /* callbacks not yet returned */
   int stopping;
   int closed_handles;
-  char (*marks)[37]; /* ids dispatched, not yet marked */
+  struct mark {
+    char id[37];
+    long long epoch; /* the job's epoch when it was sent */
+  } * marks;         /* dispatched, not yet marked */
   int nmarks;
 };
 
 typedef struct {
   relay *rl;
   char id[37];
-  int from_scan;
+  long long epoch;
 } send_ctx;
 
 static void maybe_free(relay *rl) {
@@ -50,35 +53,48 @@ static void mark_done(const db_result *r, void *arg) {
   maybe_free(rl);
 }
 
+/* One UPDATE for the batch: genq_mark_dispatched($ids, $epochs) with two
+ * PostgreSQL array literals. A mark that cannot be written only means the
+ * scan sends the job once more. */
 static void flush_marks(relay *rl) {
-  if (rl->nmarks == 0) return;
-  /* a PostgreSQL array literal of uuids: {id,id,...} */
-  size_t cap = (size_t)rl->nmarks * 37 + 3;
-  char *arr = malloc(cap);
-  if (!arr) return;
-  size_t off = 0;
-  arr[off++] = '{';
-  for (int i = 0; i < rl->nmarks; i++) {
-    if (i) arr[off++] = ',';
-    memcpy(arr + off, rl->marks[i], 36);
-    off += 36;
-  }
-  arr[off++] = '}';
-  arr[off] = 0;
+  int n = rl->nmarks;
   rl->nmarks = 0;
-  const char *params[1] = {arr};
-  if (db_query(rl->db, "select genq_mark_dispatched($1::uuid[])", 1, params, mark_done, rl) == 0)
-    rl->outstanding++;
-  free(arr);
+  if (n == 0) return;
+  char *ids = malloc((size_t)n * 37 + 3), *epochs = malloc((size_t)n * 21 + 3);
+  if (ids && epochs) {
+    size_t io = 0, eo = 0;
+    ids[io++] = '{';
+    epochs[eo++] = '{';
+    for (int i = 0; i < n; i++) {
+      if (i) {
+        ids[io++] = ',';
+        epochs[eo++] = ',';
+      }
+      memcpy(ids + io, rl->marks[i].id, 36);
+      io += 36;
+      eo += (size_t)snprintf(epochs + eo, 21, "%lld", rl->marks[i].epoch);
+    }
+    ids[io++] = '}';
+    ids[io] = 0;
+    epochs[eo++] = '}';
+    epochs[eo] = 0;
+    const char *params[2] = {ids, epochs};
+    if (db_query(rl->db, "select genq_mark_dispatched($1::uuid[], $2::bigint[])", 2, params,
+                 mark_done, rl) == 0)
+      rl->outstanding++;
+  }
+  free(ids);
+  free(epochs);
 }
 
 static void flush_cb(uv_timer_t *t) {
   flush_marks(t->data);
 }
 
-static void add_mark(relay *rl, const char *id) {
+static void add_mark(relay *rl, const char *id, long long epoch) {
   if (rl->stopping) return;
-  memcpy(rl->marks[rl->nmarks++], id, 37);
+  memcpy(rl->marks[rl->nmarks].id, id, 37);
+  rl->marks[rl->nmarks++].epoch = epoch;
   if (rl->nmarks == RELAY_BATCH)
     flush_marks(rl);
   else if (!uv_is_active((uv_handle_t *)&rl->flush_timer))
@@ -94,17 +110,17 @@ static void sent(const char *err, void *arg) {
   if (err)
     log_warn("relay dispatch failed", LS("job_id", s->id), LS("error", err));
   else
-    add_mark(rl, s->id);
+    add_mark(rl, s->id, s->epoch);
   free(s);
   maybe_free(rl);
 }
 
-static void send_job(relay *rl, const char *kind, const char *job_id, int from_scan) {
+static void send_job(relay *rl, const char *kind, const char *job_id, long long epoch) {
   if (rl->stopping || strlen(job_id) != 36) return;
   send_ctx *s = malloc(sizeof(*s));
   if (!s) return;
   s->rl = rl;
-  s->from_scan = from_scan;
+  s->epoch = epoch;
   memcpy(s->id, job_id, 37);
   if (queue_dispatch(rl->redis, kind, job_id, sent, s) != 0) {
     free(s); /* Redis down: the scan will send it */
@@ -114,7 +130,7 @@ static void send_job(relay *rl, const char *kind, const char *job_id, int from_s
 }
 
 void relay_job(relay *rl, const char *kind, const char *job_id) {
-  send_job(rl, kind, job_id, 0);
+  send_job(rl, kind, job_id, 0); /* just committed: never claimed, epoch 0 */
 }
 
 /* ---- the periodic scan ---- */
@@ -129,7 +145,8 @@ static void scan_rows(const db_result *r, void *arg) {
     int n = PQntuples(r->res);
     if (n > 0) log_info("relay dispatching undispatched jobs", LI("count", n));
     for (int i = 0; i < n; i++)
-      send_job(rl, PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 0), 1);
+      send_job(rl, PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 0),
+               strtoll(PQgetvalue(r->res, i, 2), NULL, 10));
   }
   maybe_free(rl);
 }
@@ -145,7 +162,7 @@ static void lock_reply(redisReply *reply, const char *err, void *arg) {
   char grace[16];
   snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
   const char *params[2] = {grace, RELAY_SCAN_LIMIT};
-  if (db_query(rl->db, "select id, kind from genq_undispatched($1::int, $2::int)", 2, params,
+  if (db_query(rl->db, "select id, kind, epoch from genq_undispatched($1::int, $2::int)", 2, params,
                scan_rows, rl) == 0)
     rl->outstanding++;
   else

@@ -218,41 +218,46 @@ begin
   return query select genq_job_json(v_id), true;
 end $$;
 
--- genq_mark_dispatched(ids) → how many of them are now marked as pushed to
--- Redis: queued jobs, and running jobs whose lease lapsed (re-sent so that
--- someone reclaims them). genq_undispatched skips marked jobs; a claim clears
--- the mark, so a job is re-sent once per lapse, not on every scan.
-create or replace function genq_mark_dispatched(p_ids uuid[]) returns int
+-- genq_mark_dispatched(ids, epochs) → how many of them are now marked as
+-- pushed to Redis: queued jobs, and running jobs whose lease lapsed (re-sent
+-- so that someone reclaims them). genq_undispatched skips marked jobs; a
+-- claim clears the mark, so a job is re-sent once per lapse, not on every
+-- scan. A mark names the epoch the job had when it was sent: a mark that
+-- arrives late, after the job was claimed and requeued (a new epoch), must
+-- not hide the requeued job from the relay.
+create or replace function genq_mark_dispatched(p_ids uuid[], p_epochs bigint[]) returns int
 language plpgsql as $$
 declare
   n int;
 begin
-  update jobs set dispatched = true
-  where id = any (p_ids) and not dispatched
-    and (status = 'queued' or (status = 'running' and lease_until < now()));
+  update jobs j set dispatched = true
+  from unnest(p_ids, p_epochs) as m(id, epoch)
+  where j.id = m.id and j.epoch = m.epoch and not j.dispatched
+    and (j.status = 'queued' or (j.status = 'running' and j.lease_until < now()));
   get diagnostics n = row_count;
   return n;
 end $$;
 
 -- genq_undispatched(min_age_ms, limit) → the jobs the relay must (re)send to
--- Redis, oldest first: queued jobs never pushed (or requeued since), older
--- than min_age_ms and due; and running jobs whose lease has lapsed (their
--- worker died or was cut off; SPEC §5), not yet re-sent since.
+-- Redis, oldest first, with the epoch to mark them with: queued jobs never
+-- pushed (or requeued since), older than min_age_ms and due; and running
+-- jobs whose lease has lapsed (their worker died or was cut off; SPEC §5),
+-- not yet re-sent since.
 create or replace function genq_undispatched(p_min_age_ms int, p_limit int)
-returns table (id uuid, kind text)
+returns table (id uuid, kind text, epoch bigint)
 language plpgsql stable as $$
 #variable_conflict use_column
 begin
   return query
-  select u.id, u.kind from (
-    (select j.id, j.kind, j.created_at from jobs j
+  select u.id, u.kind, u.epoch from (
+    (select j.id, j.kind, j.epoch, j.created_at from jobs j
      where j.status = 'queued' and not j.dispatched
        and j.created_at < now() - make_interval(secs => coalesce(p_min_age_ms, 0) / 1000.0)
        and (j.next_attempt_at is null or j.next_attempt_at <= now())
      order by j.created_at
      limit greatest(coalesce(p_limit, 100), 1))
     union all
-    (select j.id, j.kind, j.created_at from jobs j
+    (select j.id, j.kind, j.epoch, j.created_at from jobs j
      where j.status = 'running' and j.lease_until < now() and not j.dispatched
      order by j.lease_until
      limit greatest(coalesce(p_limit, 100), 1))

@@ -364,10 +364,13 @@ static void test_requeue_waits_then_fails_after_max_attempts(void **state) {
   char *job = submit_full(u, "image", "{\"prompt\":\"p\"}", NULL, NULL, "2");
   char *e1 = claim(job, "w1");
   assert_non_null(e1);
-  sql_do("SELECT genq_mark_dispatched(ARRAY[$1::uuid])", P(job));
   assert_string_equal(
       sql_val("SELECT genq_job_requeue($1, $2, 60000, 'http_503', 'try later')", P(job, e1)),
       "queued");
+  /* the mark of the first dispatch (epoch 0) arriving late must not hide the
+   * requeued job from the relay */
+  assert_int_equal(
+      sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid], ARRAY[0::bigint])", P(job)), 0);
   assert_string_equal(job_field(job, "{status}"), "queued");
   assert_string_equal(job_field(job, "{error,code}"), "http_503");
   assert_non_null(job_field(job, "{next_attempt_at}"));
@@ -412,7 +415,8 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   /* the relay re-sends a lapsed job once, not on every scan */
   const char *undispatched = "SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1";
   assert_int_equal(sql_int(undispatched, P(job)), 1);
-  assert_int_equal(sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid])", P(job)), 1);
+  assert_int_equal(
+      sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid], ARRAY[$2::bigint])", P(job, e1)), 1);
   assert_int_equal(sql_int(undispatched, P(job)), 0);
   /* a lapsed lease does not let the old owner start new work */
   assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "f");
