@@ -21,7 +21,7 @@ typedef struct {
 
 static int prefixed(const char *path, const char *prefix, const char **rest) {
   size_t n = strlen(prefix);
-  if (strncmp(path, prefix, n) || (path[n] && path[n] != '/')) return 0;
+  if (strncmp(path, prefix, n) != 0 || (path[n] && path[n] != '/')) return 0;
   *rest = path + n;
   return 1;
 }

@@ -64,7 +64,7 @@ static const char *schema_type(const cJSON *s) {
   if (cJSON_IsArray(t)) {
     const cJSON *e;
     cJSON_ArrayForEach(e, t) if (cJSON_IsString(e) &&
-                                 strcmp(e->valuestring, "null")) return e->valuestring;
+                                 strcmp(e->valuestring, "null") != 0) return e->valuestring;
     return "null";
   }
   if (cJSON_GetObjectItemCaseSensitive(s, "properties")) return "object";
@@ -156,7 +156,7 @@ static cJSON *fill(fillctx *fc, const cJSON *s, const char *name, int pos, int d
   if (!any) any = cJSON_GetObjectItemCaseSensitive(s, "oneOf");
   if (cJSON_IsArray(any) && any->child) {
     const cJSON *pick = any->child, *e;
-    cJSON_ArrayForEach(e, any) if (strcmp(schema_type(resolve_ref(fc, e)), "null")) {
+    cJSON_ArrayForEach(e, any) if (strcmp(schema_type(resolve_ref(fc, e)), "null") != 0) {
       pick = e;
       break;
     }
@@ -295,7 +295,7 @@ static int check(strictctx *sc, const cJSON *s, int depth) {
 int schemafill_check_strict(const cJSON *schema, const char *name, char *msg, size_t msglen) {
   strictctx sc = {.name = name ? name : "", .msg = msg, .msglen = msglen};
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(schema, "type");
-  if (!cJSON_IsObject(schema) || !cJSON_IsString(t) || strcmp(t->valuestring, "object")) {
+  if (!cJSON_IsObject(schema) || !cJSON_IsString(t) || strcmp(t->valuestring, "object") != 0) {
     snprintf(msg, msglen,
              "Invalid schema for response_format '%.64s': schema must be a JSON Schema of 'type: "
              "\"object\"'.",

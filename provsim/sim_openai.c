@@ -145,7 +145,7 @@ static char *content_text(const cJSON *content) {
 static void sha256_hex(const char *s, char out[65]) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256((const unsigned char *)s, strlen(s), d);
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+  for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
     sprintf(out + 2 * i, "%02x", d[i]);
 }
 
@@ -233,7 +233,7 @@ static int check_response_format(provsim *ps, http_request *req, const cJSON *ro
   }
   if (!strcmp(type->valuestring, "text")) return 0;
   if (!strcmp(type->valuestring, "json_object")) return *kind = 1, 0;
-  if (strcmp(type->valuestring, "json_schema")) {
+  if (strcmp(type->valuestring, "json_schema") != 0) {
     BAD_REQUEST("response_format.type", "invalid_value",
                 "Invalid value: '%.40s'. Supported values are: 'json_object', 'json_schema', and "
                 "'text'.",
@@ -290,8 +290,9 @@ static char *make_content(int kind, const cJSON *schema, const char *prompt) {
   char text[320];
   snprintf(text, sizeof text, "This is a simulated answer from genq-provsim to: %.200s", prompt);
   if (kind == 0) {
-    char *s = cJSON_malloc(strlen(text) + 1);
-    return s ? strcpy(s, text) : NULL;
+    size_t n = strlen(text) + 1;
+    char *s = cJSON_malloc(n);
+    return s ? memcpy(s, text, n) : NULL;
   }
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "response", text);

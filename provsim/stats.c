@@ -67,17 +67,20 @@ void simstats_reset(simstats *st) {
 }
 
 int simstats_declare(simstats *st, const char *provider, const char *name, int is_map) {
-  if (st->ndecls == STATS_MAX_DECLS || strlen(provider) >= 32 || strlen(name) >= 32) return -1;
+  size_t plen = strlen(provider), nlen = strlen(name);
+  if (st->ndecls == STATS_MAX_DECLS || plen >= sizeof st->decls[0].provider ||
+      nlen >= sizeof st->decls[0].name)
+    return -1;
   stat_decl *d = &st->decls[st->ndecls++];
-  strcpy(d->provider, provider);
-  strcpy(d->name, name);
+  memcpy(d->provider, provider, plen + 1);
+  memcpy(d->name, name, nlen + 1);
   d->is_map = is_map;
   return 0;
 }
 
 static stat_entry *find(stat_entry *slots, size_t cap, const char *k) {
   size_t i = hash(k) & (cap - 1);
-  while (slots[i].k && strcmp(slots[i].k, k))
+  while (slots[i].k && strcmp(slots[i].k, k) != 0)
     i = (i + 1) & (cap - 1);
   return &slots[i];
 }
@@ -95,7 +98,8 @@ static int grow(simstats *st) {
 }
 
 long long simstats_incr(simstats *st, const char *provider, const char *name, const char *key) {
-  size_t len = strlen(provider) + strlen(name) + (key ? strlen(key) + 1 : 0) + 2;
+  size_t klen = key ? strlen(key) : 0;
+  size_t len = strlen(provider) + strlen(name) + (key ? klen + 1 : 0) + 2;
   if (len > 400) return -1; /* keys are short names and hashes; see simstats_json */
   char *k = malloc(len);
   if (!k) return -1;
@@ -104,7 +108,7 @@ long long simstats_incr(simstats *st, const char *provider, const char *name, co
   p = stpcpy(p, name);
   if (key) {
     *p++ = SEP;
-    strcpy(p, key);
+    memcpy(p, key, klen + 1);
   }
   stat_entry *e = find(st->slots, st->cap, k);
   if (e->k) {

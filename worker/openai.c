@@ -90,7 +90,7 @@ static void on_response(const httpc_response *resp, void *arg) {
       r.code = code;
       /* A refusal or a filtered answer will come again; a truncated or
        * malformed one may not. */
-      r.retryable = strcmp(code, "refused") && strcmp(code, "content_filter");
+      r.retryable = strcmp(code, "refused") != 0 && strcmp(code, "content_filter") != 0;
     }
   } else {
     read_error(resp, call, &err_code);
@@ -98,16 +98,13 @@ static void on_response(const httpc_response *resp, void *arg) {
     if (s == 429) {
       r.code = err_code ? err_code : "rate_limited";
       r.retryable = !err_code;
-    } else if (s >= 500) {
+    } else if (s >= 500 || s == 409) { /* OpenAI documents 409 as a transient conflict */
       r.code = "provider_error";
       r.retryable = 1;
     } else if (s == 401 || s == 403) {
       r.code = "unauthorized";
     } else if (s == 408) {
       r.code = "timeout";
-      r.retryable = 1;
-    } else if (s == 409) { /* OpenAI documents 409 as a transient conflict */
-      r.code = "provider_error";
       r.retryable = 1;
     } else {
       r.code = "bad_request";

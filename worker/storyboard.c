@@ -139,9 +139,10 @@ done:
     goto fail;                                                                                     \
   } while (0)
 
+/* NULL (a missing field) is not an integer. */
 static int is_integer(const cJSON *v) {
-  return cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble == floor(v->valuedouble) &&
-         fabs(v->valuedouble) < 1e9;
+  return v != NULL && cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
+         v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e9;
 }
 
 /* Every key of obj is one of names (each at most once) and all are present. */
@@ -239,7 +240,7 @@ int storyboard_parse_completion(const char *body, size_t len, int scenes, cJSON 
   if (!body || !(root = cJSON_ParseWithLength(body, len)))
     FAIL("invalid_output", "response body is not JSON");
   const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "object");
-  if (!cJSON_IsString(obj) || strcmp(obj->valuestring, "chat.completion"))
+  if (!cJSON_IsString(obj) || strcmp(obj->valuestring, "chat.completion") != 0)
     FAIL("invalid_output", "response is not a chat.completion");
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
   const cJSON *choice = cJSON_IsArray(choices) ? choices->child : NULL;
