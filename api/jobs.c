@@ -13,12 +13,6 @@
 #include "job.h"
 #include "log.h"
 
-/* Kinds whose workers exist. The others validate but are refused until
- * their providers land, rather than sitting queued forever. */
-static int kind_enabled(job_kind k) {
-  return k == JOB_STORYBOARD;
-}
-
 typedef struct {
   api_ctx *ctx;
   http_request *req;
@@ -49,14 +43,10 @@ static void submitted(const db_result *r, void *arg) {
   const char *job = PQgetvalue(r->res, 0, 0);
   int created = strcmp(PQgetvalue(r->res, 0, 1), "t") == 0;
   if (created) {
-    cJSON *j = cJSON_Parse(job);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    if (cJSON_IsString(id)) {
-      relay_job(s->ctx->relay, s->kind, id->valuestring);
-      log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id->valuestring),
-               LS("kind", s->kind));
-    }
-    cJSON_Delete(j);
+    const char *id = PQgetvalue(r->res, 0, 2);
+    relay_job(s->ctx->relay, s->kind, id);
+    log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id),
+             LS("kind", s->kind));
   }
   api_reply_json_text(req, created ? 202 : 200, job, strlen(job));
   free(s);
@@ -86,7 +76,7 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
     http_respond_error(req, 400, bad_json ? "invalid_json" : "invalid_request", msg, NULL);
     return;
   }
-  if (!kind_enabled(sub.kind)) {
+  if (!job_kind_runnable(sub.kind)) {
     snprintf(full, sizeof(full), "kind: '%s' jobs are not available yet", job_kind_name(sub.kind));
     job_submission_free(&sub);
     http_respond_error(req, 400, "invalid_request", full, NULL);
@@ -121,10 +111,11 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   s->req = req;
   snprintf(s->kind, sizeof(s->kind), "%s", job_kind_name(sub.kind));
   const char *params[7] = {u->user, s->kind, input, sub.webhook_url, idem, hash, max_attempts};
-  int rc = db_query(ctx->db,
-                    "select job, created from genq_submit_job($1, $2, $3::jsonb, $4, $5, $6, "
-                    "$7::int)",
-                    7, params, submitted, s);
+  int rc = db_query(
+      ctx->db,
+      "select job, created, job->>'id' from genq_submit_job($1, $2, $3::jsonb, $4, $5, $6, "
+      "$7::int)",
+      7, params, submitted, s);
   free(input);
   job_submission_free(&sub);
   if (rc != 0) {

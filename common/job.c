@@ -28,6 +28,10 @@ int job_kind_parse(const char *s, job_kind *out) {
   return -1;
 }
 
+int job_kind_runnable(job_kind k) {
+  return k == JOB_STORYBOARD; /* the media kinds come with their provider clients */
+}
+
 const char *job_status_name(job_status s) {
   return (unsigned)s < JOB_STATUS_COUNT ? job_status_names[s] : "unknown";
 }

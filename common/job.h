@@ -28,16 +28,19 @@ typedef enum {
 } job_status;
 
 const char *job_kind_name(job_kind k);
-int job_kind_parse(const char *s, job_kind *out);       /* 0 or -1 */
+int job_kind_parse(const char *s, job_kind *out); /* 0 or -1 */
+/* 1 for the kinds genq-worker can run today. The API refuses the others
+ * (they validate, but would wait forever) and a worker will not take them. */
+int job_kind_runnable(job_kind k);
 const char *job_status_name(job_status s);
-int job_status_parse(const char *s, job_status *out);   /* 0 or -1 */
+int job_status_parse(const char *s, job_status *out); /* 0 or -1 */
 int job_status_terminal(job_status s);
 /* The legal moves: queued→running|canceled|failed, running→queued (retry or
  * hand back)|succeeded|failed|canceled. Terminal states never move.
  * schema/ enforces the same table. */
 int job_status_can_move(job_status from, job_status to);
 
-#define JOB_PROMPT_MAX 4000   /* bytes */
+#define JOB_PROMPT_MAX 4000 /* bytes */
 #define JOB_STYLE_MAX 200
 #define JOB_SCENES_MIN 1
 #define JOB_SCENES_MAX 12

@@ -1,6 +1,10 @@
 #ifndef GENQ_MIGRATIONS_H
 #define GENQ_MIGRATIONS_H
 
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdio.h>
+
 /* The SQL migrations of schema/, embedded at build time, in version order. */
 typedef struct {
   int version;      /* the file's leading number */
@@ -10,5 +14,12 @@ typedef struct {
 
 extern const genq_migration genq_migrations[];
 extern const int genq_migrations_count;
+
+/* Applies every embedded migration not yet applied, in version order, each
+ * in its own transaction serialized by a transaction-level advisory lock, so
+ * concurrent runs are safe. Writes one line per applied migration to out
+ * (may be NULL). Returns how many were applied, or -1 with the failing
+ * migration and the server's message in err. */
+int migrations_apply(PGconn *c, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -14,7 +14,6 @@
 #define RELAY_LOCK_KEY "genq:{q}:relay-lock"
 
 struct relay {
-  uv_loop_t *loop;
   db *db;
   rds *redis;
   uv_timer_t scan_timer;
@@ -189,7 +188,6 @@ int relay_start(relay **out, uv_loop_t *loop, db *d, rds *r, unsigned interval_m
     free(rl);
     return -1;
   }
-  rl->loop = loop;
   rl->db = d;
   rl->redis = r;
   rl->interval_ms = interval_ms ? interval_ms : 1000;

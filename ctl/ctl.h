@@ -21,13 +21,6 @@ int ctl_envfile_load(char *err, size_t errlen);
 /* Same for one explicit path; -1 also when it does not exist. */
 int ctl_envfile_load_path(const char *path, char *err, size_t errlen);
 
-/* migrate.c: applies every embedded migration not yet applied, in version
- * order, each in its own transaction serialized by a transaction-level
- * advisory lock, so concurrent runs are safe. Writes one line per applied
- * migration to out (may be NULL). Returns how many were applied, or -1 with
- * the failing migration and the server's message in err. */
-int ctl_migrate(PGconn *c, FILE *out, char *err, size_t errlen);
-
 /* token.c: genqctl token --user U [--admin] [--ttl SECONDS]. Reads
  * GENQ_DEV_JWT_PRIVATE_KEY (a PEM file path), CLERK_ISSUER and
  * CLERK_AUTHORIZED_PARTIES from the environment. */

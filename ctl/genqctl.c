@@ -2,6 +2,7 @@
  * command is one or a few calls of the schema's functions. */
 #include "config.h"
 #include "ctl.h"
+#include "migrations.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -110,7 +111,7 @@ static int run_db_command(const char *cmd, const char *sub, const ctl_args *a) {
   int rc = CTL_FAIL;
   if (strcmp(cmd, "migrate") == 0) {
     char err[1024];
-    int n = ctl_migrate(c, stdout, err, sizeof err);
+    int n = migrations_apply(c, stdout, err, sizeof err);
     if (n < 0) {
       fprintf(stderr, "genqctl migrate: %s\n", err);
     } else {

@@ -21,11 +21,6 @@ static void usage(void) {
   fprintf(stderr, "usage: genq-worker [--kinds storyboard[,kind...]] [--concurrency N]\n");
 }
 
-/* Kinds this build of the worker can run. */
-static int kind_runnable(job_kind k) {
-  return k == JOB_STORYBOARD;
-}
-
 static int parse_kinds(worker *w, const char *list) {
   char buf[256];
   snprintf(buf, sizeof(buf), "%s", list);
@@ -36,7 +31,7 @@ static int parse_kinds(worker *w, const char *list) {
       fprintf(stderr, "genq-worker: --kinds: unknown kind '%s'\n", tok);
       return -1;
     }
-    if (!kind_runnable(k)) {
+    if (!job_kind_runnable(k)) {
       fprintf(stderr, "genq-worker: --kinds: '%s' jobs are not supported by this worker yet\n",
               tok);
       return -1;

@@ -173,47 +173,6 @@ static void assert_audit_clean(void) {
   assert_int_equal(n, 0);
 }
 
-/* ---- migrations, applied the way genqctl migrate does ---- */
-
-static int migrate(PGconn *c) {
-  for (int i = 0; i < genq_migrations_count; i++) {
-    const genq_migration *m = &genq_migrations[i];
-    char v[16];
-    snprintf(v, sizeof v, "%d", m->version);
-    const char *p[2] = {v, m->name};
-    PGresult *r = PQexec(c, "BEGIN; SET LOCAL client_min_messages = warning;"
-                            " SELECT pg_advisory_xact_lock(1734700657);"
-                            " CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY"
-                            " KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT"
-                            " now())");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    r = ok ? PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, p, NULL,
-                          NULL, 0)
-           : NULL;
-    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
-    int done = ok && PQntuples(r) > 0;
-    PQclear(r);
-    if (ok && !done) {
-      r = PQexec(c, m->sql);
-      ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-      PQclear(r);
-      r = ok ? PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                            NULL, p, NULL, NULL, 0)
-             : NULL;
-      ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-      PQclear(r);
-    }
-    if (!ok) {
-      fprintf(stderr, "migration %s: %s", m->name, PQerrorMessage(c));
-      PQclear(PQexec(c, "ROLLBACK"));
-      return -1;
-    }
-    PQclear(PQexec(c, "COMMIT"));
-  }
-  return 0;
-}
-
 static int group_setup(void **state) {
   db_url = getenv("GENQ_DATABASE_URL");
   if (!db_url || !*db_url) {
@@ -228,7 +187,12 @@ static int group_setup(void **state) {
     return -1;
   }
   snprintf(run_prefix, sizeof run_prefix, "t-%ld-%ld-", (long)getpid(), (long)time(NULL));
-  return migrate(conn);
+  char err[1024];
+  if (migrations_apply(conn, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "%s\n", err);
+    return -1;
+  }
+  return 0;
 }
 
 static int group_teardown(void **state) {

@@ -1,7 +1,8 @@
-/* genqctl migrate: applies the schema/ migrations embedded at build time. */
-#include "ctl.h"
+/* migrations.c — applies the schema/ migrations embedded at build time:
+ * the one implementation behind genqctl migrate and the tests. */
 #include "migrations.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Serializes every migrating session ("genq" in ASCII). Transaction-level,
@@ -56,7 +57,7 @@ fail:
   return -1;
 }
 
-int ctl_migrate(PGconn *c, FILE *out, char *err, size_t errlen) {
+int migrations_apply(PGconn *c, FILE *out, char *err, size_t errlen) {
   int n = 0;
   for (int i = 0; i < genq_migrations_count; i++) {
     const genq_migration *m = &genq_migrations[i];
