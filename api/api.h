@@ -5,10 +5,14 @@
 
 #include "config.h"
 #include "db.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "jwt.h"
 #include "redis.h"
 #include "relay.h"
+#include "storage.h"
+
+struct api_events;
 
 /* genq-api: the process-wide context, shared by the route handlers. */
 typedef struct api_ctx {
@@ -17,8 +21,11 @@ typedef struct api_ctx {
   db *db;
   rds *redis;
   jwt_verifier *jwt;
-  http_server *http;
+  http_server *server;
   relay *relay;
+  httpc *http;               /* outgoing HTTP: the s3 storage backend */
+  storage *storage;          /* uploads and assets; NULL once shutdown has closed it */
+  struct api_events *events; /* events.c's state */
 } api_ctx;
 
 /* The authenticated caller of one request. */
@@ -31,6 +38,9 @@ typedef struct {
 /* Authenticates the request (Bearer token, or Clerk's __session cookie).
  * Returns 0 and fills *u, or answers 401 itself and returns -1. */
 int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
+/* 1 when the request carries a valid token; answers nothing (used before
+ * the body is read, to decide how much of it to accept). */
+int api_authenticated(api_ctx *ctx, const http_request *req);
 
 /* ---- reply.c ---- */
 void api_reply_json_text(http_request *req, int status, const char *json, size_t len);
@@ -43,9 +53,26 @@ void api_reply_db_error(http_request *req, const db_result *r);
 void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u);
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
 void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u);
+void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
 void api_credits_get(api_ctx *ctx, http_request *req, const api_user *u);
 void api_healthz(api_ctx *ctx, http_request *req);
 void api_readyz(api_ctx *ctx, http_request *req);
+
+/* ---- uploads.c, assets.c ---- */
+/* POST /v1/uploads: raw body, checked against its Content-Type, stored as
+ * uploads/<id>, recorded → 201 {id, content_type, bytes, sha256, expires_at}. */
+void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u);
+/* GET /v1/assets/{id}: the caller's stored result bytes. */
+void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
+
+/* ---- events.c ---- */
+/* GET /v1/jobs/{id}/events: server-sent events, one "job" event per change,
+ * until the job is terminal. */
+void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
+/* After the server listens: 0, or -1 (genq-api exits). */
+int api_events_start(api_ctx *ctx);
+/* At shutdown, before the server closes: ends every stream. */
+void api_events_stop(api_ctx *ctx);
 
 /* ---- util ---- */
 /* 1 if s is a canonical 36-char UUID. */

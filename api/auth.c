@@ -39,25 +39,26 @@ static int unauthorized(http_request *req, const char *message) {
   return -1;
 }
 
-int api_authenticate(api_ctx *ctx, http_request *req, api_user *u) {
+/* The caller's identity, or NULL with why it was refused. Answers nothing. */
+static const char *identify(api_ctx *ctx, const http_request *req, api_user *u) {
   char token[TOKEN_MAX + 1];
   const char *h = http_req_header(req, "authorization");
   size_t len;
   if (h) {
-    if (strncasecmp(h, "Bearer ", 7) != 0) return unauthorized(req, "expected a Bearer token");
+    if (strncasecmp(h, "Bearer ", 7) != 0) return "expected a Bearer token";
     h += 7;
     while (*h == ' ')
       h++;
     len = strlen(h);
     while (len && h[len - 1] == ' ')
       len--;
-    if (len == 0 || len > TOKEN_MAX) return unauthorized(req, "invalid token");
+    if (len == 0 || len > TOKEN_MAX) return "invalid token";
     memcpy(token, h, len);
     token[len] = 0;
   } else {
     const char *cookie = http_req_header(req, "cookie");
     if (!cookie || cookie_value(cookie, "__session", token, sizeof(token)) != 1)
-      return unauthorized(req, "authentication required");
+      return "authentication required";
     len = strlen(token);
   }
   jwt_claims claims;
@@ -65,9 +66,19 @@ int api_authenticate(api_ctx *ctx, http_request *req, api_user *u) {
   if (jwt_verify(ctx->jwt, token, len, time(NULL), &claims, &why) != 0) {
     log_info("token rejected", LS("request_id", http_req_id(req)),
              LS("reason", why ? why : "invalid"));
-    return unauthorized(req, "invalid or expired token");
+    return "invalid or expired token";
   }
   snprintf(u->user, sizeof(u->user), "%s", claims.sub);
   u->admin = strcmp(claims.role, "admin") == 0;
-  return 0;
+  return NULL;
+}
+
+int api_authenticate(api_ctx *ctx, http_request *req, api_user *u) {
+  const char *why = identify(ctx, req, u);
+  return why ? unauthorized(req, why) : 0;
+}
+
+int api_authenticated(api_ctx *ctx, const http_request *req) {
+  api_user u;
+  return identify(ctx, req, &u) == NULL;
 }

@@ -1,9 +1,14 @@
-/* jobs.c — POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs.
+/* jobs.c — POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs,
+ * POST /v1/jobs/{id}/cancel.
  *
  * Submitting: validate (job.c), then one call of genq_submit_job(), which in
  * one transaction creates the account if new, checks and holds the full
- * price, and creates the job and its steps (schema/0003_jobs.sql). Only a
- * committed job is answered 202 and handed to the relay for Redis. */
+ * price, checks and links the uploads the input names, and creates the job
+ * and its steps (schema/0003_jobs.sql, 0004_media.sql). Only a committed job
+ * is answered 202 and handed to the relay for Redis.
+ *
+ * Every committed change of a job is announced on the events channel
+ * (queue_publish_change) so event streams wake up at once. */
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 #include "api.h"
 #include "job.h"
 #include "log.h"
+#include "queue.h"
 
 typedef struct {
   api_ctx *ctx;
@@ -19,12 +25,32 @@ typedef struct {
   char kind[16];
 } submit_ctx;
 
+/* GQ400 is an input the database refused (an upload that is not the
+ * user's, expired, or of the wrong media class). Its message names the
+ * field: "ERROR:  input.<field>: ..." and maybe CONTEXT lines after. */
+static void invalid_input(http_request *req, const char *error) {
+  char msg[256];
+  const char *m = error ? error : "";
+  if (strncmp(m, "ERROR:", 6) == 0) m += 6;
+  while (*m == ' ')
+    m++;
+  size_t n = strcspn(m, "\r\n");
+  if (strncmp(m, "input.", 6) != 0 || n == 0) {
+    m = "input: refused";
+    n = strlen(m);
+  }
+  snprintf(msg, sizeof(msg), "%.*s", (int)n, m);
+  http_respond_error(req, 400, "invalid_input", msg, NULL);
+}
+
 static void submitted(const db_result *r, void *arg) {
   submit_ctx *s = arg;
   http_request *req = s->req;
   if (!r->ok) {
     const char *st = r->sqlstate ? r->sqlstate : "";
-    if (strcmp(st, "GQ402") == 0)
+    if (strcmp(st, "GQ400") == 0)
+      invalid_input(req, r->error);
+    else if (strcmp(st, "GQ402") == 0)
       http_respond_error(req, 402, "insufficient_credits",
                          "not enough credits available for this job", NULL);
     else if (strcmp(st, "GQ409") == 0)
@@ -45,6 +71,7 @@ static void submitted(const db_result *r, void *arg) {
   if (created) {
     const char *id = PQgetvalue(r->res, 0, 2);
     relay_job(s->ctx->relay, s->kind, id);
+    queue_publish_change(s->ctx->redis, id);
     log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id),
              LS("kind", s->kind));
   }
@@ -203,4 +230,40 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
   }
   const char *params[5] = {u->user, p_status, p_kind, p_limit, p_cursor};
   query_or_503(ctx, req, "select genq_jobs_list($1, $2, $3, $4::int, $5::uuid)", 5, params);
+}
+
+/* ---- canceling ---- */
+
+static void canceled(const db_result *r, void *arg) {
+  api_ctx *ctx = http_req_data(arg);
+  http_request *req = arg;
+  if (!r->ok) {
+    api_reply_db_error(req, r);
+    return;
+  }
+  if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    return;
+  }
+  const char *job = PQgetvalue(r->res, 0, 0), *id = PQgetvalue(r->res, 0, 1);
+  /* a terminal job comes back unchanged; announcing it again is harmless */
+  queue_publish_change(ctx->redis, id);
+  log_info("job cancel", LS("request_id", http_req_id(req)), LS("job_id", id),
+           LS("status", PQgetvalue(r->res, 0, 2)));
+  api_reply_json_text(req, 200, job, strlen(job));
+}
+
+void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
+  if (!api_is_uuid(id)) {
+    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    return;
+  }
+  http_req_set_data(req, ctx);
+  const char *params[2] = {u->user, id};
+  if (db_query(ctx->db, "select j, j->>'id', j->>'status' from genq_job_cancel($1, $2::uuid) as j",
+               2, params, canceled, req) != 0) {
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    http_respond_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
+                       retry);
+  }
 }

@@ -1,9 +1,10 @@
 /* main.c — genq-api: configuration, the event loop, routing, shutdown.
  *
  * A thin HTTP front: authenticates, validates, holds credits and enqueues
- * (through PostgreSQL functions and the relay), answers polls. It never
- * calls a provider and keeps no state between requests, so any number of
- * these run behind a load balancer. */
+ * (through PostgreSQL functions and the relay), answers polls, and moves
+ * uploads and results between clients and storage. It never calls a
+ * provider and keeps no state between requests, so any number of these run
+ * behind a load balancer. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "log.h"
 
 #define JOBS_PREFIX "/v1/jobs/"
+#define ASSETS_PREFIX "/v1/assets/"
+#define ID_MAX 64 /* a path id longer than this is no id genq ever gave */
 
 static void method_not_allowed(http_request *req, const char *allow) {
   char hdr[64];
@@ -21,50 +24,139 @@ static void method_not_allowed(http_request *req, const char *allow) {
   http_respond_error(req, 405, "method_not_allowed", "method not allowed", headers);
 }
 
-/* The routes genq-api serves. */
-typedef enum { R_NONE, R_HEALTHZ, R_READYZ, R_JOBS, R_JOB, R_CREDITS } route_id;
+/* The routes genq-api serves, and the methods each allows. */
+typedef enum {
+  R_NONE,
+  R_HEALTHZ,
+  R_READYZ,
+  R_JOBS,
+  R_JOB,
+  R_JOB_CANCEL,
+  R_JOB_EVENTS,
+  R_CREDITS,
+  R_UPLOADS,
+  R_ASSET,
+} route_id;
 
-static route_id match(const char *p, const char **id) {
-  size_t n = strlen(JOBS_PREFIX);
+static const char *const route_allow[] = {
+    [R_HEALTHZ] = "GET", [R_READYZ] = "GET",      [R_JOBS] = "GET, POST",
+    [R_JOB] = "GET",     [R_JOB_CANCEL] = "POST", [R_JOB_EVENTS] = "GET",
+    [R_CREDITS] = "GET", [R_UPLOADS] = "POST",    [R_ASSET] = "GET",
+};
+
+/* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
+ * id and returns the rest of the path after it, or NULL when p does not
+ * start with prefix. An id too long for the buffer is left empty: the
+ * handler answers 404 for it like for any other id that is not a UUID. */
+static const char *path_id(const char *p, const char *prefix, char id[ID_MAX]) {
+  size_t n = strlen(prefix);
+  if (strncmp(p, prefix, n) != 0) return NULL;
+  p += n;
+  size_t len = strcspn(p, "/");
+  if (len == 0) return NULL;
+  id[0] = 0;
+  if (len < ID_MAX) {
+    memcpy(id, p, len);
+    id[len] = 0;
+  }
+  return p + len;
+}
+
+static route_id match(const char *p, char id[ID_MAX]) {
+  const char *rest;
   if (strcmp(p, "/healthz") == 0) return R_HEALTHZ;
   if (strcmp(p, "/readyz") == 0) return R_READYZ;
   if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
   if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
-  if (strncmp(p, JOBS_PREFIX, n) == 0 && p[n] && !strchr(p + n, '/')) {
-    *id = p + n;
-    return R_JOB;
+  if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
+  if ((rest = path_id(p, JOBS_PREFIX, id))) {
+    if (!*rest) return R_JOB;
+    if (strcmp(rest, "/cancel") == 0) return R_JOB_CANCEL;
+    if (strcmp(rest, "/events") == 0) return R_JOB_EVENTS;
+    return R_NONE;
   }
+  if ((rest = path_id(p, ASSETS_PREFIX, id)) && !*rest) return R_ASSET;
   return R_NONE;
+}
+
+/* 1 when method is one of allow's comma-separated methods. */
+static int method_allowed(const char *allow, const char *method) {
+  size_t n = strlen(method);
+  for (const char *a = allow; *a;) {
+    size_t len = strcspn(a, ",");
+    if (len == n && strncmp(a, method, n) == 0) return 1;
+    a += len;
+    while (*a == ',' || *a == ' ')
+      a++;
+  }
+  return 0;
 }
 
 static void route(http_request *req, void *arg) {
   api_ctx *ctx = arg;
   const char *m = http_req_method(req);
-  const char *id = NULL;
-  int get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-  route_id r = match(http_req_path(req), &id);
+  char id[ID_MAX];
+  route_id r = match(http_req_path(req), id);
   api_user u;
 
   if (r == R_NONE) {
     http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
-  } else if (r == R_JOBS ? !get && !post : !get) {
-    method_not_allowed(req, r == R_JOBS ? "GET, POST" : "GET");
-  } else if (r == R_HEALTHZ) {
+    return;
+  }
+  if (!method_allowed(route_allow[r], m)) {
+    method_not_allowed(req, route_allow[r]);
+    return;
+  }
+  if (r == R_HEALTHZ) {
     api_healthz(ctx, req);
-  } else if (r == R_READYZ) {
+    return;
+  }
+  if (r == R_READYZ) {
     api_readyz(ctx, req);
-  } else if (api_authenticate(ctx, req, &u) != 0) {
-    /* answered 401 */
-  } else if (r == R_JOBS) {
-    if (post)
+    return;
+  }
+  if (api_authenticate(ctx, req, &u) != 0) return; /* answered 401 */
+  switch (r) {
+  case R_JOBS:
+    if (strcmp(m, "POST") == 0)
       api_jobs_submit(ctx, req, &u);
     else
       api_jobs_list(ctx, req, &u);
-  } else if (r == R_JOB) {
+    break;
+  case R_JOB:
     api_jobs_get(ctx, req, &u, id);
-  } else {
+    break;
+  case R_JOB_CANCEL:
+    api_jobs_cancel(ctx, req, &u, id);
+    break;
+  case R_JOB_EVENTS:
+    api_jobs_events(ctx, req, &u, id);
+    break;
+  case R_CREDITS:
     api_credits_get(ctx, req, &u);
+    break;
+  case R_UPLOADS:
+    api_uploads_create(ctx, req, &u);
+    break;
+  case R_ASSET:
+    api_assets_get(ctx, req, &u, id);
+    break;
+  default:
+    http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
   }
+}
+
+/* Uploads carry media and get their own, larger limit; every other body
+ * (JSON) keeps GENQ_MAX_BODY_BYTES. Runs before any body byte is read. */
+/* Uploads may be large, but only for a caller with a valid token: anyone
+ * else cannot make the API buffer more than a JSON body (their request is
+ * answered 401 once read). */
+static size_t body_limit(const http_request *req, void *arg) {
+  api_ctx *ctx = arg;
+  if (strcmp(http_req_method(req), "POST") == 0 && strcmp(http_req_path(req), "/v1/uploads") == 0 &&
+      api_authenticated(ctx, req))
+    return ctx->cfg.upload_max_bytes;
+  return ctx->cfg.max_body_bytes;
 }
 
 /* ---- shutdown ---- */
@@ -78,7 +170,15 @@ static void close_signals(void) {
 
 static void http_closed(void *arg) {
   api_ctx *ctx = arg;
-  /* requests in flight were answered or dropped: now the storage side */
+  /* requests in flight were answered or dropped: now the storage side.
+   * Storage first: its pending operations fail with "closed" and their
+   * requests end without touching the database; database callbacks that
+   * come after see ctx->storage NULL. */
+  storage *st = ctx->storage;
+  ctx->storage = NULL;
+  storage_close(st);
+  httpc_close(ctx->http);
+  ctx->http = NULL;
   relay_stop(ctx->relay);
   db_close(ctx->db, NULL, NULL);
   rds_close(ctx->redis, NULL, NULL);
@@ -93,7 +193,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   log_info("shutting down", LI("signal", signum));
   close_signals();
-  http_server_close(ctx->http, http_closed, ctx);
+  api_events_stop(ctx); /* ends the open event streams */
+  http_server_close(ctx->server, http_closed, ctx);
 }
 
 int main(int argc, char **argv) {
@@ -127,6 +228,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (relay_start(&ctx.relay, ctx.loop, ctx.db, ctx.redis, 1000, 5000) != 0) return 1;
+  if (httpc_new(&ctx.http, ctx.loop) != 0) {
+    fprintf(stderr, "genq-api: cannot set up the HTTP client\n");
+    return 1;
+  }
+  if (storage_open(&ctx.storage, ctx.loop, ctx.http, ctx.cfg.storage, ctx.cfg.s3_access_key,
+                   ctx.cfg.s3_secret_key, err, sizeof(err)) != 0) {
+    fprintf(stderr, "genq-api: GENQ_STORAGE: %s\n", err);
+    return 1;
+  }
 
   http_limits lim = {
       .max_header_bytes = ctx.cfg.max_header_bytes,
@@ -134,11 +244,18 @@ int main(int argc, char **argv) {
       .header_timeout_ms = (unsigned)ctx.cfg.header_timeout_ms,
       .idle_timeout_ms = (unsigned)ctx.cfg.idle_timeout_ms,
   };
-  int rc = http_server_new(&ctx.http, ctx.loop, &lim, route, &ctx);
-  if (rc == 0) rc = http_server_listen(ctx.http, ctx.cfg.api_host, ctx.cfg.api_port);
+  int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
+  if (rc == 0) {
+    http_server_set_body_limit(ctx.server, body_limit, &ctx);
+    rc = http_server_listen(ctx.server, ctx.cfg.api_host, ctx.cfg.api_port);
+  }
   if (rc != 0) {
     fprintf(stderr, "genq-api: cannot listen on %s:%d: %s\n", ctx.cfg.api_host, ctx.cfg.api_port,
             uv_strerror(rc));
+    return 1;
+  }
+  if (api_events_start(&ctx) != 0) {
+    fprintf(stderr, "genq-api: cannot start the job event streams\n");
     return 1;
   }
   uv_signal_init(ctx.loop, &sigint);

@@ -17,42 +17,59 @@ enum {
 
 typedef struct {
   /* shared */
-  char *database_url;   /* GENQ_DATABASE_URL  (api, worker, ctl) postgres:// or postgresql:// or key=value conninfo */
-  char *redis_url;      /* GENQ_REDIS_URL     (api, worker) redis://[:pass@]host[:port][/db] */
-  int log_level;        /* GENQ_LOG_LEVEL     debug|info|warn|error, default info */
-  int db_pool_size;     /* GENQ_DB_POOL       1..64, default 4 */
+  char *database_url; /* GENQ_DATABASE_URL  (api, worker, ctl) postgres:// or postgresql:// or
+                         key=value conninfo */
+  char *redis_url;    /* GENQ_REDIS_URL     (api, worker) redis://[:pass@]host[:port][/db] */
+  int log_level;      /* GENQ_LOG_LEVEL     debug|info|warn|error, default info */
+  int db_pool_size;   /* GENQ_DB_POOL       1..64, default 4 */
 
   /* api */
-  char api_host[64];    /* GENQ_API_LISTEN    host:port, default 127.0.0.1:8080 */
+  char api_host[64]; /* GENQ_API_LISTEN    host:port, default 127.0.0.1:8080 */
   int api_port;
-  char *clerk_jwt_key;  /* CLERK_JWT_KEY      PEM public key (required for api); "\n" escapes are turned into newlines */
-  char *clerk_issuer;   /* CLERK_ISSUER       required for api */
+  char *clerk_jwt_key; /* CLERK_JWT_KEY      PEM public key (required for api); "\n" escapes are
+                          turned into newlines */
+  char *clerk_issuer;  /* CLERK_ISSUER       required for api */
   char *clerk_authorized_parties; /* CLERK_AUTHORIZED_PARTIES comma list, optional */
-  size_t max_body_bytes;   /* GENQ_MAX_BODY_BYTES  JSON request bodies, default 1048576 */
-  size_t max_header_bytes; /* GENQ_MAX_HEADER_BYTES default 16384 */
-  int header_timeout_ms;   /* GENQ_HEADER_TIMEOUT_MS default 10000 */
-  int idle_timeout_ms;     /* GENQ_IDLE_TIMEOUT_MS default 60000 */
-  char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET optional */
+  size_t max_body_bytes;          /* GENQ_MAX_BODY_BYTES  JSON request bodies, default 1048576 */
+  size_t max_header_bytes;        /* GENQ_MAX_HEADER_BYTES default 16384 */
+  int header_timeout_ms;          /* GENQ_HEADER_TIMEOUT_MS default 10000 */
+  int idle_timeout_ms;            /* GENQ_IDLE_TIMEOUT_MS default 60000 */
+  char *stripe_webhook_secret;    /* STRIPE_WEBHOOK_SECRET optional */
 
   /* worker */
-  char *storage;           /* GENQ_STORAGE file:///abs/path or s3://bucket?endpoint=..., default file://$PWD/.genq/storage */
-  char *openai_api_key;    /* OPENAI_API_KEY  required for worker */
-  char *openai_base_url;   /* OPENAI_BASE_URL default https://api.openai.com/v1 (http(s) URL, no trailing slash kept) */
-  char *openai_model;      /* GENQ_OPENAI_MODEL default gpt-4o-mini */
-  char *luma_api_key;      /* LUMA_API_KEY optional for now */
-  char *luma_base_url;     /* LUMA_BASE_URL default https://api.lumalabs.ai/dream-machine/v1 */
-  char *hedra_api_key;     /* HEDRA_API_KEY optional for now */
-  char *hedra_base_url;    /* HEDRA_BASE_URL default https://api.hedra.com/v3 */
-  int worker_concurrency;  /* GENQ_WORKER_CONCURRENCY 1..100000, default 64 (--concurrency overrides) */
-  int lease_seconds;       /* GENQ_LEASE_SECONDS 5..3600, default 60 */
-  int max_attempts;        /* GENQ_MAX_ATTEMPTS 1..100, default 5 */
-  int retry_base_ms;       /* GENQ_RETRY_BASE_MS default 2000 */
-  int retry_cap_ms;        /* GENQ_RETRY_CAP_MS default 600000 */
+  char *storage;          /* GENQ_STORAGE file:///abs/path or s3://bucket?endpoint=..., default
+                             file://$PWD/.genq/storage */
+  char *openai_api_key;   /* OPENAI_API_KEY  required for worker */
+  char *openai_base_url;  /* OPENAI_BASE_URL default https://api.openai.com/v1 (http(s) URL, no
+                             trailing slash kept) */
+  char *openai_model;     /* GENQ_OPENAI_MODEL default gpt-4o-mini */
+  char *luma_api_key;     /* LUMA_API_KEY optional for now */
+  char *luma_base_url;    /* LUMA_BASE_URL default https://api.lumalabs.ai/dream-machine/v1 */
+  char *hedra_api_key;    /* HEDRA_API_KEY optional for now */
+  char *hedra_base_url;   /* HEDRA_BASE_URL default https://api.hedra.com/v3 */
+  int worker_concurrency; /* GENQ_WORKER_CONCURRENCY 1..100000, default 64 (--concurrency overrides)
+                           */
+  int lease_seconds;      /* GENQ_LEASE_SECONDS 5..3600, default 60 */
+  int max_attempts;       /* GENQ_MAX_ATTEMPTS 1..100, default 5 */
+  int retry_base_ms;      /* GENQ_RETRY_BASE_MS default 2000 */
+  int retry_cap_ms;       /* GENQ_RETRY_CAP_MS default 600000 */
   int provider_timeout_ms; /* GENQ_PROVIDER_TIMEOUT_MS default 120000 */
   int shutdown_grace_ms;   /* GENQ_SHUTDOWN_GRACE_MS 0..3600000, default 30000 */
 
+  /* media (api and worker) */
+  size_t upload_max_bytes; /* GENQ_UPLOAD_MAX_BYTES POST /v1/uploads body limit, default 25 MiB */
+  size_t asset_max_bytes;  /* GENQ_ASSET_MAX_BYTES  largest provider output downloaded/stored,
+                              default 256 MiB */
+  char *s3_access_key;     /* GENQ_S3_ACCESS_KEY    for s3:// storage */
+  char *s3_secret_key;     /* GENQ_S3_SECRET_KEY    for s3:// storage */
+  int poll_interval_ms; /* GENQ_POLL_INTERVAL_MS first provider status poll delay, default 2000 */
+  int poll_max_interval_ms; /* GENQ_POLL_MAX_INTERVAL_MS backoff cap of status polls, default 15000
+                             */
+  int sweep_interval_ms; /* GENQ_SWEEP_INTERVAL_MS how often a worker deletes uploads no job needs,
+                           default 60000 */
+
   /* provsim */
-  char provsim_host[64];   /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
+  char provsim_host[64]; /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
   int provsim_port;
 } genq_config;
 

@@ -32,10 +32,10 @@ typedef struct {
 typedef void (*db_cb)(const db_result *r, void *arg);
 
 typedef struct {
-  const char *conninfo;       /* URL or key=value string */
-  int pool_size;              /* connections, default 4 */
-  unsigned max_queue;         /* queued statements, default 10000; beyond, db_query fails */
-  unsigned queue_timeout_ms;  /* default 5000 */
+  const char *conninfo;      /* URL or key=value string */
+  int pool_size;             /* connections, default 4 */
+  unsigned max_queue;        /* queued statements, default 10000; beyond, db_query fails */
+  unsigned queue_timeout_ms; /* default 5000 */
 } db_options;
 
 /* Starts connecting (asynchronously); returns 0 or -1 on bad options/OOM. */

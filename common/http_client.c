@@ -25,9 +25,11 @@ typedef struct httpc_xfer {
   httpc_cb cb;
   void *arg;
   struct curl_slist *headers;
-  char *buf; /* response body, NUL-terminated; bounded by max */
+  curl_mime *mime; /* multipart body, or NULL */
+  char *buf;       /* response body, NUL-terminated; bounded by max */
   size_t len, cap, max;
   int too_large;
+  int taken; /* the body went to the callback's owner (httpc_take_body) */
   long retry_after_ms;
   long retry_after_s_ms; /* from Retry-After; retry-after-ms wins when both come */
   char content_type[HTTPC_HEADER_VALUE_MAX];
@@ -54,6 +56,7 @@ struct httpc {
   uint64_t next_id;
   int handles; /* open uv handles; c is freed when closing and this reaches 0 */
   int closing;
+  httpc_xfer *in_cb; /* the transfer whose callback is running (httpc_take_body) */
 };
 
 static pthread_once_t httpc_global_once = PTHREAD_ONCE_INIT;
@@ -111,12 +114,28 @@ static void httpc_finish(httpc_xfer *x, CURLcode code, const char *why) {
   r.request_id = x->request_id[0] ? x->request_id : NULL;
   r.location = x->location[0] ? x->location : NULL;
   r.total_ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
+  /* A callback may cancel another transfer, whose callback then nests. */
+  httpc_xfer *outer = c->in_cb;
+  c->in_cb = x;
   x->cb(&r, x->arg);
+  c->in_cb = outer;
 
   curl_easy_cleanup(x->easy);
+  curl_mime_free(x->mime); /* after the easy handle, which uses it */
   curl_slist_free_all(x->headers);
   free(x->buf);
   free(x);
+}
+
+char *httpc_take_body(httpc *c) {
+  httpc_xfer *x = c->in_cb;
+  if (!x || x->taken) return NULL;
+  /* Nothing received: an empty body of its own, so the caller can always free(). */
+  char *b = x->buf ? x->buf : calloc(1, 1);
+  if (!b) return NULL;
+  x->buf = NULL;
+  x->taken = 1;
+  return b;
 }
 
 static void httpc_check_done(httpc *c) {
@@ -225,9 +244,21 @@ static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
     x->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
-  if (x->len + k + 1 > x->cap) {
-    size_t cap = x->cap ? x->cap : 4096;
-    while (cap < x->len + k + 1)
+  size_t need = x->len + k + 1;
+  if (need > x->cap) {
+    size_t cap = x->cap;
+    if (!cap) {
+      /* A declared length is refused, or reserved, at once: a large
+       * download is then neither received in vain nor copied as it grows. */
+      curl_off_t cl = -1;
+      curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+      if (cl > 0 && (uint64_t)cl > x->max) {
+        x->too_large = 1;
+        return 0;
+      }
+      cap = cl > 0 ? (size_t)cl + 1 : 4096;
+    }
+    while (cap < need)
       cap *= 2;
     if (cap > x->max + 1) cap = x->max + 1;
     char *nb = realloc(x->buf, cap);
@@ -313,10 +344,14 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
     if (!l) goto fail;
     x->headers = l;
   }
-  /* No "Expect: 100-continue" round trip on large bodies. */
-  struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
-  if (!l) goto fail;
-  x->headers = l;
+  /* No "Expect: 100-continue" round trip on large bodies; but curl 7.88
+   * signs every listed header for AWS SigV4, this empty one too, which is
+   * then never sent and breaks the signature. */
+  if (!req->aws_sigv4) {
+    struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+    if (!l) goto fail;
+    x->headers = l;
+  }
 
   CURL *e = x->easy;
   const char *method = req->method ? req->method : "GET";
@@ -335,11 +370,28 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                : HTTPC_DEFAULT_CONNECT_TIMEOUT_MS);
-  if (req->body || strcmp(method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+  if (req->aws_sigv4 && curl_easy_setopt(e, CURLOPT_AWS_SIGV4, req->aws_sigv4) != CURLE_OK)
+    goto fail;
+  if (req->userpwd && curl_easy_setopt(e, CURLOPT_USERPWD, req->userpwd) != CURLE_OK) goto fail;
+  const char *body = req->body ? req->body : "";
+  size_t body_len = req->body ? req->body_len : 0;
+  if (req->mime_field) {
+    curl_mimepart *part = (x->mime = curl_mime_init(e)) ? curl_mime_addpart(x->mime) : NULL;
+    if (!part || curl_mime_name(part, req->mime_field) != CURLE_OK ||
+        curl_mime_data(part, body, body_len) != CURLE_OK || /* copies */
+        (req->mime_filename && curl_mime_filename(part, req->mime_filename) != CURLE_OK) ||
+        (req->mime_type && curl_mime_type(part, req->mime_type) != CURLE_OK))
+      goto fail;
+    curl_easy_setopt(e, CURLOPT_MIMEPOST, x->mime);
+  } else if (req->body || strcmp(method, "POST") == 0) {
+    /* POSTFIELDS, with CUSTOMREQUEST for PUT and the rest, rather than
+     * UPLOAD with a read callback: curl's SigV4 can hash only POSTFIELDS. */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    CURLcode rc = req->body_borrowed ? curl_easy_setopt(e, CURLOPT_POSTFIELDS, body)
+                                     : curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    if (rc != CURLE_OK) goto fail;
   }
-  if (strcmp(method, "GET") == 0 && !req->body)
+  if (strcmp(method, "GET") == 0 && !req->body && !req->mime_field)
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   else if (strcmp(method, "HEAD") == 0)
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -357,6 +409,7 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
   return 0;
 fail:
   if (x->easy) curl_easy_cleanup(x->easy);
+  curl_mime_free(x->mime);
   curl_slist_free_all(x->headers);
   free(x);
   return -1;

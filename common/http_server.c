@@ -6,7 +6,18 @@
  * owns the request, no timer), then back to IDLE once the response is
  * written. llhttp is paused at the end of every message so that pipelined
  * bytes stay in the read buffer until the previous answer is out; this is
- * what keeps responses in request order and the buffer bounded. */
+ * what keeps responses in request order and the buffer bounded.
+ *
+ * A streamed response keeps the connection in WAIT until the handler ends
+ * it; the connection then closes (FIN, linger) instead of going back to
+ * IDLE. While it streams, input is read only to notice the client leaving.
+ *
+ * "Gone" notices: a connection that closes while its request is held keeps
+ * a pointer to that request (gone_req, and the request a pointer back,
+ * notify) and calls the request's on_gone from its last close callback —
+ * always from the loop, never inside an http_* call of the handler, so the
+ * handler may release the request there. Releasing the request first
+ * unhooks it. */
 
 #include "http_server.h"
 
@@ -25,6 +36,7 @@
 #define HTTP_RBUF_CAP 16384
 #define HTTP_LINGER_MS 1000
 #define HTTP_ID_MAX 64
+#define HTTP_STREAM_MAX_QUEUED (1u << 20) /* unsent stream bytes before a client is dropped */
 
 typedef struct http_conn http_conn;
 
@@ -38,11 +50,16 @@ struct http_request {
   size_t url_end;    /* 0 until the URL is complete */
   size_t hdr_end;    /* end of the last complete name\0value\0 pair */
   int hstate;        /* 0 before headers, 1 in a name, 2 in a value */
+  size_t qoff;       /* offset of the query in hbuf; 0 if none */
   const char *path, *query;
   char *body;
   size_t blen, bcap;
+  size_t max_body; /* this request's body limit */
   int keep_alive, is_head, gone;
   void *data;
+  void (*on_gone)(http_request *r, void *arg);
+  void *on_gone_arg;
+  http_conn *notify; /* the closed connection that will report it gone */
   char id[HTTP_ID_MAX + 1];
 };
 
@@ -61,9 +78,11 @@ struct http_conn {
   int writing;      /* a response write is in flight */
   int in_feed;
   int eof;
-  int fail_status;   /* set by a parser callback that refuses the request */
-  size_t head_bytes; /* estimate of the request line + headers so far */
-  size_t raw_head;   /* raw bytes consumed while headers were incomplete */
+  int streaming;          /* the held request answers with a stream */
+  http_request *gone_req; /* held when the connection closed: gets on_gone */
+  int fail_status;        /* set by a parser callback that refuses the request */
+  size_t head_bytes;      /* estimate of the request line + headers so far */
+  size_t raw_head;        /* raw bytes consumed while headers were incomplete */
   size_t rpos, rlen;
   char rbuf[HTTP_RBUF_CAP];
 };
@@ -74,6 +93,8 @@ struct http_server {
   http_limits lim;
   http_handler_cb handler;
   void *arg;
+  http_body_limit_cb body_limit;
+  void *body_limit_arg;
   http_conn *conns;
   unsigned nconns;
   int listening, closing, listener_open;
@@ -87,6 +108,8 @@ typedef struct {
   uv_write_t w;
   http_conn *conn;
   int close_after;
+  int stream;  /* part of a streamed response: no next request follows */
+  char *owned; /* a taken body, freed with this write */
   char data[];
 } http_wreq;
 
@@ -107,6 +130,7 @@ static http_request *req_new(http_conn *c) {
 }
 
 static void req_free(http_request *r) {
+  if (r->notify) r->notify->gone_req = NULL; /* released before its gone notice */
   free(r->hbuf);
   free(r->body);
   free(r);
@@ -191,6 +215,10 @@ void http_req_set_data(http_request *r, void *data) {
 void *http_req_data(const http_request *r) {
   return r->data;
 }
+void http_req_on_gone(http_request *r, void (*cb)(http_request *r, void *arg), void *arg) {
+  r->on_gone = cb;
+  r->on_gone_arg = arg;
+}
 
 const char *http_req_body(const http_request *r, size_t *len) {
   if (len) *len = r->blen;
@@ -220,6 +248,8 @@ static void conn_handle_closed(uv_handle_t *h) {
   http_conn *c = h->data;
   if (--c->open_handles > 0) return;
   http_server *s = c->server;
+  http_request *gone = c->gone_req;
+  if (gone) gone->notify = NULL;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -227,11 +257,13 @@ static void conn_handle_closed(uv_handle_t *h) {
   if (c->next) c->next->prev = c->prev;
   s->nconns--;
   free(c);
+  if (gone && gone->on_gone) gone->on_gone(gone, gone->on_gone_arg);
   server_maybe_done(s);
 }
 
-/* Idempotent. A request the handler still owns survives as "gone"; one
- * still being parsed dies with the connection. */
+/* Idempotent. A request the handler still owns survives as "gone" (and is
+ * told so from the last close callback); one still being parsed dies with
+ * the connection. */
 static void conn_close(http_conn *c) {
   if (c->closing) return;
   c->closing = 1;
@@ -239,6 +271,8 @@ static void conn_close(http_conn *c) {
     if (c->phase == PH_WAIT) {
       c->req->conn = NULL;
       c->req->gone = 1;
+      c->req->notify = c;
+      c->gone_req = c->req;
     } else {
       req_free(c->req);
     }
@@ -350,6 +384,13 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     c->rpos = c->rlen = 0;
     return;
   }
+  if (c->streaming) {
+    /* A stream's client only listens: what it sends is dropped, and its
+     * end (EOF included) means it is gone. */
+    c->rpos = c->rlen = 0;
+    if (nread < 0) conn_close(c);
+    return;
+  }
   if (nread == UV_EOF) {
     /* A half-close may still expect the answer to a request already read. */
     c->eof = 1;
@@ -457,22 +498,37 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
+/* Points path and query into hbuf; again at dispatch, since trailer fields
+ * of a chunked body may move hbuf. */
+static void req_set_url(http_request *r) {
+  r->path = r->hbuf ? r->hbuf : "";
+  r->query = r->hbuf && r->qoff ? r->hbuf + r->qoff : "";
+}
+
 static int on_headers_complete(llhttp_t *p) {
   http_conn *c = pconn(p);
   http_request *r = c->req;
-  http_limits *l = &c->server->lim;
+  http_server *s = c->server;
   if (r->hstate == 2) {
     if (hdr_append(c, "", 1) < 0) return -1;
     r->hdr_end = r->hlen;
     r->hstate = 1;
   }
   if (head_add(c, 2) < 0) return -1;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > l->max_body_bytes) {
+  r->method = llhttp_method_name((llhttp_method_t)p->method);
+  r->is_head = p->method == HTTP_HEAD;
+  char *q = r->hbuf && r->url_end ? memchr(r->hbuf, '?', r->url_end - 1) : NULL;
+  if (q) {
+    *q = '\0';
+    r->qoff = (size_t)(q + 1 - r->hbuf);
+  }
+  req_set_url(r);
+  req_assign_id(r);
+  r->max_body = s->body_limit ? s->body_limit(r, s->body_limit_arg) : s->lim.max_body_bytes;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->max_body) {
     c->fail_status = 413;
     return -1;
   }
-  r->method = llhttp_method_name((llhttp_method_t)p->method);
-  r->is_head = p->method == HTTP_HEAD;
   conn_set_phase(c, PH_BODY);
   const char *expect = http_req_header(r, "Expect");
   if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
@@ -486,13 +542,17 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   http_conn *c = pconn(p);
   http_request *r = c->req;
-  size_t max = c->server->lim.max_body_bytes;
+  size_t max = r->max_body;
   if (len > max - r->blen) {
     c->fail_status = 413;
     return -1;
   }
   if (r->blen + len + 1 > r->bcap) {
     size_t cap = r->bcap ? r->bcap : 1024;
+    /* A known length is allocated at once (llhttp counts content_length
+     * down to what is still to come): no copies for a large upload. */
+    if (!r->bcap && (p->flags & F_CONTENT_LENGTH) && p->content_length < max)
+      cap = len + (size_t)p->content_length + 1;
     while (cap < r->blen + len + 1)
       cap *= 2;
     if (cap > max + 1) cap = max + 1;
@@ -533,10 +593,7 @@ static const llhttp_settings_t parser_settings = {
 
 static void conn_dispatch(http_conn *c) {
   http_request *r = c->req;
-  char *q = r->hbuf ? strchr(r->hbuf, '?') : NULL;
-  if (q) *q++ = '\0';
-  r->path = r->hbuf ? r->hbuf : "";
-  r->query = q ? q : "";
+  req_set_url(r);
   req_assign_id(r);
   conn_set_phase(c, PH_WAIT);
   c->server->handler(r, c->server->arg);
@@ -677,8 +734,13 @@ static int header_safe(const char *h) {
 static void conn_write_cb(uv_write_t *w, int status) {
   http_wreq *wr = (http_wreq *)w;
   http_conn *c = wr->conn;
-  int close_after = wr->close_after;
+  int close_after = wr->close_after, stream = wr->stream;
+  free(wr->owned);
   free(wr);
+  if (stream) { /* the stream's end is http_stream_end's business */
+    if (status < 0 && !c->closing) conn_close(c);
+    return;
+  }
   c->writing = 0;
   if (c->closing) return;
   if (status < 0) {
@@ -696,11 +758,56 @@ static void conn_write_cb(uv_write_t *w, int status) {
   conn_feed(c);
 }
 
-void http_respond(http_request *r, int status, const char *content_type,
-                  const char *const *extra_headers, const char *body, size_t len) {
+/* Allocates a write request holding the status line and headers, with room
+ * for `room` more bytes after them; *head_len gets the head's length. A
+ * stream's head has no Content-Length, and Cache-Control: no-cache. */
+static http_wreq *head_build(http_conn *c, http_request *r, int status, const char *content_type,
+                             const char *const *extra_headers, int close_after, int stream,
+                             size_t len, size_t room, size_t *head_len) {
+  int no_body = status < 200 || status == 204 || status == 304;
+  size_t cap = 256 + strlen(r->id);
+  if (header_safe(content_type)) cap += strlen(content_type);
+  for (const char *const *h = extra_headers; h && *h; h++)
+    if (header_safe(*h)) cap += strlen(*h) + 2;
+  /* uv_buf_t lengths are unsigned int; no sane response comes near that. */
+  http_wreq *wr = room < INT32_MAX - cap ? malloc(sizeof(*wr) + cap + room) : NULL;
+  if (!wr) return NULL;
+  char *p = wr->data;
+  size_t n = 0;
+#define PUT(...) n += (size_t)snprintf(p + n, cap - n, __VA_ARGS__)
+  PUT("HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+  if (header_safe(content_type)) PUT("Content-Type: %s\r\n", content_type);
+  if (stream)
+    PUT("Cache-Control: no-cache\r\n");
+  else if (!no_body)
+    PUT("Content-Length: %zu\r\n", len);
+  PUT("Date: %s\r\nX-Request-Id: %s\r\nConnection: %s\r\n", server_date(c->server), r->id,
+      close_after ? "close" : "keep-alive");
+  for (const char *const *h = extra_headers; h && *h; h++)
+    if (header_safe(*h)) PUT("%s\r\n", *h);
+  PUT("\r\n");
+#undef PUT
+  wr->conn = c;
+  wr->close_after = close_after;
+  wr->stream = stream;
+  wr->owned = NULL;
+  *head_len = n;
+  return wr;
+}
+
+/* http_respond and http_respond_take: owned, when set, is body and is ours. */
+static void respond(http_request *r, int status, const char *content_type,
+                    const char *const *extra_headers, const char *body, char *owned, size_t len) {
   http_conn *c = r->conn;
+  if (!body) len = 0;
   if (!c) {
+    free(owned);
     req_free(r);
+    return;
+  }
+  if (c->streaming) {
+    free(owned);
+    http_stream_end(r);
     return;
   }
   http_server *s = c->server;
@@ -709,42 +816,124 @@ void http_respond(http_request *r, int status, const char *content_type,
   int close_after = !r->keep_alive || c->failing || s->closing || (c->eof && c->rpos == c->rlen);
   int no_body = status < 200 || status == 204 || status == 304;
   size_t send_len = (r->is_head || no_body) ? 0 : len;
-
-  size_t cap = 256 + strlen(r->id);
-  if (header_safe(content_type)) cap += strlen(content_type);
-  for (const char *const *h = extra_headers; h && *h; h++)
-    if (header_safe(*h)) cap += strlen(*h) + 2;
-  /* uv_buf_t lengths are unsigned int; no sane response comes near that. */
-  http_wreq *wr = send_len < INT32_MAX - cap ? malloc(sizeof(*wr) + cap + send_len) : NULL;
+  if (!send_len || send_len >= INT32_MAX) {
+    free(owned);
+    owned = NULL;
+  }
+  size_t n;
+  http_wreq *wr = send_len < INT32_MAX ? head_build(c, r, status, content_type, extra_headers,
+                                                    close_after, 0, len, owned ? 0 : send_len, &n)
+                                       : NULL;
+  req_free(r);
   if (!wr) {
-    req_free(r);
+    free(owned);
     conn_close(c);
     return;
   }
-  char *p = wr->data;
-  size_t n = 0;
-#define PUT(...) n += (size_t)snprintf(p + n, cap - n, __VA_ARGS__)
-  PUT("HTTP/1.1 %d %s\r\n", status, http_status_text(status));
-  if (header_safe(content_type)) PUT("Content-Type: %s\r\n", content_type);
-  if (!no_body) PUT("Content-Length: %zu\r\n", len);
-  PUT("Date: %s\r\nX-Request-Id: %s\r\nConnection: %s\r\n", server_date(s), r->id,
-      close_after ? "close" : "keep-alive");
-  for (const char *const *h = extra_headers; h && *h; h++)
-    if (header_safe(*h)) PUT("%s\r\n", *h);
-  PUT("\r\n");
-#undef PUT
-  if (send_len) memcpy(p + n, body, send_len);
-  req_free(r);
-
-  wr->conn = c;
-  wr->close_after = close_after;
-  uv_buf_t b = uv_buf_init(p, (unsigned)(n + send_len));
+  uv_buf_t b[2];
+  unsigned nb = 1;
+  if (owned) {
+    wr->owned = owned;
+    b[0] = uv_buf_init(wr->data, (unsigned)n);
+    b[1] = uv_buf_init(owned, (unsigned)send_len);
+    nb = 2;
+  } else {
+    if (send_len) memcpy(wr->data + n, body, send_len);
+    b[0] = uv_buf_init(wr->data, (unsigned)(n + send_len));
+  }
   c->writing = 1;
-  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) != 0) {
+  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, nb, conn_write_cb) != 0) {
+    free(wr->owned);
     free(wr);
     c->writing = 0;
     conn_close(c);
   }
+}
+
+void http_respond(http_request *r, int status, const char *content_type,
+                  const char *const *extra_headers, const char *body, size_t len) {
+  respond(r, status, content_type, extra_headers, body, NULL, len);
+}
+
+void http_respond_take(http_request *r, int status, const char *content_type,
+                       const char *const *extra_headers, char *body, size_t len) {
+  respond(r, status, content_type, extra_headers, body, body, len);
+}
+
+/* ------------------------------------------------------------------------
+ * Streaming
+ * ------------------------------------------------------------------------ */
+
+/* Queues one write of a stream; closes the connection if it cannot. */
+static int stream_send(http_conn *c, http_wreq *wr, size_t n) {
+  uv_buf_t b = uv_buf_init(wr->data, (unsigned)n);
+  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) != 0) {
+    free(wr);
+    conn_close(c);
+    return -1;
+  }
+  return 0;
+}
+
+int http_stream_begin(http_request *r, int status, const char *content_type,
+                      const char *const *extra_headers) {
+  http_conn *c = r->conn;
+  if (!c || c->streaming || c->closing || c->failing || c->server->closing) return -1;
+  if (c->eof) { /* a stream's client that stopped sending has left */
+    conn_close(c);
+    return -1;
+  }
+  req_assign_id(r);
+  size_t n;
+  http_wreq *wr = head_build(c, r, status, content_type, extra_headers, 1, 1, 0, 0, &n);
+  if (!wr) {
+    conn_close(c);
+    return -1;
+  }
+  c->streaming = 1;
+  /* Pipelined requests are never served: drop them, and read on (the
+   * buffer may have been full) only to see the client leave. */
+  c->rpos = c->rlen = 0;
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+  if (rc != 0 && rc != UV_EALREADY) {
+    free(wr);
+    conn_close(c);
+    return -1;
+  }
+  return stream_send(c, wr, n);
+}
+
+int http_stream_write(http_request *r, const char *data, size_t len) {
+  http_conn *c = r->conn;
+  if (!c || !c->streaming || c->closing || c->failing) return -1;
+  if (len == 0 || r->is_head) return 0;
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (len > HTTP_STREAM_MAX_QUEUED || queued > HTTP_STREAM_MAX_QUEUED - len) {
+    conn_close(c); /* a consumer this slow would make us buffer without bound */
+    return -1;
+  }
+  http_wreq *wr = malloc(sizeof(*wr) + len);
+  if (!wr) {
+    conn_close(c);
+    return -1;
+  }
+  wr->conn = c;
+  wr->close_after = 1;
+  wr->stream = 1;
+  wr->owned = NULL;
+  memcpy(wr->data, data, len);
+  return stream_send(c, wr, len);
+}
+
+void http_stream_end(http_request *r) {
+  http_conn *c = r->conn;
+  req_free(r);
+  if (!c) return;
+  c->req = NULL;
+  if (c->streaming)
+    conn_finish(c); /* the shutdown waits for the queued writes */
+  else
+    conn_close(c);
 }
 
 void http_respond_error(http_request *r, int status, const char *code, const char *message,
@@ -832,6 +1021,11 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_limits *limit
   s->listener_open = 1;
   *out = s;
   return 0;
+}
+
+void http_server_set_body_limit(http_server *s, http_body_limit_cb fn, void *arg) {
+  s->body_limit = fn;
+  s->body_limit_arg = arg;
 }
 
 int http_server_listen(http_server *s, const char *host, int port) {

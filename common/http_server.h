@@ -18,13 +18,17 @@
  *   connection.
  * - Every response carries X-Request-Id: the client's X-Request-Id when it is
  *   1..64 bytes of [A-Za-z0-9._-], else a fresh random id.
+ * - max_body_bytes can be replaced per request (http_server_set_body_limit),
+ *   e.g. a larger one for uploads.
  *
  * Callback contract: the handler is called once per complete request, on the
- * loop thread. It must call http_respond() exactly once for that request,
- * either inside the handler or later from any callback on the same loop. The
- * request (and every string its accessors return) stays valid until
- * http_respond() returns. If the client goes away first, the request stays
- * valid, http_req_gone() turns 1, and http_respond() just frees it. */
+ * loop thread. It must release the request exactly once, with http_respond()
+ * (or http_respond_take/http_respond_error), or with http_stream_end() after
+ * http_stream_begin(), either inside the handler or later from any callback
+ * on the same loop. The request (and every string its accessors return)
+ * stays valid until that call returns. If the client goes away first, the
+ * request stays valid, http_req_gone() turns 1, the on_gone callback (if
+ * set) runs once, and the releasing call just frees it. */
 
 typedef struct http_server http_server;
 typedef struct http_request http_request;
@@ -44,6 +48,16 @@ typedef void (*http_handler_cb)(http_request *req, void *arg);
  * negative libuv error. */
 int http_server_new(http_server **out, uv_loop_t *loop, const http_limits *limits,
                     http_handler_cb handler, void *arg);
+
+/* Per-request body limit: fn is called once per request, as soon as its
+ * headers are complete (method, path, query, headers and id readable; no
+ * body yet), and its result replaces max_body_bytes for that request — the
+ * Content-Length refusal before any body byte is read (413) and the running
+ * count of a chunked body alike. 0 allows no body at all. fn must not keep
+ * the request or call any other http_* function on it. NULL restores
+ * max_body_bytes for every request. */
+typedef size_t (*http_body_limit_cb)(const http_request *req, void *arg);
+void http_server_set_body_limit(http_server *s, http_body_limit_cb fn, void *arg);
 /* host is an IPv4 or IPv6 literal; port 0 picks a free port. */
 int http_server_listen(http_server *s, const char *host, int port);
 int http_server_port(const http_server *s);
@@ -62,6 +76,14 @@ int http_req_gone(const http_request *r);
 /* Handler-owned pointer carried with the request. */
 void http_req_set_data(http_request *r, void *data);
 void *http_req_data(const http_request *r);
+/* Asks to be told when the client goes away while the handler still holds
+ * r (a plain request not yet answered, or an open stream). cb runs at most
+ * once, from the loop, never from inside an http_* call, after
+ * http_req_gone(r) turned 1. r is still held then: the owner must release
+ * it (http_stream_end or http_respond), in cb or later. Releasing r first
+ * cancels the call. If http_req_gone(r) is already 1 when registering, cb
+ * may never run: check it. Setting again replaces cb; NULL cancels. */
+void http_req_on_gone(http_request *r, void (*cb)(http_request *r, void *arg), void *arg);
 
 /* Sends the response and releases the request. extra_headers: NULL or an
  * array of "Name: value" strings (no CRLF) ended by NULL. content_type may be
@@ -69,6 +91,38 @@ void *http_req_data(const http_request *r);
  * added by the server. The body is copied. */
 void http_respond(http_request *r, int status, const char *content_type,
                   const char *const *extra_headers, const char *body, size_t len);
+
+/* Like http_respond, but takes body, a malloc'd buffer, instead of copying
+ * it: the server frees it once written (or at once if it is not sent, e.g.
+ * a HEAD request or a client already gone). */
+void http_respond_take(http_request *r, int status, const char *content_type,
+                       const char *const *extra_headers, char *body, size_t len);
+
+/* Streaming responses (server-sent events): a response without a length
+ * that ends with the connection.
+ *
+ * http_stream_begin sends the status line and headers — content_type,
+ * Cache-Control: no-cache, Connection: close, Date, X-Request-Id and
+ * extra_headers (as in http_respond) — and keeps r held. Returns 0, or -1
+ * when the client is gone (or the server is closing); r is held either
+ * way. From then on nothing else is read from the connection: pipelined
+ * requests behind this one are never served, and the client closing its
+ * side (EOF) counts as gone. No server timeout ends a stream.
+ *
+ * http_stream_write queues a copy of data. Returns 0, or -1 when the client
+ * is gone or when more than 1 MiB would wait unsent (a consumer that slow is
+ * dropped: the connection closes and r turns gone). After -1 every later
+ * write fails too; release r with http_stream_end. Writes to a HEAD request
+ * are dropped.
+ *
+ * http_stream_end sends what is queued, then closes the connection, and
+ * releases r (on a gone request it only frees it). Called on a request
+ * whose stream was never begun, it closes the connection without an
+ * answer. http_respond on a streaming request acts as http_stream_end. */
+int http_stream_begin(http_request *r, int status, const char *content_type,
+                      const char *const *extra_headers);
+int http_stream_write(http_request *r, const char *data, size_t len);
+void http_stream_end(http_request *r);
 
 /* Answers with the JSON error shape of SPEC §4: {"error":{"code","message","request_id"}}. */
 void http_respond_error(http_request *r, int status, const char *code, const char *message,

@@ -29,7 +29,7 @@ int job_kind_parse(const char *s, job_kind *out) {
 }
 
 int job_kind_runnable(job_kind k) {
-  return k == JOB_STORYBOARD; /* the media kinds come with their provider clients */
+  return (unsigned)k < JOB_KIND_COUNT; /* every kind has its provider clients */
 }
 
 const char *job_status_name(job_status s) {

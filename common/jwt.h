@@ -15,9 +15,10 @@
 typedef struct jwt_verifier jwt_verifier;
 
 typedef struct {
-  char sub[256];  /* the user id */
-  char azp[256];  /* "" if absent */
-  char role[32];  /* "admin" when public/session metadata says so (metadata.role or role claim), else "" */
+  char sub[256]; /* the user id */
+  char azp[256]; /* "" if absent */
+  char role[32]; /* "admin" when public/session metadata says so (metadata.role or role claim), else
+                    "" */
   long long exp, nbf, iat; /* 0 if absent */
 } jwt_claims;
 

@@ -43,6 +43,10 @@ int queue_dispatch(rds *r, const char *kind, const char *job_id, queue_done_cb c
   return 0;
 }
 
+int queue_publish_change(rds *r, const char *job_id) {
+  return rds_command(r, NULL, NULL, "PUBLISH %s %s", QUEUE_EVENTS_CHANNEL, job_id);
+}
+
 static void group_reply(redisReply *reply, const char *err, void *arg) {
   (void)arg;
   if (err) {

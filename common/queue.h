@@ -57,4 +57,14 @@ int queue_reclaim(rds *r, const char *consumer, const char *kind, long min_idle_
 /* XACK + XDEL of one message. cb may be NULL. */
 int queue_done(rds *r, const char *kind, const char *msg_id, queue_done_cb cb, void *arg);
 
+/* Job change notices: after every committed change of a job (status, step,
+ * progress, cancel) its writer PUBLISHes the job id on this channel; the
+ * API's server-sent event streams re-read the job from PostgreSQL when they
+ * hear it. A lost notice only delays an event (the streams also re-read on
+ * a timer): PostgreSQL stays the truth. */
+#define QUEUE_EVENTS_CHANNEL "genq:{q}:events"
+/* PUBLISH job_id on QUEUE_EVENTS_CHANNEL, fire and forget. Returns 0 or -1
+ * (not connected). */
+int queue_publish_change(rds *r, const char *job_id);
+
 #endif

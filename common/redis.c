@@ -6,7 +6,13 @@
  * those and never freed here otherwise. The connection counts as up only
  * once the AUTH/SELECT (or PING) sent first have answered, so user code
  * (commands, on_connect) always runs from a reply callback, where hiredis
- * tolerates redisAsyncFree (rds_close). */
+ * tolerates redisAsyncFree (rds_close).
+ *
+ * Subscriptions live in r->subs, not in hiredis: each context starts
+ * unsubscribed, so they are sent again every time the setup completes.
+ * hiredis keeps a subscription's callback for the life of its context and
+ * calls it once more with a NULL reply when the context goes; the rds_sub
+ * it points to lives until r is freed. */
 #define _GNU_SOURCE /* memrchr */
 #include "redis.h"
 #include "log.h"
@@ -22,6 +28,15 @@
 
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
+
+typedef struct rds_sub rds_sub;
+struct rds_sub {
+  rds_sub *next;
+  rds *r;
+  rds_message_cb on_message;
+  void *arg;
+  char channel[];
+};
 
 struct rds {
   uv_loop_t *loop;
@@ -41,6 +56,7 @@ struct rds {
 
   void (*on_connect)(rds *r, void *arg);
   void *on_connect_arg;
+  rds_sub *subs; /* in subscription order */
 
   int closing;
   void (*done)(void *arg);
@@ -54,6 +70,7 @@ typedef struct {
 } rds_pending;
 
 static void rds_connect(rds *r);
+static void rds_sub_send(rds *r, rds_sub *sub);
 
 /* ---- URL ---- */
 
@@ -188,6 +205,11 @@ static void rds_maybe_free(rds *r) {
   if (!r->closing || r->ac || !r->timer_closed) return;
   void (*done)(void *) = r->done;
   void *arg = r->done_arg;
+  while (r->subs) {
+    rds_sub *next = r->subs->next;
+    free(r->subs);
+    r->subs = next;
+  }
   free(r);
   if (done) done(arg);
 }
@@ -251,6 +273,8 @@ static void rds_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) 
   r->up = 1;
   r->backoff_ms = RDS_BACKOFF_MIN_MS;
   log_info("redis connected", LS("host", r->host), LI("port", r->port), LI("db", r->db));
+  for (rds_sub *sub = r->subs; sub; sub = sub->next)
+    rds_sub_send(r, sub);
   if (r->on_connect) r->on_connect(r, r->on_connect_arg);
 }
 
@@ -278,6 +302,8 @@ static void rds_connect(rds *r) {
   ac->ev.addWrite = rds_add_write;
   ac->ev.delWrite = rds_del_write;
   ac->data = r;
+  /* A subscriber only listens: keepalive is how it notices a dead peer. */
+  if (r->subs) redisEnableKeepAlive(&ac->c);
   redisAsyncSetConnectCallback(ac, rds_on_connected);
   redisAsyncSetDisconnectCallback(ac, rds_on_disconnect);
   r->ac = ac;
@@ -331,7 +357,7 @@ static void rds_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 }
 
 static rds_pending *rds_pending_new(rds *r, rds_cb cb, void *arg) {
-  if (!r->up || !r->ac || r->closing) return NULL;
+  if (!r->up || !r->ac || r->closing || r->subs) return NULL;
   rds_pending *p = malloc(sizeof *p);
   if (!p) return NULL;
   *p = (rds_pending){r, cb, arg};
@@ -360,6 +386,47 @@ int rds_command_argv(rds *r, rds_cb cb, void *arg, int argc, const char **argv,
     free(p);
     return -1;
   }
+  return 0;
+}
+
+/* ---- pub/sub ---- */
+
+static int rds_reply_is(const redisReply *e, const char *s) {
+  return e->type == REDIS_REPLY_STRING && e->len == strlen(s) && memcmp(e->str, s, e->len) == 0;
+}
+
+static void rds_sub_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  rds_sub *sub = privdata;
+  redisReply *rep = reply;
+  (void)ac;
+  if (!rep || sub->r->closing) return; /* context gone: resent on reconnect */
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) return;
+  redisReply **e = rep->element;
+  if (rds_reply_is(e[0], "message") && e[2]->type == REDIS_REPLY_STRING)
+    sub->on_message(sub->channel, e[2]->str, e[2]->len, sub->arg);
+  else if (rds_reply_is(e[0], "subscribe"))
+    log_info("redis subscribed", LS("channel", sub->channel), LS("host", sub->r->host));
+}
+
+static void rds_sub_send(rds *r, rds_sub *sub) {
+  if (redisAsyncCommand(r->ac, rds_sub_reply, sub, "SUBSCRIBE %b", sub->channel,
+                        strlen(sub->channel)) != REDIS_OK)
+    log_error("redis subscribe failed", LS("channel", sub->channel), LS("host", r->host));
+}
+
+int rds_subscribe(rds *r, const char *channel, rds_message_cb on_message, void *arg) {
+  if (r->closing || !channel || !on_message) return -1;
+  size_t n = strlen(channel);
+  rds_sub *sub = malloc(sizeof *sub + n + 1);
+  if (!sub) return -1;
+  *sub = (rds_sub){NULL, r, on_message, arg};
+  memcpy(sub->channel, channel, n + 1);
+  rds_sub **tail = &r->subs;
+  while (*tail)
+    tail = &(*tail)->next;
+  *tail = sub;
+  if (r->ac) redisEnableKeepAlive(&r->ac->c);
+  if (r->up && r->ac) rds_sub_send(r, sub);
   return 0;
 }
 

@@ -30,6 +30,17 @@ int rds_connected(const rds *r);
 /* Called (if set) each time the connection comes up, e.g. to recreate
  * consumer groups after Redis lost its data. */
 void rds_on_connect(rds *r, void (*cb)(rds *r, void *arg), void *arg);
+/* Pub/sub. Subscribes r to channel; on_message(channel, msg, len, arg)
+ * runs on the loop thread for every message published there (msg is
+ * binary: len bytes, NUL-terminated for convenience; both strings valid
+ * only during the call). The subscription is sent now if r is up, and
+ * again after every reconnect (before on_connect runs), until rds_close;
+ * messages published while r was down are lost (Redis pub/sub keeps
+ * nothing). A connection with a subscription is used only for
+ * subscriptions: rds_command* on it return -1. Returns 0, or -1 (closing,
+ * out of memory). */
+typedef void (*rds_message_cb)(const char *channel, const char *msg, size_t len, void *arg);
+int rds_subscribe(rds *r, const char *channel, rds_message_cb on_message, void *arg);
 /* Fails pending commands (err "closed"), closes and frees r, then calls done. */
 void rds_close(rds *r, void (*done)(void *arg), void *arg);
 

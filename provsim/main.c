@@ -1,5 +1,8 @@
-/* genq-provsim: OpenAI (and later Luma, Hedra) simulated on one loopback port.
- *   /openai/v1/...   sim_openai.c
+/* genq-provsim: OpenAI, Luma AI and Hedra simulated on one loopback port.
+ *   /openai/v1/...                sim_openai.c
+ *   /luma/dream-machine/v1/...    sim_luma.c
+ *   /hedra/v3/...                 sim_hedra.c
+ *   GET|HEAD /files/<name>        sim_media.c: generated media and uploads
  *   GET /_sim/stats  counters; POST /_sim/reset zeroes them
  *   GET /healthz     liveness
  * SIGINT/SIGTERM: answer what is pending, close the server, exit 0. */
@@ -11,7 +14,11 @@
 #include "log.h"
 #include "provsim.h"
 
-#define PROVSIM_MAX_BODY (1u << 20)
+/* Hedra audio uploads reach 100 MiB; larger bodies are refused on their
+ * Content-Length. Every other endpoint keeps the old 1 MiB bound. */
+#define PROVSIM_MAX_BODY (128u << 20)
+#define PROVSIM_MAX_JSON_BODY (1u << 20)
+#define UPLOAD_PATH "/hedra/v3/files"
 
 typedef struct {
   provsim ps;
@@ -30,9 +37,19 @@ static void on_request(http_request *req, void *arg) {
   app *a = arg;
   const char *path = http_req_path(req), *method = http_req_method(req), *rest;
   int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+  size_t blen;
+  http_req_body(req, &blen);
   log_debug("request", LS("method", method), LS("path", path), LS("request_id", http_req_id(req)));
-  if (prefixed(path, "/openai", &rest)) {
+  if (blen > PROVSIM_MAX_JSON_BODY && strcmp(path, UPLOAD_PATH) != 0) {
+    http_respond_error(req, 413, "payload_too_large", "request body too large", NULL);
+  } else if (prefixed(path, "/openai", &rest)) {
     sim_openai_handle(&a->ps, req, rest);
+  } else if (prefixed(path, "/luma", &rest)) {
+    sim_luma_handle(&a->ps, req, rest);
+  } else if (prefixed(path, "/hedra", &rest)) {
+    sim_hedra_handle(&a->ps, req, rest);
+  } else if (prefixed(path, "/files", &rest)) {
+    simmedia_handle(&a->ps, req, rest);
   } else if (!strcmp(path, "/healthz")) {
     static const char ok[] = "{\"status\":\"ok\"}";
     http_respond(req, 200, "application/json", NULL, ok, sizeof ok - 1);
@@ -82,11 +99,12 @@ int main(void) {
 
   app a = {.ps = {.loop = uv_default_loop()}};
   int rc = 1;
-  if (!(a.ps.stats = simstats_new())) {
+  if (!(a.ps.stats = simstats_new()) || !(a.ps.media = simmedia_new())) {
     fprintf(stderr, "genq-provsim: out of memory\n");
     goto out;
   }
-  if (sim_openai_init(&a.ps, err, sizeof err) < 0) {
+  if (sim_openai_init(&a.ps, err, sizeof err) < 0 || sim_luma_init(&a.ps, err, sizeof err) < 0 ||
+      sim_hedra_init(&a.ps, err, sizeof err) < 0) {
     fprintf(stderr, "genq-provsim: %s\n", err);
     rc = 2;
     goto out;
@@ -101,6 +119,10 @@ int main(void) {
     uv_run(a.ps.loop, UV_RUN_DEFAULT);
     goto out;
   }
+  if (strchr(cfg.provsim_host, ':')) /* IPv6 literal */
+    snprintf(a.ps.self, sizeof a.ps.self, "[%s]:%d", cfg.provsim_host, http_server_port(a.server));
+  else
+    snprintf(a.ps.self, sizeof a.ps.self, "%s:%d", cfg.provsim_host, http_server_port(a.server));
   uv_signal_init(a.ps.loop, &a.sigint);
   uv_signal_init(a.ps.loop, &a.sigterm);
   a.sigint.data = a.sigterm.data = &a;
@@ -111,7 +133,10 @@ int main(void) {
   rc = 0;
 out:
   uv_loop_close(a.ps.loop);
+  sim_hedra_free(&a.ps);
+  sim_luma_free(&a.ps);
   sim_openai_free(&a.ps);
+  simmedia_free(a.ps.media);
   simstats_free(a.ps.stats);
   config_free(&cfg);
   return rc;

@@ -2,8 +2,9 @@
 #define GENQ_PROVSIM_H
 
 /* Internal interfaces of genq-provsim, the provider simulator. One file per
- * provider (sim_openai.c; Luma and Hedra drop in the same way), one for the
- * schema-driven filler, one for the counters, one for delayed answers. */
+ * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
+ * serves (sim_media.c, with the id tables and clocks the providers share), one
+ * for the schema-driven filler, one for the counters, one for delayed answers. */
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
@@ -26,12 +27,18 @@ int simstats_declare(simstats *st, const char *provider, const char *name, int i
 /* Adds one to provider.name, or to provider.name[key] when key is not NULL.
  * Returns the new count, or -1 when it could not count (OOM, table full). */
 long long simstats_incr(simstats *st, const char *provider, const char *name, const char *key);
+/* A gauge: provider.name is fn(arg), read each time the JSON is made (a
+ * current level such as generations in flight, which reset does not touch).
+ * fn runs on the loop thread and must not fail. Returns 0 or -1. */
+typedef long long (*simstats_gauge_fn)(void *arg);
+int simstats_declare_gauge(simstats *st, const char *provider, const char *name,
+                           simstats_gauge_fn fn, void *arg);
 /* Zeroes every counter and empties every map; declarations are kept. */
 void simstats_reset(simstats *st);
 /* The JSON text (caller frees with cJSON_free), NULL on OOM. */
 char *simstats_json(const simstats *st);
 
-/* ---- schema filler (schema_fill.c) ------------------------------------ */
+/* ---- schema filler (schema_fill.c) ----------------------------------- */
 
 /* A JSON value valid against the JSON Schema subset OpenAI structured outputs
  * accept (object, array, string, integer, number, boolean, null, type arrays,
@@ -44,17 +51,70 @@ cJSON *schemafill_generate(const cJSON *schema, const char *prompt);
  * Returns 0, or -1 with OpenAI's style of message in msg. */
 int schemafill_check_strict(const cJSON *schema, const char *name, char *msg, size_t msglen);
 
-/* ---- the simulator ------------------------------------------------------ */
+/* ---- id tables (sim_media.c) ----------------------------------------- */
+
+/* A string-keyed hash table of nodes embedded in the caller's structs (as
+ * list nodes are), which also keeps them in insertion order, so that the
+ * oldest can be evicted and lists served newest first. The table owns
+ * neither nodes nor keys: a key must stay valid while its node is in. */
+typedef struct simtab_node {
+  struct simtab_node *hnext;         /* bucket chain */
+  struct simtab_node *older, *newer; /* insertion order */
+  const char *key;
+} simtab_node;
+
+typedef struct {
+  simtab_node **buckets;
+  size_t mask; /* bucket count - 1 */
+  size_t count;
+  simtab_node *oldest, *newest;
+} simtab;
+
+#define SIMTAB_ENTRY(node, type, member) ((type *)(void *)((char *)(node)-offsetof(type, member)))
+
+/* nbuckets is rounded up to a power of two. Returns 0 or -1 (OOM). */
+int simtab_init(simtab *t, size_t nbuckets);
+/* Frees the buckets only; the caller frees its structs first. */
+void simtab_free(simtab *t);
+simtab_node *simtab_get(const simtab *t, const char *key);
+/* Adds n as the newest under key, which must not be in the table. */
+void simtab_add(simtab *t, simtab_node *n, const char *key);
+void simtab_remove(simtab *t, simtab_node *n);
+
+/* ---- shared helpers (sim_media.c) ------------------------------------ */
+
+/* A random UUID v4, lowercase, 36 characters and a NUL. */
+void sim_uuid4(char out[37]);
+long long sim_wall_ms(void); /* Unix time in milliseconds */
+long long sim_mono_ms(void); /* monotonic milliseconds, for elapsed times */
+/* "2025-01-31T12:00:00.123Z" */
+void sim_rfc3339(long long wall_ms, char out[32]);
+/* Reads the integer environment variable name (milliseconds, 0..max) into
+ * *out, or def when unset or empty. Returns 0, or -1 with a message. */
+int sim_env_ms(const char *name, unsigned def, unsigned max, unsigned *out, char *err,
+               size_t errlen);
+
+/* ---- the simulator --------------------------------------------------- */
 
 typedef struct provsim_pending provsim_pending;
+typedef struct simmedia simmedia;
 
 typedef struct provsim {
   uv_loop_t *loop;
   simstats *stats;
+  simmedia *media;
   provsim_pending *pending; /* delayed answers, answered at once on shutdown */
   int closing;
-  void *openai; /* sim_openai.c's state */
+  char self[80]; /* "host:port" it listens on: download URLs without a Host header */
+  void *openai;  /* sim_openai.c's state */
+  void *luma;    /* sim_luma.c's */
+  void *hedra;   /* sim_hedra.c's */
 } provsim;
+
+/* "http://<Host header>" (or "http://<ps->self>" when the request has no
+ * usable Host), the origin the client reached us at: the base of the URLs we
+ * hand out. Returns 0, or -1 when out is too small. */
+int sim_origin(const provsim *ps, const http_request *req, char *out, size_t n);
 
 /* Answers req after delay_ms on a uv_timer (never sleeping), or at once when
  * delay_ms is 0 or the simulator is closing. Copies headers and body.
@@ -65,7 +125,7 @@ void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, in
 /* Answers every delayed request now and closes their timers (shutdown). */
 void provsim_flush_pending(provsim *ps);
 
-/* ---- OpenAI (sim_openai.c), under /openai ------------------------------ */
+/* ---- OpenAI (sim_openai.c), under /openai ---------------------------- */
 
 /* Reads PROVSIM_OPENAI_LATENCY_MS (default 200) and declares the counters.
  * Returns 0, or -1 with a message naming the variable. */
@@ -73,5 +133,43 @@ int sim_openai_init(provsim *ps, char *err, size_t errlen);
 void sim_openai_free(provsim *ps);
 /* Handles a request whose path starts with /openai; path is the rest ("/v1/..."). */
 void sim_openai_handle(provsim *ps, http_request *req, const char *path);
+
+/* ---- media and downloads (sim_media.c), under /files ----------------- */
+
+/* Small valid media: a PNG, a baseline JPEG, a one-second H.264 MP4. */
+typedef enum { SIMMEDIA_PNG, SIMMEDIA_JPEG, SIMMEDIA_MP4 } simmedia_kind;
+
+simmedia *simmedia_new(void);
+void simmedia_free(simmedia *m);
+/* Makes GET /files/<name> serve the built-in bytes of kind. name is
+ * [A-Za-z0-9._-], 1..79 bytes. Beyond 400000 files the oldest goes.
+ * Returns 0, or -1 (bad name, OOM). */
+int simmedia_add_builtin(simmedia *m, const char *name, simmedia_kind kind);
+/* Makes GET /files/<name> serve a copy of data. Uploads together are held
+ * under 256 MiB: the oldest go first. Returns 0, or -1 (bad name,
+ * too big, OOM). */
+int simmedia_add_copy(simmedia *m, const char *name, const char *content_type, const char *data,
+                      size_t len);
+/* Handles GET or HEAD /files/<name>; path is the rest ("/<name>"). */
+void simmedia_handle(provsim *ps, http_request *req, const char *path);
+
+/* ---- Luma AI (sim_luma.c), under /luma ------------------------------- */
+
+/* Reads PROVSIM_LUMA_VIDEO_MS (default 10000) and PROVSIM_LUMA_IMAGE_MS
+ * (default 4000) and declares the counters. Returns 0, or -1 with a message. */
+int sim_luma_init(provsim *ps, char *err, size_t errlen);
+void sim_luma_free(provsim *ps);
+/* Handles a request whose path starts with /luma; path is the rest
+ * ("/dream-machine/v1/..."). */
+void sim_luma_handle(provsim *ps, http_request *req, const char *path);
+
+/* ---- Hedra (sim_hedra.c), under /hedra ------------------------------- */
+
+/* Reads PROVSIM_HEDRA_MS (default 12000) and declares the counters. Returns
+ * 0, or -1 with a message. */
+int sim_hedra_init(provsim *ps, char *err, size_t errlen);
+void sim_hedra_free(provsim *ps);
+/* Handles a request whose path starts with /hedra; path is the rest ("/v3/..."). */
+void sim_hedra_handle(provsim *ps, http_request *req, const char *path);
 
 #endif

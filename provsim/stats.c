@@ -1,6 +1,7 @@
 /* Simulator counters behind GET /_sim/stats (see provsim.h). An open
  * addressing hash table keyed by "provider\x1fname\x1fkey", so counting a
- * create stays O(1) however many distinct prompts a benchmark sends. */
+ * create stays O(1) however many distinct prompts a benchmark sends. Gauges
+ * are not stored: their callbacks are read when the JSON is made. */
 #include "provsim.h"
 
 #include <stdint.h>
@@ -9,6 +10,7 @@
 
 #define STATS_MAX_ENTRIES (1u << 20) /* beyond, new keys are not counted */
 #define STATS_MAX_DECLS 64
+#define STATS_MAX_KEY 8192 /* whole "provider\x1fname\x1fkey" string, NUL included */
 #define SEP '\x1f'
 
 typedef struct {
@@ -20,6 +22,8 @@ typedef struct {
   char provider[32];
   char name[32];
   int is_map;
+  simstats_gauge_fn gauge; /* NULL: a counter or a map */
+  void *gauge_arg;
 } stat_decl;
 
 struct simstats {
@@ -66,15 +70,31 @@ void simstats_reset(simstats *st) {
   clear(st);
 }
 
-int simstats_declare(simstats *st, const char *provider, const char *name, int is_map) {
+static stat_decl *add_decl(simstats *st, const char *provider, const char *name) {
   size_t plen = strlen(provider), nlen = strlen(name);
   if (st->ndecls == STATS_MAX_DECLS || plen >= sizeof st->decls[0].provider ||
       nlen >= sizeof st->decls[0].name)
-    return -1;
+    return NULL;
   stat_decl *d = &st->decls[st->ndecls++];
+  *d = (stat_decl){0};
   memcpy(d->provider, provider, plen + 1);
   memcpy(d->name, name, nlen + 1);
+  return d;
+}
+
+int simstats_declare(simstats *st, const char *provider, const char *name, int is_map) {
+  stat_decl *d = add_decl(st, provider, name);
+  if (!d) return -1;
   d->is_map = is_map;
+  return 0;
+}
+
+int simstats_declare_gauge(simstats *st, const char *provider, const char *name,
+                           simstats_gauge_fn fn, void *arg) {
+  stat_decl *d = add_decl(st, provider, name);
+  if (!d) return -1;
+  d->gauge = fn;
+  d->gauge_arg = arg;
   return 0;
 }
 
@@ -100,7 +120,7 @@ static int grow(simstats *st) {
 long long simstats_incr(simstats *st, const char *provider, const char *name, const char *key) {
   size_t klen = key ? strlen(key) : 0;
   size_t len = strlen(provider) + strlen(name) + (key ? klen + 1 : 0) + 2;
-  if (len > 400) return -1; /* keys are short names and hashes; see simstats_json */
+  if (len > STATS_MAX_KEY) return -1; /* callers hash longer keys */
   char *k = malloc(len);
   if (!k) return -1;
   char *p = stpcpy(k, provider);
@@ -139,14 +159,15 @@ char *simstats_json(const simstats *st) {
     const stat_decl *d = &st->decls[i];
     cJSON *prov = child_object(root, d->provider);
     if (!prov || cJSON_GetObjectItemCaseSensitive(prov, d->name)) continue;
-    if (!(d->is_map ? cJSON_AddObjectToObject(prov, d->name)
-                    : cJSON_AddNumberToObject(prov, d->name, 0)))
-      goto done;
+    cJSON *v = d->is_map ? cJSON_AddObjectToObject(prov, d->name)
+                         : cJSON_AddNumberToObject(prov, d->name,
+                                                   d->gauge ? (double)d->gauge(d->gauge_arg) : 0);
+    if (!v) goto done;
   }
   for (size_t i = 0; i < st->cap; i++) {
     const stat_entry *e = &st->slots[i];
     if (!e->k) continue;
-    char buf[512];
+    char buf[STATS_MAX_KEY];
     size_t kl = strlen(e->k);
     if (kl >= sizeof buf) continue;
     memcpy(buf, e->k, kl + 1);

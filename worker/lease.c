@@ -47,8 +47,7 @@ static void renewed(const db_result *r, void *arg) {
       held_job *s = bsearch(&key, b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
       if (!s || s->epoch != j->epoch || bsearch(j->id, owned, (size_t)n, 37, cmp_id)) continue;
       log_warn("lease lost: abandoning job", LS("job_id", j->id), LI("epoch", j->epoch));
-      j->lost = 1;
-      if (j->xfer && w->http) httpc_cancel(w->http, j->xfer); /* may finish j */
+      runner_job_lost(j); /* its steps stop; nothing more is committed */
     }
     free(owned);
   }

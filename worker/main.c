@@ -17,8 +17,11 @@
 static worker W;
 static uv_signal_t sigint, sigterm;
 
+#define ALL_KINDS "storyboard,image,video,lipsync,campaign"
+
 static void usage(void) {
-  fprintf(stderr, "usage: genq-worker [--kinds storyboard[,kind...]] [--concurrency N]\n");
+  fprintf(stderr, "usage: genq-worker [--kinds kind[,kind...]] [--concurrency N]\n"
+                  "  kinds: " ALL_KINDS " (default: all)\n");
 }
 
 static int parse_kinds(worker *w, const char *list) {
@@ -88,7 +91,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   log_init("worker", w->cfg.log_level);
-  if (parse_kinds(w, kinds ? kinds : "storyboard") != 0) return 2;
+  if (parse_kinds(w, kinds ? kinds : ALL_KINDS) != 0) return 2;
   w->concurrency = w->cfg.worker_concurrency;
   if (conc) {
     char *end;
@@ -110,11 +113,19 @@ int main(int argc, char **argv) {
                             .api_key = w->cfg.openai_api_key,
                             .model = w->cfg.openai_model,
                             .timeout_ms = w->cfg.provider_timeout_ms};
+  w->luma = (luma_opts){.base_url = w->cfg.luma_base_url,
+                        .api_key = w->cfg.luma_api_key ? w->cfg.luma_api_key : "",
+                        .timeout_ms = w->cfg.provider_timeout_ms};
+  w->hedra = (hedra_opts){.base_url = w->cfg.hedra_base_url,
+                          .api_key = w->cfg.hedra_api_key ? w->cfg.hedra_api_key : "",
+                          .timeout_ms = w->cfg.provider_timeout_ms};
   db_options dbo = {.conninfo = w->cfg.database_url, .pool_size = w->cfg.db_pool_size};
   if (db_open(&w->db, w->loop, &dbo) != 0 ||
       rds_open(&w->redis, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
       rds_open(&w->redis_fetch, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
       httpc_new(&w->http, w->loop) != 0 ||
+      storage_open(&w->storage, w->loop, w->http, w->cfg.storage, w->cfg.s3_access_key,
+                   w->cfg.s3_secret_key, err, sizeof(err)) != 0 ||
       relay_start(&w->relay, w->loop, w->db, w->redis, 1000, 5000) != 0) {
     fprintf(stderr, "genq-worker: cannot start: %s\n", err);
     return 1;
@@ -126,7 +137,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
   log_info("worker started", LS("worker_id", w->id), LI("concurrency", w->concurrency),
-           LS("kinds", kinds ? kinds : "storyboard"));
+           LS("kinds", kinds ? kinds : ALL_KINDS));
 
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&sigint, NULL);

@@ -44,6 +44,7 @@ static void job_finish(wjob *j) {
   if (w->jobs == j) w->jobs = j->next;
   cJSON_Delete(j->input);
   cJSON_Delete(j->steps);
+  cJSON_Delete(j->uploads);
   free(j);
   w->inflight--;
   w->jobs_done++;
@@ -53,162 +54,484 @@ static void job_finish(wjob *j) {
     fetch_more(w);
 }
 
+static void job_changed(const wjob *j) {
+  queue_publish_change(j->w->redis, j->id); /* event streams re-read the job */
+}
+
+static void epoch_str(const wjob *j, char buf[24]) {
+  snprintf(buf, 24, "%lld", j->epoch);
+}
+
+/* ---- provider clean-up after a job ended failed or canceled ----
+ * Generations still running at the provider for steps that will never use
+ * them are deleted (Luma refunds them; Hedra has no cancel). Detached from
+ * the wjob: it may already be gone. */
+
+typedef struct {
+  worker *w;
+  char job[37];
+} refs_ctx;
+
+static void ref_deleted(const luma_result *r, void *arg) {
+  char *ref = arg;
+  if (!r->ok)
+    log_warn("provider generation not deleted", LS("provider_ref", ref), LS("error", r->message));
+  else
+    log_info("provider generation deleted", LS("provider_ref", ref));
+  free(ref);
+}
+
+static void refs_listed(const db_result *r, void *arg) {
+  refs_ctx *c = arg;
+  worker *w = c->w;
+  for (int i = 0; r->ok && w->http && i < PQntuples(r->res); i++) {
+    if (strcmp(PQgetvalue(r->res, i, 1), "luma") != 0) continue;
+    char *ref = strdup(PQgetvalue(r->res, i, 2));
+    if (ref && luma_delete(w->http, &w->luma, ref, ref_deleted, ref, NULL) != 0) free(ref);
+  }
+  free(c);
+}
+
+static void release_provider_work(worker *w, const char *job_id) {
+  refs_ctx *c = calloc(1, sizeof(*c));
+  if (!c) return;
+  c->w = w;
+  snprintf(c->job, sizeof(c->job), "%s", job_id);
+  const char *p[1] = {c->job};
+  if (db_query(w->db,
+               "select r.step, r.provider, r.provider_ref from genq_job_refs($1::uuid) r "
+               "join jobs j on j.id = $1::uuid where j.status in ('failed', 'canceled')",
+               1, p, refs_listed, c) != 0)
+    free(c);
+}
+
 /* ---- ending a job: fenced writes ---- */
 
-/* The fenced functions answer the job's status after the write, or NULL
- * when the epoch no longer matches (someone else owns the job now). */
-static void fenced_write_done(const db_result *r, void *arg) {
+static void job_maybe_end(wjob *j);
+
+/* The final write of a run answers the job's status after it, or NULL when
+ * the epoch no longer matches (someone else owns the job now). */
+static void final_write_done(const db_result *r, void *arg) {
   wjob *j = arg;
-  j->db_busy = 0;
+  j->db_busy--;
   if (!r->ok) {
     /* not committed: the lease lapses and the job is picked up again */
     log_error("job write failed", LS("job_id", j->id), LS("error", r->error));
   } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     log_warn("job fenced: another worker owns it now", LS("job_id", j->id), LI("epoch", j->epoch));
-  } else if (strcmp(PQgetvalue(r->res, 0, 0), "running") == 0 && !j->lost && j->w->stopping < 2) {
-    /* a step committed and more remain */
-    cJSON_ReplaceItemInObject((cJSON *)j->step, "status", cJSON_CreateString("succeeded"));
-    runner_next_step(j);
-    return;
   } else {
-    log_info("job left worker", LS("job_id", j->id), LS("status", PQgetvalue(r->res, 0, 0)),
-             LI("epoch", j->epoch));
+    const char *st = PQgetvalue(r->res, 0, 0);
+    log_info("job left worker", LS("job_id", j->id), LS("status", st), LI("epoch", j->epoch));
+    job_changed(j);
+    if (strcmp(st, "failed") == 0) release_provider_work(j->w, j->id);
   }
   job_finish(j);
 }
 
-static void fenced_write(wjob *j, const char *sql, int n, const char *const *params) {
-  j->db_busy = 1;
-  if (db_query(j->w->db, sql, n, params, fenced_write_done, j) != 0) {
-    j->db_busy = 0;
+static void final_write(wjob *j, const char *sql, int n, const char *const *params) {
+  j->db_busy++;
+  if (db_query(j->w->db, sql, n, params, final_write_done, j) != 0) {
+    j->db_busy--;
     log_error("job write not queued", LS("job_id", j->id));
     job_finish(j);
   }
 }
 
-static void fail_job(wjob *j, const char *step, const char *code, const char *message) {
+static void fail_job(wjob *j) {
   char epoch[24];
-  snprintf(epoch, sizeof(epoch), "%lld", j->epoch);
-  const char *p[5] = {j->id, epoch, step, code, message};
-  log_warn("job failed", LS("job_id", j->id), LS("step", step ? step : ""), LS("code", code),
-           LS("message", message));
-  fenced_write(j,
-               "select case when genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false) "
-               "then 'failed' end",
-               5, p);
+  epoch_str(j, epoch);
+  const char *p[5] = {j->id, epoch, j->fail_step[0] ? j->fail_step : NULL, j->fail_code,
+                      j->fail_message};
+  log_warn("job failed", LS("job_id", j->id), LS("step", j->fail_step), LS("code", j->fail_code),
+           LS("message", j->fail_message));
+  final_write(j,
+              "select case when genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false) "
+              "then 'failed' end",
+              5, p);
 }
 
-static void requeue_job(wjob *j, long delay_ms, const char *code, const char *message) {
+static void requeue_job(wjob *j) {
   char epoch[24], delay[24];
-  snprintf(epoch, sizeof(epoch), "%lld", j->epoch);
-  snprintf(delay, sizeof(delay), "%ld", delay_ms);
-  const char *p[5] = {j->id, epoch, delay, code, message};
-  log_info("job retry scheduled", LS("job_id", j->id), LI("attempt", j->attempt),
-           LI("delay_ms", delay_ms), LS("code", code));
-  fenced_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5)", 5, p);
+  epoch_str(j, epoch);
+  long d = lease_retry_delay_ms(&j->w->cfg, j->attempt, j->fail_delay_ms);
+  snprintf(delay, sizeof(delay), "%ld", d);
+  const char *p[5] = {j->id, epoch, delay, j->fail_code, j->fail_message};
+  log_info("job retry scheduled", LS("job_id", j->id), LI("attempt", j->attempt), LI("delay_ms", d),
+           LS("code", j->fail_code));
+  final_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5)", 5, p);
 }
 
-void runner_step_done(wjob *j, const step_result *r) {
-  j->xfer = 0;
-  const char *step = cJSON_GetObjectItemCaseSensitive(j->step, "name")->valuestring;
-  if (j->lost || j->w->stopping > 1) {
+static void abort_step(wstep *s) {
+  if (s->aborted) return;
+  s->aborted = 1;
+  worker *w = s->j->w;
+  if (s->xfer && w->http) {
+    httpc_cancel(w->http, s->xfer); /* its callback reports */
+  } else if (uv_is_active((uv_handle_t *)&s->timer)) {
+    uv_timer_stop(&s->timer);
+    runner_step_stopped(s);
+  }
+  /* a statement or storage operation in flight reports when it returns */
+}
+
+static void abort_steps(wjob *j) {
+  for (wstep *s = j->running, *next; s; s = next) {
+    next = s->next;
+    abort_step(s); /* may free s */
+  }
+}
+
+void runner_job_lost(wjob *j) {
+  if (j->lost) return;
+  j->lost = 1;
+  abort_steps(j);
+  /* canceled (not reclaimed): what still runs at the provider is waste */
+  if (j->w->stopping < 2) release_provider_work(j->w, j->id);
+}
+
+static void start_stage(wjob *j);
+
+/* Once nothing about the job is outstanding: the run's last word (fail,
+ * requeue), the next stage, or letting go. ending: 1 done here, finish when
+ * idle; 2 the final write is out (its callback finishes the job). */
+static void job_maybe_end(wjob *j) {
+  if (j->nrunning > 0 || j->db_busy > 0 || j->ending == 2) return;
+  if (j->ending == 1 || j->lost || j->w->stopping > 1) {
     job_finish(j);
+  } else if (j->failed) {
+    j->ending = 2;
+    if (j->fail_retryable)
+      requeue_job(j);
+    else
+      fail_job(j);
+  } else {
+    start_stage(j);
+  }
+}
+
+static void step_closed(uv_handle_t *h) {
+  wstep *s = h->data;
+  wjob *j = s->j;
+  free(s->buf);
+  free(s);
+  j->nrunning--; /* counted until here, so the job outlives its steps */
+  job_maybe_end(j);
+}
+
+/* Unlinks s from its job and frees it (after its timer closed). */
+static void step_end(wstep *s) {
+  wjob *j = s->j;
+  for (wstep **pp = &j->running; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  }
+  uv_close((uv_handle_t *)&s->timer, step_closed);
+}
+
+static void note_failure(wjob *j, const wstep *s, const step_result *r) {
+  /* a non-retryable failure wins over a retryable one */
+  if (j->failed && (!j->fail_retryable || r->retryable)) {
+    if (r->retryable && r->retry_after_ms > j->fail_delay_ms) j->fail_delay_ms = r->retry_after_ms;
+    return;
+  }
+  j->failed = 1;
+  j->fail_retryable = r->retryable;
+  j->fail_delay_ms = r->retry_after_ms;
+  snprintf(j->fail_step, sizeof(j->fail_step), "%s", s ? s->name : "");
+  snprintf(j->fail_code, sizeof(j->fail_code), "%s", r->code ? r->code : "internal");
+  snprintf(j->fail_message, sizeof(j->fail_message), "%s", r->message ? r->message : "");
+  if (!r->retryable) abort_steps(j); /* nothing else of this job is worth paying for */
+}
+
+static void step_succeeded(const db_result *r, void *arg) {
+  wstep *s = arg;
+  wjob *j = s->j;
+  if (!r->ok) {
+    log_error("step write failed", LS("job_id", j->id), LS("step", s->name), LS("error", r->error));
+    step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "database error"};
+    note_failure(j, s, &f);
+  } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+    log_warn("job fenced at step commit", LS("job_id", j->id), LI("epoch", j->epoch));
+    runner_job_lost(j);
+  } else {
+    cJSON_ReplaceItemInObject(s->step, "status", cJSON_CreateString("succeeded"));
+    job_changed(j);
+    if (strcmp(PQgetvalue(r->res, 0, 0), "succeeded") == 0) {
+      log_info("job succeeded", LS("job_id", j->id));
+      j->ending = 1; /* the commit finished the job */
+    }
+  }
+  step_end(s);
+}
+
+int runner_step_should_stop(const wstep *s) {
+  return s->aborted || s->j->lost || s->j->w->stopping > 1;
+}
+
+void runner_step_stopped(wstep *s) {
+  step_result r = {.ok = 0, .retryable = 1, .code = "aborted", .message = "step stopped"};
+  runner_step_done(s, &r);
+}
+
+void runner_step_done(wstep *s, const step_result *r) {
+  wjob *j = s->j;
+  s->xfer = 0;
+  if (s->reported) return;
+  s->reported = 1;
+  if (runner_step_should_stop(s) && !(r->ok && !j->lost && j->w->stopping < 2)) {
+    if (!s->aborted || j->lost || j->w->stopping > 1 || strcmp(r->code ? r->code : "", "aborted"))
+      log_info("step stopped", LS("job_id", j->id), LS("step", s->name));
+    step_end(s);
     return;
   }
   if (!r->ok) {
-    if (r->retryable) {
-      requeue_job(j, lease_retry_delay_ms(&j->w->cfg, j->attempt, r->retry_after_ms), r->code,
-                  r->message);
-    } else {
-      fail_job(j, step, r->code, r->message);
-    }
+    log_info("step failed", LS("job_id", j->id), LS("step", s->name), LS("code", r->code),
+             LI("retryable", r->retryable), LS("message", r->message));
+    note_failure(j, s, r);
+    step_end(s);
     return;
   }
   char epoch[24];
-  snprintf(epoch, sizeof(epoch), "%lld", j->epoch);
+  epoch_str(j, epoch);
   char *out = cJSON_PrintUnformatted(r->output);
   char *job_out = r->job_output ? cJSON_PrintUnformatted(r->job_output) : NULL;
-  if (!out) {
-    free(job_out);
-    fail_job(j, step, "internal", "out of memory");
-    return;
+  char *asset = r->asset ? cJSON_PrintUnformatted(r->asset) : NULL;
+  if (out) {
+    /* later steps of this run read it from here */
+    cJSON *copy = cJSON_Duplicate(r->output, 1);
+    if (copy) cJSON_ReplaceItemInObject(s->step, "output", copy);
   }
-  const char *p[5] = {j->id, epoch, step, out, job_out};
-  log_info("step succeeded", LS("job_id", j->id), LS("step", step));
-  fenced_write(j, "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb)", 5, p);
+  const char *p[6] = {j->id, epoch, s->name, out, job_out, asset};
+  log_info("step succeeded", LS("job_id", j->id), LS("step", s->name));
+  if (!out || db_query(j->w->db,
+                       "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb, "
+                       "$6::jsonb)",
+                       6, p, step_succeeded, s) != 0) {
+    step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "step not recorded"};
+    note_failure(j, s, &f);
+    step_end(s);
+  }
   free(out);
   free(job_out);
+  free(asset);
+}
+
+/* ---- checkpoints, polls, progress ---- */
+
+typedef struct {
+  wstep *s;
+  void (*cb)(wstep *s, int ok);
+} ckpt_ctx;
+
+static void checkpointed(const db_result *r, void *arg) {
+  ckpt_ctx *c = arg;
+  wstep *s = c->s;
+  int ok = r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "t") == 0;
+  if (!r->ok)
+    log_error("checkpoint failed", LS("job_id", s->j->id), LS("step", s->name),
+              LS("error", r->error));
+  else if (!ok)
+    log_warn("job fenced at checkpoint", LS("job_id", s->j->id), LS("step", s->name));
+  void (*cb)(wstep *, int) = c->cb;
+  free(c);
+  if (ok) job_changed(s->j);
+  cb(s, ok);
+}
+
+int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int ok)) {
+  ckpt_ctx *c = malloc(sizeof(*c));
+  if (!c) return -1;
+  c->s = s;
+  c->cb = cb;
+  char epoch[24];
+  epoch_str(s->j, epoch);
+  const char *p[4] = {s->j->id, epoch, s->name, ref};
+  if (db_query(s->j->w->db, "select genq_step_checkpoint($1::uuid, $2::bigint, $3, $4)", 4, p,
+               checkpointed, c) != 0) {
+    free(c);
+    return -1;
+  }
+  if (ref)
+    snprintf(s->ref, sizeof(s->ref), "%s", ref);
+  else
+    s->ref[0] = '\0';
+  return 0;
+}
+
+static void poll_fire(uv_timer_t *t) {
+  wstep *s = t->data;
+  if (runner_step_should_stop(s))
+    runner_step_stopped(s);
+  else
+    s->poll_cb(s);
+}
+
+void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
+  const genq_config *c = &s->j->w->cfg;
+  double d = c->poll_interval_ms;
+  for (int i = 0; i < s->polls && d < c->poll_max_interval_ms; i++)
+    d *= 1.5;
+  if (d > c->poll_max_interval_ms) d = c->poll_max_interval_ms;
+  unsigned r = 0;
+  uv_random(NULL, NULL, &r, sizeof(r), 0, NULL);
+  d = d * 0.9 + d * 0.2 * (r % 1000) / 1000.0; /* ±10%: polls of many steps spread out */
+  s->polls++;
+  s->poll_cb = cb;
+  uv_timer_start(&s->timer, poll_fire, (uint64_t)d, 0);
+}
+
+static void progress_written(const db_result *r, void *arg) {
+  wjob *j = arg;
+  j->db_busy--;
+  if (r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "f") == 0)
+    runner_job_lost(j); /* canceled or reclaimed: stop paying for it */
+  else if (r->ok)
+    job_changed(j);
+  job_maybe_end(j);
+}
+
+void runner_step_progress(wstep *s, double progress) {
+  wjob *j = s->j;
+  if (progress < 0) progress = 0;
+  if (progress > 1) progress = 1;
+  if (progress < s->progress + 0.05 && progress != 1) return;
+  s->progress = progress;
+  char epoch[24], pr[32];
+  epoch_str(j, epoch);
+  snprintf(pr, sizeof(pr), "%.3f", progress);
+  const char *p[4] = {j->id, epoch, s->name, pr};
+  j->db_busy++;
+  if (db_query(j->w->db, "select genq_step_progress($1::uuid, $2::bigint, $3, $4::real)", 4, p,
+               progress_written, j) != 0)
+    j->db_busy--;
+}
+
+const cJSON *runner_step_output(const wjob *j, const char *step) {
+  const cJSON *s;
+  cJSON_ArrayForEach(s, j->steps) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, "name");
+    if (cJSON_IsString(n) && strcmp(n->valuestring, step) == 0)
+      return cJSON_GetObjectItemCaseSensitive(s, "output");
+  }
+  return NULL;
 }
 
 /* ---- running steps ---- */
 
 typedef struct {
   const char *step_kind;
-  int (*run)(wjob *j);
+  int (*run)(wstep *s);
 } step_executor;
 
 static const step_executor executors[] = {
     {"storyboard", step_storyboard_run},
+    {"image", step_luma_run},
+    {"video", step_luma_run},
+    {"lipsync", step_lipsync_run},
 };
 
 static void step_begun(const db_result *r, void *arg) {
-  wjob *j = arg;
-  j->db_busy = 0;
+  wstep *s = arg;
+  wjob *j = s->j;
   if (!r->ok || PQntuples(r->res) != 1 || strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
     if (!r->ok)
       log_error("step begin failed", LS("job_id", j->id), LS("error", r->error));
     else
       log_warn("job fenced at step begin", LS("job_id", j->id), LI("epoch", j->epoch));
-    job_finish(j);
+    s->reported = 1;
+    runner_job_lost(j);
+    step_end(s);
     return;
   }
-  const char *sk = cJSON_GetObjectItemCaseSensitive(j->step, "step_kind")->valuestring;
+  if (runner_step_should_stop(s)) {
+    runner_step_stopped(s);
+    return;
+  }
+  cJSON_ReplaceItemInObject(s->step, "status", cJSON_CreateString("running"));
+  job_changed(j);
   for (size_t i = 0; i < sizeof(executors) / sizeof(executors[0]); i++) {
-    if (strcmp(executors[i].step_kind, sk) == 0) {
-      if (executors[i].run(j) != 0) {
+    if (strcmp(executors[i].step_kind, s->step_kind) == 0) {
+      if (executors[i].run(s) != 0) {
         step_result fail = {.ok = 0,
                             .retryable = 1,
                             .code = "internal",
                             .message = "could not start the provider call"};
-        runner_step_done(j, &fail);
+        runner_step_done(s, &fail);
       }
       return;
     }
   }
-  fail_job(j, cJSON_GetObjectItemCaseSensitive(j->step, "name")->valuestring, "unsupported",
-           "this worker has no executor for the step");
+  step_result fail = {
+      .ok = 0, .code = "unsupported", .message = "this worker has no executor for the step"};
+  runner_step_done(s, &fail);
 }
 
-void runner_next_step(wjob *j) {
-  const cJSON *s;
-  j->step = NULL;
+static int step_start(wjob *j, cJSON *step) {
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(step, "name");
+  const cJSON *sk = cJSON_GetObjectItemCaseSensitive(step, "step_kind");
+  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(step, "provider_ref");
+  if (!cJSON_IsString(name) || !cJSON_IsString(sk)) return -1;
+  wstep *s = calloc(1, sizeof(*s));
+  if (!s) return -1;
+  s->j = j;
+  s->step = step;
+  s->name = name->valuestring;
+  s->step_kind = sk->valuestring;
+  if (cJSON_IsString(ref)) snprintf(s->ref, sizeof(s->ref), "%s", ref->valuestring);
+  uv_timer_init(j->w->loop, &s->timer);
+  s->timer.data = s;
+  s->next = j->running;
+  j->running = s;
+  j->nrunning++;
+  char epoch[24];
+  epoch_str(j, epoch);
+  const char *p[3] = {j->id, epoch, s->name};
+  if (db_query(j->w->db, "select genq_step_begin($1::uuid, $2::bigint, $3)", 3, p, step_begun, s) !=
+      0) {
+    s->reported = 1;
+    step_end(s);
+    return -1;
+  }
+  return 0;
+}
+
+static int step_stage(const cJSON *s) {
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "stage");
+  return cJSON_IsNumber(st) ? st->valueint : 0;
+}
+
+static int step_done(const cJSON *s) {
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "status");
+  return cJSON_IsString(st) && strcmp(st->valuestring, "succeeded") == 0;
+}
+
+/* Starts every unfinished step of the lowest unfinished stage. */
+static void start_stage(wjob *j) {
+  int stage = -1;
+  cJSON *s;
   cJSON_ArrayForEach(s, j->steps) {
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "status");
-    if (!cJSON_IsString(st) || strcmp(st->valuestring, "succeeded") != 0) {
-      j->step = s;
-      break;
+    if (!step_done(s) && (stage < 0 || step_stage(s) < stage)) stage = step_stage(s);
+  }
+  if (stage < 0) {
+    /* nothing left: every step had succeeded before this run (the job is
+     * finished in PostgreSQL already, or a commit answered late) */
+    j->ending = 1;
+    job_maybe_end(j);
+    return;
+  }
+  int started = 0;
+  cJSON_ArrayForEach(s, j->steps) {
+    if (step_done(s) || step_stage(s) != stage) continue;
+    if (step_start(j, s) == 0) {
+      started++;
+    } else {
+      step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "cannot start step"};
+      note_failure(j, NULL, &f);
     }
   }
-  if (!j->step) {
-    job_finish(j); /* the last step's commit finished the job */
-    return;
-  }
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(j->step, "name");
-  const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j->step, "step_kind");
-  if (!cJSON_IsString(name) || !cJSON_IsString(sk)) {
-    log_error("job has a malformed step", LS("job_id", j->id));
-    job_finish(j);
-    return;
-  }
-  char epoch[24];
-  snprintf(epoch, sizeof(epoch), "%lld", j->epoch);
-  const char *p[3] = {j->id, epoch, name->valuestring};
-  j->db_busy = 1;
-  if (db_query(j->w->db, "select genq_step_begin($1::uuid, $2::bigint, $3)", 3, p, step_begun, j) !=
-      0) {
-    j->db_busy = 0;
-    job_finish(j);
-  }
+  if (!started) job_maybe_end(j);
 }
 
 /* ---- claiming ---- */
@@ -222,7 +545,7 @@ static void claimed(const db_result *r, void *arg) {
   claim_ctx *c = arg;
   wjob *j = c->j;
   worker *w = j->w;
-  j->db_busy = 0;
+  j->db_busy--;
   /* PostgreSQL has decided; the message has done its job either way */
   queue_done(w->redis, j->kind, c->msg_id, NULL, NULL);
   free(c);
@@ -242,13 +565,17 @@ static void claimed(const db_result *r, void *arg) {
   j->attempt = atoi(PQgetvalue(r->res, 0, 3));
   j->max_attempts = atoi(PQgetvalue(r->res, 0, 4));
   j->steps = cJSON_Parse(PQgetvalue(r->res, 0, 5));
-  if (!j->input || !cJSON_IsArray(j->steps)) {
-    fail_job(j, NULL, "internal", "job record is malformed");
+  j->uploads = cJSON_Parse(PQgetvalue(r->res, 0, 6));
+  if (!j->input || !cJSON_IsArray(j->steps) || !cJSON_IsObject(j->uploads)) {
+    step_result f = {.ok = 0, .code = "internal", .message = "job record is malformed"};
+    note_failure(j, NULL, &f);
+    job_maybe_end(j);
     return;
   }
   log_info("job claimed", LS("job_id", j->id), LS("kind", j->kind), LI("epoch", j->epoch),
            LI("attempt", j->attempt));
-  runner_next_step(j);
+  job_changed(j);
+  start_stage(j);
 }
 
 static void claim(worker *w, const queue_msg *m) {
@@ -268,13 +595,13 @@ static void claim(worker *w, const queue_msg *m) {
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
   const char *p[3] = {j->id, w->id, lease};
-  j->db_busy = 1;
+  j->db_busy++;
   if (db_query(w->db,
-               "select epoch, kind, input, attempt, max_attempts, steps "
+               "select epoch, kind, input, attempt, max_attempts, steps, uploads "
                "from genq_claim_job($1::uuid, $2, $3::int)",
                3, p, claimed, c) != 0) {
     free(c);
-    j->db_busy = 0;
+    j->db_busy--;
     job_finish(j);
   }
 }
@@ -340,6 +667,7 @@ int worker_start(worker *w) {
   rds_on_connect(w->redis, on_connect, w);
   uv_timer_start(&w->reclaim_timer, reclaim_cb, 10000, 10000);
   lease_start(w);
+  sweep_start(w);
   /* the first fetch waits for Redis (the timer path) */
   uv_timer_start(&w->fetch_timer, fetch_retry_cb, 100, 0);
   return 0;
@@ -356,7 +684,10 @@ static void close_all(worker *w) {
   uv_close((uv_handle_t *)&w->fetch_timer, NULL);
   uv_close((uv_handle_t *)&w->reclaim_timer, NULL);
   uv_close((uv_handle_t *)&w->grace_timer, NULL);
+  uv_close((uv_handle_t *)&w->sweep_timer, NULL);
   uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
+  if (w->storage) storage_close(w->storage);
+  w->storage = NULL;
   if (w->http) httpc_close(w->http);
   w->http = NULL;
   relay_stop(w->relay);
@@ -370,14 +701,14 @@ static void grace_over(uv_timer_t *t) {
   log_warn("grace period over: leaving unfinished jobs to their leases",
            LI("in_flight", w->inflight));
   w->stopping = 2;
-  for (wjob *j = w->jobs; j; j = j->next)
-    j->lost = 1;
-  httpc *h = w->http;
-  w->http = NULL;
-  if (h) httpc_close(h); /* each transfer's callback runs and finishes its job */
+  /* every step stops (transfers abort, poll timers stop); jobs with
+   * nothing outstanding are let go, the others when their last statement
+   * returns */
   for (wjob *j = w->jobs, *next; j; j = next) {
     next = j->next;
-    if (!j->db_busy) job_finish(j); /* may close_all when it was the last */
+    j->lost = 1;
+    abort_steps(j);
+    job_maybe_end(j); /* may finish j, and close_all when it was the last */
   }
 }
 

@@ -76,9 +76,9 @@ req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"storyboard","input":{"prompt":"x","sc
 check "scenes as a string is 400" error_is 400 invalid_request
 req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"storyboard","input":{"prompt":"   "}}'
 check "a blank prompt is 400" error_is 400 invalid_request
-req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"video","input":{"prompt":"a valid video request"}}'
-check "a valid kind no worker runs yet is refused with 400" \
-  eval 'error_is 400 invalid_request && jqt ".error.message | contains(\"video\")"'
+req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"video","input":{"prompt":"a video","duration":"7s"}}'
+check "a video duration outside 5s/9s is 400 naming the field" \
+  eval 'error_is 400 invalid_request && jqt ".error.message | contains(\"duration\")"'
 req POST /v1/jobs "$CAROL_TOKEN" '[1,2]'
 check "a non-object body is 400" error_is 400 "*"
 req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"storyboard","input":{"prompt":"x"},"webhook_url":"ftp://x"}'

@@ -269,7 +269,8 @@ static void test_step_succeed_captures_exactly_once(void **state) {
   char *e = claim(job, "w1");
   assert_non_null(e);
   assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)), "t");
-  const char *succeed = "SELECT genq_step_succeed($1, $2, $3, '{\"n\":1}', '{\"storyboard\":{}}')";
+  const char *succeed =
+      "SELECT genq_step_succeed($1, $2, $3, '{\"n\":1}', '{\"storyboard\":{}}', NULL)";
   assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
   assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
   assert_int_equal(balance(u), 99);
@@ -297,7 +298,7 @@ static void test_fail_releases_what_is_held(void **state) {
   char *job = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":2}"); /* 1 + 20 + 8 */
   char *e = claim(job, "w1");
   assert_non_null(e);
-  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL)", P(job, e));
+  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL, NULL)", P(job, e));
   sql_do("SELECT genq_step_begin($1, $2, 'video_1')", P(job, e));
   assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video_1', 'content_policy', "
                               "'refused', false)",
@@ -395,7 +396,8 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   assert_int_equal(atoll(e2), atoll(e1) + 1);
   assert_int_equal(sql_int(undispatched, P(job)), 0); /* owned again, lease live */
 
-  assert_null(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', '{\"x\":1}')", P(job, e1)));
+  assert_null(
+      sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', '{\"x\":1}', NULL)", P(job, e1)));
   assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)), "f");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)),
                       "f");
@@ -405,14 +407,15 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   assert_string_equal(job_field(job, "{status}"), "running");
   assert_string_equal(job_field(job, "{steps,0,status}"), "running");
   assert_string_equal(job_field(job, "{steps,0,provider_ref}"), "gen-1");
-  assert_null(job_field(job, "{output}"));
+  assert_null(job_field(job, "{output,x}")); /* the fenced write merged nothing */
   assert_int_equal(balance(u), 10);
   assert_int_equal(held(u), 10);
   assert_int_equal(ledger_rows(u, "capture"), 0);
 
   assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "t");
-  assert_string_equal(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL)", P(job, e2)),
-                      "succeeded");
+  assert_string_equal(
+      sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL, NULL)", P(job, e2)),
+      "succeeded");
   assert_int_equal(balance(u), 0);
   assert_int_equal(held(u), 0);
   assert_audit_clean();
@@ -569,7 +572,8 @@ static void test_cancel_releases_the_hold_and_fences_the_worker(void **state) {
   assert_non_null(e);
   assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, running)),
                       "canceled");
-  assert_null(sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL)", P(running, e)));
+  assert_null(
+      sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL, NULL)", P(running, e)));
   assert_int_equal(held(u), 0);
   assert_int_equal(balance(u), 30);
   assert_int_equal(ledger_rows(u, "release"), 2);
@@ -590,7 +594,7 @@ static void test_illegal_transition_raises_gq500(void **state) {
   assert_string_equal(sql_state("UPDATE jobs SET status = 'succeeded' WHERE id = $1", P(job)),
                       "GQ500");
   char *e = claim(job, "w1");
-  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL)", P(job, e));
+  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL, NULL)", P(job, e));
   assert_string_equal(job_field(job, "{status}"), "succeeded");
   assert_string_equal(sql_state("UPDATE jobs SET status = 'running' WHERE id = $1", P(job)),
                       "GQ500");

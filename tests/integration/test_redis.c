@@ -253,6 +253,149 @@ static void close_fails_pending_commands_with_closed(void **state) {
   assert_int_equal(f->closed, 1);
 }
 
+/* ---- pub/sub ---- */
+
+typedef struct {
+  int n;
+  char channel[128];
+  char msg[256];
+  size_t len;
+} inbox;
+
+static void on_message(const char *channel, const char *msg, size_t len, void *arg) {
+  inbox *in = arg;
+  in->n++;
+  snprintf(in->channel, sizeof in->channel, "%s", channel);
+  in->len = len < sizeof in->msg ? len : sizeof in->msg;
+  memcpy(in->msg, msg, in->len);
+}
+
+typedef struct {
+  int calls;
+  long long n;
+} numsub;
+
+static void on_numsub(redisReply *r, const char *err, void *arg) {
+  numsub *out = arg;
+  out->calls++;
+  out->n = -1;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[1]->type == REDIS_REPLY_INTEGER)
+    out->n = r->element[1]->integer;
+}
+
+/* Polls PUBSUB NUMSUB on f->r until channel has `want` subscribers. */
+static void wait_subscribers(fixture *f, const char *channel, long long want) {
+  uint64_t deadline = uv_hrtime() + 10ull * 1000000000ull;
+  for (;;) {
+    numsub ns = {0};
+    assert_int_equal(rds_command(f->r, on_numsub, &ns, "PUBSUB NUMSUB %s", channel), 0);
+    run_until(f, &ns.calls, 1);
+    if (ns.n == want) return;
+    assert_true(uv_hrtime() < deadline);
+    uv_sleep(10);
+  }
+}
+
+typedef struct {
+  rds *r;
+  int connects;
+  int closed;
+} subscriber;
+
+static void sub_connected(rds *r, void *arg) {
+  ((subscriber *)arg)->connects++;
+}
+
+static void sub_closed(void *arg) {
+  ((subscriber *)arg)->closed++;
+}
+
+static void sub_open(fixture *f, subscriber *s) {
+  char err[128];
+  if (rds_open(&s->r, &f->loop, redis_url(), err, sizeof err) != 0) fail_msg("rds_open: %s", err);
+  rds_on_connect(s->r, sub_connected, s);
+}
+
+static void sub_close(fixture *f, subscriber *s) {
+  rds_close(s->r, sub_closed, s);
+  run_until(f, &s->closed, 1);
+}
+
+static void publish(fixture *f, const char *channel, const char *msg, size_t len, long long want) {
+  const char *argv[] = {"PUBLISH", channel, msg};
+  size_t lens[] = {7, strlen(channel), len};
+  reply p = {0};
+  assert_int_equal(rds_command_argv(f->r, on_reply, &p, 3, argv, lens), 0);
+  run_until(f, &p.calls, 1);
+  assert_int_equal(p.type, REDIS_REPLY_INTEGER);
+  assert_int_equal(p.integer, want);
+}
+
+static void subscribe_delivers_published_messages(void **state) {
+  fixture *f = *state;
+  char chan[96], other[96];
+  snprintf(chan, sizeof chan, "%schan", f->prefix);
+  snprintf(other, sizeof other, "%sother", f->prefix);
+  subscriber s = {0};
+  inbox in = {0}, in_other = {0};
+  sub_open(f, &s);
+  /* before the connection is up: sent once it is */
+  assert_int_equal(rds_subscribe(s.r, chan, on_message, &in), 0);
+  assert_int_equal(rds_subscribe(s.r, other, on_message, &in_other), 0);
+  wait_subscribers(f, chan, 1);
+  wait_subscribers(f, other, 1);
+  assert_int_equal(s.connects, 1);
+
+  const char payload[] = {'j', 0, 'o', '\r', '\n', 'b'};
+  publish(f, chan, payload, sizeof payload, 1);
+  run_until(f, &in.n, 1);
+  assert_string_equal(in.channel, chan);
+  assert_int_equal(in.len, sizeof payload);
+  assert_memory_equal(in.msg, payload, sizeof payload);
+  publish(f, other, "x", 1, 1);
+  run_until(f, &in_other.n, 1);
+  assert_int_equal(in.n, 1);
+  assert_string_equal(in_other.channel, other);
+
+  /* a subscriber connection carries nothing else */
+  reply x = {0};
+  assert_int_equal(rds_command(s.r, on_reply, &x, "PING"), -1);
+
+  sub_close(f, &s);
+  wait_subscribers(f, chan, 0);
+  assert_int_equal(x.calls, 0);
+}
+
+static void subscription_returns_after_client_kill(void **state) {
+  fixture *f = *state;
+  char chan[96];
+  snprintf(chan, sizeof chan, "%skill", f->prefix);
+  subscriber s = {0};
+  inbox in = {0};
+  sub_open(f, &s);
+  run_until(f, &s.connects, 1);
+  /* while up: sent at once */
+  assert_int_equal(rds_subscribe(s.r, chan, on_message, &in), 0);
+  wait_subscribers(f, chan, 1);
+  publish(f, chan, "one", 3, 1);
+  run_until(f, &in.n, 1);
+
+  reply k = {0};
+  rds_command(f->r, on_reply, &k, "CLIENT KILL TYPE pubsub");
+  run_until(f, &k.calls, 1);
+  assert_int_equal(k.type, REDIS_REPLY_INTEGER);
+  assert_true(k.integer >= 1);
+
+  run_until(f, &s.connects, 2); /* reconnected by itself... */
+  wait_subscribers(f, chan, 1); /* ...and subscribed again */
+  publish(f, chan, "two", 3, 1);
+  run_until(f, &in.n, 2);
+  assert_int_equal(in.len, 3);
+  assert_memory_equal(in.msg, "two", 3);
+  sub_close(f, &s);
+}
+
 int main(void) {
   const char *url = getenv("GENQ_REDIS_URL");
   if (!url || !*url) {
@@ -268,6 +411,8 @@ int main(void) {
       cmocka_unit_test(command_when_not_connected_returns_minus_one),
       cmocka_unit_test_setup_teardown(reconnects_after_client_kill, setup, teardown),
       cmocka_unit_test_setup_teardown(close_fails_pending_commands_with_closed, setup, teardown),
+      cmocka_unit_test_setup_teardown(subscribe_delivers_published_messages, setup, teardown),
+      cmocka_unit_test_setup_teardown(subscription_returns_after_client_kill, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ typedef struct {
   char last_body[8192];
   size_t last_body_len;
   char last_method[16];
+  char last_head[8192]; /* request line and headers of the last request */
 } srv;
 
 static void srv_write_all(int fd, const char *p, size_t n) {
@@ -80,6 +81,7 @@ static int srv_handle(srv *s, int fd) {
     have += (size_t)k;
   }
   snprintf(s->last_method, sizeof s->last_method, "%s", method);
+  snprintf(s->last_head, sizeof s->last_head, "%.*s", (int)(end + 2 - req), req);
   s->last_body_len = clen < sizeof s->last_body ? clen : sizeof s->last_body;
   memcpy(s->last_body, body, s->last_body_len);
 
@@ -322,7 +324,7 @@ static void connection_refused_gives_status_0_and_curl_code(void **state) {
   fixture *f = *state;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  bind(fd, (struct sockaddr *)&a, sizeof a);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
   socklen_t al = sizeof a;
   getsockname(fd, (struct sockaddr *)&a, &al);
   close(fd); /* nothing listens there now */
@@ -438,6 +440,207 @@ static void close_with_transfers_in_flight_calls_each_once(void **state) {
   free(r);
 }
 
+/* ---- request bodies: PUT, multipart, borrowed; SigV4; taking the body ---- */
+
+static void put_body_is_copied_and_sent_with_its_length(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  char *body = malloc(5000);
+  for (int i = 0; i < 5000; i++)
+    body[i] = (char)(i % 251);
+  const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
+  httpc_request t = {.headers = hdrs, .body = body, .body_len = 5000};
+  send_req(f, "PUT", "/echo", r, &t, NULL);
+  /* The client copied it: scribbling over (and freeing) ours changes nothing. */
+  char expect[5000];
+  memcpy(expect, body, sizeof expect);
+  memset(body, 'z', 5000);
+  free(body);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  assert_string_equal(f->s->last_method, "PUT");
+  assert_non_null(strcasestr(f->s->last_head, "\r\nContent-Length: 5000\r\n"));
+  assert_non_null(strcasestr(f->s->last_head, "\r\nContent-Type: application/octet-stream\r\n"));
+  assert_null(strcasestr(f->s->last_head, "\r\nExpect:"));
+  assert_int_equal(f->s->last_body_len, 5000);
+  assert_memory_equal(f->s->last_body, expect, 5000);
+  free(r);
+}
+
+static void borrowed_body_is_sent_from_the_callers_buffer(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  static const char body[] = "borrowed\0bytes";
+  httpc_request t = {.body = body, .body_len = sizeof body, .body_borrowed = 1};
+  send_req(f, "PUT", "/echo", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  assert_int_equal(f->s->last_body_len, sizeof body);
+  assert_memory_equal(f->s->last_body, body, sizeof body);
+  free(r);
+}
+
+/* The boundary from the request's Content-Type into out; 0 if none. */
+static int mime_boundary(const char *head, char *out, size_t outlen) {
+  const char *ct = strcasestr(head, "\r\nContent-Type: multipart/form-data; boundary=");
+  if (!ct) return 0;
+  ct += strlen("\r\nContent-Type: multipart/form-data; boundary=");
+  size_t n = strcspn(ct, "\r\n");
+  if (n == 0 || n >= outlen) return 0;
+  memcpy(out, ct, n);
+  out[n] = '\0';
+  return 1;
+}
+
+static void mime_body_is_one_form_data_part(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  char *data = malloc(700);
+  for (int i = 0; i < 700; i++)
+    data[i] = (char)(255 - i % 256); /* binary, NUL and CR/LF bytes included */
+  httpc_request t = {.body = data,
+                     .body_len = 700,
+                     .mime_field = "file",
+                     .mime_filename = "face.png",
+                     .mime_type = "image/png"};
+  send_req(f, "POST", "/echo", r, &t, NULL);
+  char expect[700];
+  memcpy(expect, data, sizeof expect);
+  free(data); /* the part's bytes were copied */
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  assert_string_equal(f->s->last_method, "POST");
+
+  char boundary[200];
+  assert_true(mime_boundary(f->s->last_head, boundary, sizeof boundary));
+  char head[512];
+  int hn = snprintf(head, sizeof head,
+                    "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"face.png\""
+                    "\r\nContent-Type: image/png\r\n\r\n",
+                    boundary);
+  char tail[256];
+  int tn = snprintf(tail, sizeof tail, "\r\n--%s--\r\n", boundary);
+  const char *b = f->s->last_body;
+  size_t blen = f->s->last_body_len;
+  assert_int_equal(blen, (size_t)hn + 700 + (size_t)tn);
+  assert_memory_equal(b, head, (size_t)hn);
+  assert_memory_equal(b + hn, expect, 700);
+  assert_memory_equal(b + hn + 700, tail, (size_t)tn);
+  free(r);
+}
+
+static void mime_part_without_filename_or_type_has_only_its_name(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.body = "v", .body_len = 1, .mime_field = "note"};
+  send_req(f, "POST", "/echo", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  char boundary[200], want[512];
+  assert_true(mime_boundary(f->s->last_head, boundary, sizeof boundary));
+  int n = snprintf(want, sizeof want,
+                   "--%s\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nv\r\n--%s--\r\n",
+                   boundary, boundary);
+  assert_int_equal(f->s->last_body_len, (size_t)n);
+  assert_memory_equal(f->s->last_body, want, (size_t)n);
+  free(r);
+}
+
+static void sigv4_request_carries_an_aws4_authorization(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  const char *hdrs[] = {"Content-Type: text/plain", "x-amz-content-sha256: UNSIGNED-PAYLOAD", NULL};
+  httpc_request t = {.headers = hdrs,
+                     .body = "hello",
+                     .body_len = 5,
+                     .aws_sigv4 = "aws:amz:eu-west-3:s3",
+                     .userpwd = "AKIDGENQ:secret"};
+  send_req(f, "PUT", "/echo", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 201);
+  const char *h = f->s->last_head;
+  const char *auth = strcasestr(h, "\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDGENQ/");
+  assert_non_null(auth);
+  char line[512];
+  snprintf(line, sizeof line, "%.*s", (int)strcspn(auth + 2, "\r"), auth + 2);
+  /* Credential=AKIDGENQ/YYYYMMDD/eu-west-3/s3/aws4_request */
+  const char *scope = strstr(line, "Credential=AKIDGENQ/") + strlen("Credential=AKIDGENQ/");
+  for (int i = 0; i < 8; i++)
+    assert_true(scope[i] >= '0' && scope[i] <= '9');
+  assert_memory_equal(scope + 8, "/eu-west-3/s3/aws4_request, ", 28);
+  /* Every header we gave is signed; the "Expect:" suppression is not among them. */
+  assert_non_null(
+      strstr(line, "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date, Signature="));
+  const char *sig = strstr(line, "Signature=") + strlen("Signature=");
+  assert_int_equal(strlen(sig), 64);
+  assert_int_equal(strspn(sig, "0123456789abcdef"), 64);
+  assert_non_null(strcasestr(h, "\r\nX-Amz-Date: "));
+  assert_null(strstr(h, "secret"));
+  assert_string_equal(f->s->last_method, "PUT");
+  assert_int_equal(f->s->last_body_len, 5);
+  free(r);
+}
+
+typedef struct {
+  fixture *f;
+  int calls;
+  char *taken, *again;
+  const char *resp_body;
+  size_t len;
+} take_ctx;
+
+static void on_take(const httpc_response *resp, void *arg) {
+  take_ctx *t = arg;
+  t->calls++;
+  t->taken = httpc_take_body(t->f->c);
+  t->again = httpc_take_body(t->f->c);
+  t->resp_body = resp->body;
+  t->len = resp->body_len;
+}
+
+static void taken_body_belongs_to_the_callback_owner(void **state) {
+  fixture *f = *state;
+  take_ctx t = {.f = f};
+  assert_null(httpc_take_body(f->c)); /* outside a callback */
+  char url[128];
+  snprintf(url, sizeof url, "%s/big", f->base);
+  httpc_request req = {.method = "GET", .url = url, .max_response_bytes = 100000};
+  assert_int_equal(httpc_send(f->c, &req, on_take, &t, NULL), 0);
+  run_until(f, &t.calls, 1);
+  assert_non_null(t.taken);
+  assert_null(t.again);
+  assert_ptr_equal(t.taken, t.resp_body); /* handed over, not copied */
+  assert_int_equal(t.len, 100000);
+  for (size_t i = 0; i < t.len; i++)
+    assert_int_equal(t.taken[i], 'x');
+  assert_int_equal(t.taken[t.len], '\0');
+  free(t.taken);
+  assert_null(httpc_take_body(f->c));
+
+  /* An empty body is still a buffer of its own. */
+  take_ctx e = {.f = f};
+  snprintf(url, sizeof url, "%s/ratelimit-ms", f->base);
+  req.url = url;
+  assert_int_equal(httpc_send(f->c, &req, on_take, &e, NULL), 0);
+  run_until(f, &e.calls, 1);
+  assert_int_equal(e.len, 0);
+  assert_non_null(e.taken);
+  assert_string_equal(e.taken, "");
+  assert_null(e.again);
+  free(e.taken);
+}
+
+static void declared_length_over_limit_is_refused_before_the_body(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.max_response_bytes = 99999};
+  send_req(f, "GET", "/big", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->too_large, 1);
+  assert_int_equal(r->body_len, 0); /* Content-Length said 100000: nothing kept */
+  free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(get_returns_status_body_and_captured_headers, setup,
@@ -453,6 +656,16 @@ int main(void) {
       cmocka_unit_test_setup_teardown(cancel_runs_callback_once_with_aborted, setup, teardown),
       cmocka_unit_test_setup_teardown(hundred_concurrent_requests_all_complete, setup, teardown),
       cmocka_unit_test_setup_teardown(close_with_transfers_in_flight_calls_each_once, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(put_body_is_copied_and_sent_with_its_length, setup, teardown),
+      cmocka_unit_test_setup_teardown(borrowed_body_is_sent_from_the_callers_buffer, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(mime_body_is_one_form_data_part, setup, teardown),
+      cmocka_unit_test_setup_teardown(mime_part_without_filename_or_type_has_only_its_name, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(sigv4_request_carries_an_aws4_authorization, setup, teardown),
+      cmocka_unit_test_setup_teardown(taken_body_belongs_to_the_callback_owner, setup, teardown),
+      cmocka_unit_test_setup_teardown(declared_length_over_limit_is_refused_before_the_body, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,11 @@ typedef struct {
   atomic_int handled;
   atomic_int delayed_fired;
   atomic_int delayed_gone;
+  atomic_int delayed_gone_cb;
+  atomic_int limit_calls;
+  atomic_int stream_ended;
+  atomic_int stream_gone;
+  atomic_int stream_write_failed;
 } fixture;
 
 /* ------------------------------------------------------------------------
@@ -71,6 +76,11 @@ static void delayed_closed(uv_handle_t *h) {
   free(h->data);
 }
 
+static void delayed_on_gone(http_request *r, void *arg) {
+  delayed *d = arg;
+  atomic_fetch_add(&d->f->delayed_gone_cb, 1); /* the timer still answers (and frees) it */
+}
+
 static void delayed_fire(uv_timer_t *t) {
   delayed *d = t->data;
   if (http_req_gone(d->req)) atomic_fetch_add(&d->f->delayed_gone, 1);
@@ -79,9 +89,137 @@ static void delayed_fire(uv_timer_t *t) {
   uv_close((uv_handle_t *)&d->timer, delayed_closed);
 }
 
-/* /delay?ms=N answers N ms later from a timer; everything else at once. */
+/* A query parameter as a number, or def. */
+static unsigned long qnum(const http_request *r, const char *name, unsigned long def) {
+  char key[32];
+  snprintf(key, sizeof(key), "%s=", name);
+  const char *q = http_req_query(r), *p = q;
+  while ((p = strstr(p, key)) != NULL) {
+    if (p == q || p[-1] == '&') return strtoul(p + strlen(key), NULL, 10);
+    p++;
+  }
+  return def;
+}
+
+/* The byte at offset i of a /take body. */
+static char take_byte(size_t i) {
+  return (char)('a' + (i * 7) % 26);
+}
+
+/* /stream: n writes, one burst of `burst` writes every ms; each write is
+ * "data: <seq>\n\n", or `size` bytes of 'x' when size is set. */
+typedef struct {
+  uv_timer_t timer;
+  http_request *req;
+  fixture *f;
+  unsigned long left, seq, ms, size, burst;
+  int done;
+} streamer;
+
+static char big[1 << 16];
+
+static void streamer_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void streamer_finish(streamer *s) {
+  if (s->done) return;
+  s->done = 1;
+  http_stream_end(s->req);
+  atomic_fetch_add(&s->f->stream_ended, 1);
+  uv_close((uv_handle_t *)&s->timer, streamer_closed);
+}
+
+static void streamer_tick(uv_timer_t *t) {
+  streamer *s = t->data;
+  for (unsigned long i = 0; i < s->burst; i++) {
+    char line[64];
+    const char *data = line;
+    size_t n;
+    if (s->size) {
+      data = big;
+      n = s->size < sizeof(big) ? s->size : sizeof(big);
+    } else {
+      n = (size_t)snprintf(line, sizeof(line), "data: %lu\n\n", s->seq);
+    }
+    s->seq++;
+    if (http_stream_write(s->req, data, n) != 0) {
+      atomic_fetch_add(&s->f->stream_write_failed, 1);
+      streamer_finish(s);
+      return;
+    }
+    if (--s->left == 0) {
+      streamer_finish(s);
+      return;
+    }
+  }
+}
+
+static void streamer_gone(http_request *r, void *arg) {
+  streamer *s = arg;
+  atomic_fetch_add(&s->f->stream_gone, 1);
+  streamer_finish(s);
+}
+
+static void start_stream(http_request *r, fixture *f) {
+  streamer *s = calloc(1, sizeof(*s));
+  if (!s) {
+    http_respond_error(r, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  memset(big, 'x', sizeof(big));
+  s->req = r;
+  s->f = f;
+  s->left = qnum(r, "n", 3);
+  s->ms = qnum(r, "ms", 10);
+  s->size = qnum(r, "size", 0);
+  s->burst = qnum(r, "burst", 1);
+  uv_timer_init(&f->loop, &s->timer);
+  s->timer.data = s;
+  http_req_on_gone(r, streamer_gone, s);
+  const char *extra[] = {"X-Stream: yes", NULL};
+  if (http_stream_begin(r, 200, "text/event-stream", extra) != 0) {
+    streamer_finish(s);
+    return;
+  }
+  uv_timer_start(&s->timer, streamer_tick, s->ms, s->ms);
+}
+
+static void take(http_request *r) {
+  size_t n = qnum(r, "n", 0);
+  char *body = n ? malloc(n) : NULL;
+  for (size_t i = 0; body && i < n; i++)
+    body[i] = take_byte(i);
+  if (n && !body) {
+    http_respond_error(r, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  http_respond_take(r, 200, "application/octet-stream", NULL, body, n);
+}
+
+/* /upload's limit is its X-Body-Limit header; every other request keeps
+ * MAX_BODY. */
+static size_t body_limit(const http_request *r, void *arg) {
+  fixture *f = arg;
+  atomic_fetch_add(&f->limit_calls, 1);
+  const char *h = http_req_header(r, "x-body-limit");
+  if (h && strcmp(http_req_method(r), "POST") == 0 && strcmp(http_req_path(r), "/upload") == 0)
+    return strtoul(h, NULL, 10);
+  return MAX_BODY;
+}
+
+/* /delay?ms=N answers N ms later from a timer; /take?n=N answers N bytes
+ * without a copy; /stream streams; everything else is echoed at once. */
 static void handler(http_request *r, void *arg) {
   fixture *f = arg;
+  if (strcmp(http_req_path(r), "/stream") == 0) {
+    start_stream(r, f);
+    return;
+  }
+  if (strcmp(http_req_path(r), "/take") == 0) {
+    take(r);
+    return;
+  }
   if (strcmp(http_req_path(r), "/delay") == 0) {
     delayed *d = calloc(1, sizeof(*d));
     if (!d) { /* no cmocka asserts off the test thread */
@@ -90,6 +228,7 @@ static void handler(http_request *r, void *arg) {
     }
     d->req = r;
     d->f = f;
+    http_req_on_gone(r, delayed_on_gone, d);
     uv_timer_init(&f->loop, &d->timer);
     d->timer.data = d;
     const char *ms = strstr(http_req_query(r), "ms=");
@@ -116,7 +255,7 @@ static void *loop_thread(void *arg) {
   return NULL;
 }
 
-static int start_server(void **state, unsigned max_connections) {
+static int start_server(void **state, unsigned max_connections, int with_body_limit) {
   fixture *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   http_limits lim = {
@@ -131,6 +270,7 @@ static int start_server(void **state, unsigned max_connections) {
   assert_int_equal(uv_async_init(&f->loop, &f->stop, stop_cb), 0);
   f->stop.data = f;
   assert_int_equal(http_server_new(&f->srv, &f->loop, &lim, handler, f), 0);
+  if (with_body_limit) http_server_set_body_limit(f->srv, body_limit, f);
   assert_int_equal(http_server_listen(f->srv, "127.0.0.1", 0), 0);
   f->port = http_server_port(f->srv);
   assert_true(f->port > 0);
@@ -140,11 +280,15 @@ static int start_server(void **state, unsigned max_connections) {
 }
 
 static int setup(void **state) {
-  return start_server(state, 0);
+  return start_server(state, 0, 0);
 }
 
 static int setup_one_connection(void **state) {
-  return start_server(state, 1);
+  return start_server(state, 1, 0);
+}
+
+static int setup_body_limit(void **state) {
+  return start_server(state, 0, 1);
 }
 
 /* The loop only returns once every handle is closed, so a clean
@@ -242,6 +386,7 @@ static void read_response(client *c, response *r) {
   assert_true(hlen < sizeof(r->head));
   memcpy(r->head, c->buf, hlen);
   r->head[hlen] = '\0';
+  r->status = 0;
   assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
   char cl[32];
   resp_header(r, "Content-Length", cl, sizeof(cl));
@@ -569,6 +714,8 @@ static void test_client_disconnect_while_request_pending_is_safe(void **state) {
     sleep_ms(20);
   assert_int_equal(atomic_load(&f->delayed_fired), 1);
   assert_int_equal(atomic_load(&f->delayed_gone), 1);
+  /* told once, from the connection's close, long before the timer fired */
+  assert_int_equal(atomic_load(&f->delayed_gone_cb), 1);
 
   /* The server still serves. */
   client *c2 = client_open(f);
@@ -627,6 +774,247 @@ static void test_status_text_names_known_codes(void **state) {
   assert_string_equal(http_status_text(799), "Unknown");
 }
 
+/* Waits (bounded) until *v reaches want. */
+static void wait_atomic(atomic_int *v, int want) {
+  for (int i = 0; i < 500 && atomic_load(v) < want; i++)
+    sleep_ms(20);
+  assert_int_equal(atomic_load(v), want);
+}
+
+/* Reads a response head into r (no body); leaves what follows buffered. */
+static void read_head(client *c, response *r) {
+  char *end;
+  while ((end = strstr(c->buf, "\r\n\r\n")) == NULL)
+    assert_true(client_fill(c) > 0);
+  size_t hlen = (size_t)(end - c->buf) + 4;
+  assert_true(hlen < sizeof(r->head));
+  memcpy(r->head, c->buf, hlen);
+  r->head[hlen] = '\0';
+  r->status = 0;
+  assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
+  memmove(c->buf, c->buf + hlen, c->len - hlen + 1);
+  c->len -= hlen;
+}
+
+/* Reads until the server closes; what came after the head stays in c->buf. */
+static void read_to_eof(client *c) {
+  ssize_t n;
+  while ((n = client_fill(c)) > 0)
+    assert_true(c->len < sizeof(c->buf) - 1);
+  assert_int_equal(n, 0);
+}
+
+static void test_body_limit_callback_raises_the_limit_of_one_request(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  char req[4096 + 256], body[3001];
+  memset(body, 'u', 3000);
+  body[3000] = '\0';
+  snprintf(
+      req, sizeof(req),
+      "POST /upload HTTP/1.1\r\nHost: t\r\nX-Body-Limit: 4096\r\nContent-Length: 3000\r\n\r\n%s",
+      body);
+  send_str(c, req);
+  read_response(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"path\":\"/upload\""));
+  assert_non_null(strstr(r.body, "\"body_len\":3000,"));
+  assert_int_equal(atomic_load(&f->limit_calls), 1);
+  /* the next request of the connection has the default limit again */
+  send_str(c, "POST /elsewhere HTTP/1.1\r\nHost: t\r\nX-Body-Limit: 4096\r\n"
+              "Content-Length: 3000\r\n\r\n");
+  expect_error(c, 413, "payload_too_large");
+  assert_int_equal(atomic_load(&f->handled), 1);
+  client_close(c);
+}
+
+static void test_body_limit_callback_refuses_content_length_before_body(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  /* 100 is far below MAX_BODY: only the callback's 16 refuses it */
+  send_str(c,
+           "POST /upload HTTP/1.1\r\nHost: t\r\nX-Body-Limit: 16\r\nContent-Length: 100\r\n\r\n");
+  expect_error(c, 413, "payload_too_large"); /* no body byte was ever sent */
+  assert_int_equal(atomic_load(&f->handled), 0);
+  assert_int_equal(atomic_load(&f->limit_calls), 1);
+  client_close(c);
+}
+
+static void test_body_limit_callback_bounds_a_chunked_body(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  /* within the limit; the query is not part of the path the callback sees */
+  send_str(c, "POST /upload?x=1 HTTP/1.1\r\nHost: t\r\nX-Body-Limit: 16\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  read_response(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"body_len\":11,"));
+  /* over it, by the second chunk */
+  send_str(c, "POST /upload?x=1 HTTP/1.1\r\nHost: t\r\nX-Body-Limit: 16\r\n"
+              "Transfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n");
+  expect_error(c, 413, "payload_too_large");
+  assert_int_equal(atomic_load(&f->handled), 1);
+  client_close(c);
+}
+
+static void test_respond_take_sends_the_body_and_frees_it(void **state) {
+  client *c = client_open(*state);
+  response r;
+  char v[32];
+  size_t n = 200000; /* more than a socket takes at once: written over several turns */
+  send_str(c, "GET /take?n=200000 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(strtoul(resp_header(&r, "Content-Length", v, sizeof(v)), NULL, 10), n);
+  size_t got = 0;
+  while (got < n) {
+    if (c->len == 0) assert_true(client_fill(c) > 0);
+    size_t k = c->len < n - got ? c->len : n - got;
+    for (size_t i = 0; i < k; i++)
+      assert_int_equal(c->buf[i], take_byte(got + i));
+    got += k;
+    memmove(c->buf, c->buf + k, c->len - k + 1);
+    c->len -= k;
+  }
+  /* HEAD: the taken body is not sent (and not leaked) */
+  send_str(c, "HEAD /take?n=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(resp_header(&r, "Content-Length", v, sizeof(v)), "5000");
+  send_str(c, "GET /take?n=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_response(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body_len, 0);
+  client_close(c);
+}
+
+static void test_stream_sends_its_head_then_events_then_closes(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  char v[64];
+  send_str(c, "GET /stream?n=5&ms=5 HTTP/1.1\r\nHost: t\r\nX-Request-Id: sse-1\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(resp_header(&r, "Content-Type", v, sizeof(v)), "text/event-stream");
+  assert_string_equal(resp_header(&r, "Cache-Control", v, sizeof(v)), "no-cache");
+  assert_string_equal(resp_header(&r, "Connection", v, sizeof(v)), "close");
+  assert_string_equal(resp_header(&r, "X-Request-Id", v, sizeof(v)), "sse-1");
+  assert_string_equal(resp_header(&r, "X-Stream", v, sizeof(v)), "yes");
+  assert_string_equal(resp_header(&r, "Content-Length", v, sizeof(v)), "");
+  read_to_eof(c);
+  assert_string_equal(c->buf, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+  wait_atomic(&f->stream_ended, 1);
+  assert_int_equal(atomic_load(&f->stream_gone), 0);
+  assert_int_equal(atomic_load(&f->stream_write_failed), 0);
+  client_close(c);
+}
+
+static void test_stream_outlives_the_server_timeouts(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  /* 8 events 100 ms apart: longer than the idle, header and body timeouts */
+  send_str(c, "GET /stream?n=8&ms=100 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  read_to_eof(c);
+  assert_string_equal(c->buf, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n"
+                              "data: 4\n\ndata: 5\n\ndata: 6\n\ndata: 7\n\n");
+  wait_atomic(&f->stream_ended, 1);
+  assert_int_equal(atomic_load(&f->stream_gone), 0);
+  client_close(c);
+}
+
+static void test_request_pipelined_after_a_stream_is_not_served(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  send_str(c, "GET /stream?n=2&ms=5 HTTP/1.1\r\nHost: t\r\n\r\n"
+              "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  read_to_eof(c);
+  assert_string_equal(c->buf, "data: 0\n\ndata: 1\n\n");
+  wait_atomic(&f->stream_ended, 1);
+  assert_int_equal(atomic_load(&f->handled), 0);
+  client_close(c);
+}
+
+/* The client leaves while the stream runs: the owner hears it through
+ * on_gone and releases the request; LeakSanitizer checks nothing is left. */
+static void disconnect_mid_stream(fixture *f, int reset, int already) {
+  client *c = client_open(f);
+  response r;
+  send_str(c, "GET /stream?n=1000000&ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  while (!strstr(c->buf, "data: 1\n\n"))
+    assert_true(client_fill(c) > 0);
+  if (reset) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  client_close(c);
+  wait_atomic(&f->stream_gone, already + 1);
+  wait_atomic(&f->stream_ended, already + 1);
+  assert_int_equal(atomic_load(&f->stream_write_failed), 0);
+}
+
+static void test_client_leaving_mid_stream_is_reported_once(void **state) {
+  fixture *f = *state;
+  disconnect_mid_stream(f, 0, 0); /* FIN */
+  disconnect_mid_stream(f, 1, 1); /* RST */
+  client *c = client_open(f);     /* the server still serves */
+  response r;
+  send_str(c, "GET /still HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_response(c, &r);
+  assert_int_equal(r.status, 200);
+  client_close(c);
+}
+
+static void test_slow_stream_consumer_is_dropped(void **state) {
+  fixture *f = *state;
+  client *c = calloc(1, sizeof(*c));
+  assert_non_null(c);
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  struct timeval tv = {.tv_sec = 5};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  /* 512 KiB a turn, and this client reads nothing */
+  send_str(c, "GET /stream?n=100000&ms=1&size=65536&burst=8 HTTP/1.1\r\nHost: t\r\n\r\n");
+  wait_atomic(&f->stream_write_failed, 1);
+  wait_atomic(&f->stream_ended, 1);
+  assert_int_equal(atomic_load(&f->stream_gone), 0); /* released before the notice was due */
+  expect_closed(c);
+  client_close(c);
+}
+
+static void test_server_close_ends_open_streams(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  send_str(c, "GET /stream?n=1000000&ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+  read_head(c, &r);
+  assert_int_equal(r.status, 200);
+  uv_async_send(&f->stop);
+  expect_closed(c);
+  pthread_join(f->thread, NULL);
+  assert_int_equal(atomic_load(&f->closed_done), 1);
+  assert_int_equal(atomic_load(&f->stream_gone), 1);
+  assert_int_equal(atomic_load(&f->stream_ended), 1);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  client_close(c);
+  free(f);
+  *state = NULL;
+}
+
 static int teardown_if_open(void **state) {
   return *state ? teardown(state) : 0;
 }
@@ -663,6 +1051,23 @@ int main(void) {
                                       setup, teardown_if_open),
       cmocka_unit_test_setup_teardown(test_connections_beyond_max_are_closed, setup_one_connection,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_body_limit_callback_raises_the_limit_of_one_request,
+                                      setup_body_limit, teardown),
+      cmocka_unit_test_setup_teardown(test_body_limit_callback_refuses_content_length_before_body,
+                                      setup_body_limit, teardown),
+      cmocka_unit_test_setup_teardown(test_body_limit_callback_bounds_a_chunked_body,
+                                      setup_body_limit, teardown),
+      cmocka_unit_test_setup_teardown(test_respond_take_sends_the_body_and_frees_it, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_stream_sends_its_head_then_events_then_closes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_stream_outlives_the_server_timeouts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_pipelined_after_a_stream_is_not_served, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_client_leaving_mid_stream_is_reported_once, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_slow_stream_consumer_is_dropped, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_server_close_ends_open_streams, setup, teardown_if_open),
       cmocka_unit_test(test_status_text_names_known_codes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

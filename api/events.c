@@ -1,0 +1,389 @@
+/* events.c — GET /v1/jobs/{id}/events: a job's changes as server-sent events.
+ *
+ * Whoever commits a change of a job PUBLISHes its id on QUEUE_EVENTS_CHANNEL
+ * (queue_publish_change). This process keeps one subscription to it and
+ * wakes the open streams of that job (a hash table keyed by job id); each
+ * re-reads the job from PostgreSQL, the truth, and sends it when its text
+ * differs from what it sent last. A notice is only a hint: a 5 s timer
+ * re-reads too, so a notice lost while Redis was away only delays an event.
+ * A stream ends once it has sent a terminal status, when the job stops
+ * being visible to its user, or when its client leaves.
+ *
+ * Wire format, per event: "event: job\ndata: <job JSON on one line>\n
+ * id: <n>\n\n", n counting from 1 within the stream; ": ping\n\n" after
+ * about 15 s of silence keeps proxies from timing the connection out.
+ *
+ * Lifetimes: a stream is freed only when it is closing, its timer's close
+ * callback has run, no database callback is outstanding (db_query has no
+ * cancel) and nobody on the stack holds a pin on it — db_query may call
+ * back before it returns, so code that calls it pins what it walks. */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "job.h"
+#include "log.h"
+#include "queue.h"
+
+#define EV_MAX_STREAMS 10000 /* per process; beyond, 503 */
+#define EV_BUCKETS 4096      /* power of two */
+#define EV_TICK_MS 5000      /* fallback re-read, and ping check */
+#define EV_PING_MS 15000     /* silence before a ping */
+#define EV_ID_LEN 36
+
+static const char ev_sql[] = "select genq_job_get($1, $2::uuid)";
+
+typedef struct ev_stream ev_stream;
+struct ev_stream {
+  ev_stream *prev, *next; /* bucket chain, while linked */
+  ev_stream *run_next;    /* notice dispatch list */
+  api_ctx *ctx;
+  http_request *req; /* NULL once released */
+  uv_timer_t timer;
+  char job_id[EV_ID_LEN + 1]; /* lower case, as writers publish it */
+  char user[sizeof(((api_user *)0)->user)];
+  char *last; /* the job JSON sent last */
+  size_t last_len;
+  unsigned long seq; /* events sent */
+  uint64_t last_write_ms;
+  int begun;    /* the stream's head is out */
+  int fetching; /* a db_query callback is outstanding */
+  int again;    /* a notice came during the fetch: read once more */
+  int closing, linked, timer_open, pins;
+};
+
+/* The module's state, ctx->events: from api_events_start to api_events_stop. */
+struct api_events {
+  rds *sub; /* the subscription */
+  unsigned nstreams;
+  unsigned opened; /* spreads the streams' timers */
+  ev_stream *buckets[EV_BUCKETS];
+};
+
+static void ev_fetch(ev_stream *s);
+
+/* ---- table ---- */
+
+static ev_stream **ev_bucket(struct api_events *ev, const char *id) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  return &ev->buckets[h & (EV_BUCKETS - 1)];
+}
+
+/* A stream is linked from its start to its close; api_events_stop closes
+ * every one before the table goes, so a linked stream's table exists. */
+static void ev_link(ev_stream *s) {
+  struct api_events *ev = s->ctx->events;
+  ev_stream **b = ev_bucket(ev, s->job_id);
+  s->prev = NULL;
+  s->next = *b;
+  if (*b) (*b)->prev = s;
+  *b = s;
+  s->linked = 1;
+  ev->nstreams++;
+}
+
+static void ev_unlink(ev_stream *s) {
+  struct api_events *ev = s->ctx->events;
+  if (!s->linked) return;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    *ev_bucket(ev, s->job_id) = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->linked = 0;
+  ev->nstreams--;
+}
+
+/* ---- lifecycle ---- */
+
+static void ev_maybe_free(ev_stream *s) {
+  if (!s->closing || s->timer_open || s->fetching || s->pins) return;
+  free(s->last);
+  free(s);
+}
+
+static void ev_timer_closed(uv_handle_t *h) {
+  ev_stream *s = h->data;
+  s->timer_open = 0;
+  ev_maybe_free(s);
+}
+
+/* Ends the stream and releases its request. Idempotent. A request whose
+ * stream never began (the server is shutting down) gets a 503. */
+static void ev_close(ev_stream *s, const char *why) {
+  if (s->closing) return;
+  s->closing = 1;
+  ev_unlink(s);
+  if (s->req) {
+    log_debug("job events stream closed", LS("request_id", http_req_id(s->req)),
+              LS("job_id", s->job_id), LS("reason", why), LI("events", s->seq));
+    if (!s->begun && !http_req_gone(s->req)) {
+      static const char *const retry[] = {"Retry-After: 1", NULL};
+      http_respond_error(s->req, 503, "unavailable", "the server is shutting down", retry);
+    } else {
+      http_stream_end(s->req);
+    }
+    s->req = NULL;
+  }
+  uv_close((uv_handle_t *)&s->timer, ev_timer_closed);
+  ev_maybe_free(s);
+}
+
+static void ev_on_gone(http_request *req, void *arg) {
+  (void)req;
+  ev_close(arg, "client gone");
+}
+
+/* ---- events ---- */
+
+static int ev_is_terminal(const char *json, size_t len) {
+  cJSON *o = cJSON_ParseWithLength(json, len);
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+  job_status s;
+  int terminal =
+      cJSON_IsString(st) && job_status_parse(st->valuestring, &s) == 0 && job_status_terminal(s);
+  cJSON_Delete(o);
+  return terminal;
+}
+
+static int ev_write(ev_stream *s, const char *data, size_t len) {
+  if (http_stream_write(s->req, data, len) != 0) return -1;
+  s->last_write_ms = uv_now(s->ctx->loop);
+  return 0;
+}
+
+/* Sends the job unless its text is what was sent last. Returns 0, 1 when
+ * the job is terminal (the stream is done), -1 when the client is gone or
+ * too slow. */
+static int ev_send_job(ev_stream *s, const char *json, size_t len) {
+  if (s->last && s->last_len == len && memcmp(s->last, json, len) == 0) return 0;
+  char *copy = malloc(len + 1);
+  size_t cap = len + 64;
+  char *msg = malloc(cap);
+  if (!copy || !msg) {
+    free(copy);
+    free(msg);
+    return -1;
+  }
+  memcpy(copy, json, len);
+  copy[len] = '\0';
+  int head = snprintf(msg, cap, "event: job\ndata: ");
+  memcpy(msg + head, json, len);
+  /* A data line ends at a line break; in JSON text, raw ones can only be
+   * whitespace between tokens (strings escape theirs). */
+  for (size_t i = 0; i < len; i++)
+    if (msg[head + i] == '\n' || msg[head + i] == '\r') msg[head + i] = ' ';
+  size_t n = (size_t)head + len;
+  n += (size_t)snprintf(msg + n, cap - n, "\nid: %lu\n\n", s->seq + 1);
+  int rc = ev_write(s, msg, n);
+  free(msg);
+  if (rc != 0) {
+    free(copy);
+    return -1;
+  }
+  s->seq++;
+  free(s->last);
+  s->last = copy;
+  s->last_len = len;
+  return ev_is_terminal(json, len);
+}
+
+static void ev_tick(uv_timer_t *t) {
+  ev_stream *s = t->data;
+  if (s->closing) return;
+  /* Ticks come every EV_TICK_MS: ping at the first one past ~15 s quiet. */
+  if (uv_now(t->loop) - s->last_write_ms + EV_TICK_MS / 2 >= EV_PING_MS) {
+    static const char ping[] = ": ping\n\n";
+    if (ev_write(s, ping, sizeof(ping) - 1) != 0) {
+      ev_close(s, "client gone or too slow");
+      return;
+    }
+  }
+  if (!s->fetching) ev_fetch(s);
+}
+
+static int ev_begin(ev_stream *s) {
+  /* nginx would otherwise buffer the stream */
+  static const char *const headers[] = {"X-Accel-Buffering: no", NULL};
+  if (http_stream_begin(s->req, 200, "text/event-stream", headers) != 0) return -1;
+  s->begun = 1;
+  s->last_write_ms = uv_now(s->ctx->loop);
+  uint64_t jitter = (s->ctx->events->opened++ * 7919u) % 1000u; /* spread streams opened together */
+  uv_timer_start(&s->timer, ev_tick, EV_TICK_MS + jitter, EV_TICK_MS);
+  log_debug("job events stream opened", LS("request_id", http_req_id(s->req)),
+            LS("job_id", s->job_id));
+  return 0;
+}
+
+/* ---- reading the job ---- */
+
+static void ev_fetched(const db_result *r, void *arg) {
+  ev_stream *s = arg;
+  s->fetching = 0;
+  if (s->closing) {
+    ev_maybe_free(s);
+    return;
+  }
+  if (!r->ok) {
+    if (!s->begun) {
+      api_reply_db_error(s->req, r);
+      s->req = NULL;
+      ev_close(s, "database error");
+      return;
+    }
+    log_warn("job events: reading the job failed", LS("job_id", s->job_id),
+             LS("sqlstate", r->sqlstate ? r->sqlstate : ""));
+  } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+    /* not the user's, or no longer visible to them (account deleted) */
+    if (!s->begun) {
+      http_respond_error(s->req, 404, "not_found", "no such job", NULL);
+      s->req = NULL;
+    }
+    ev_close(s, "no such job");
+    return;
+  } else {
+    const char *json = PQgetvalue(r->res, 0, 0);
+    size_t len = (size_t)PQgetlength(r->res, 0, 0);
+    if (!s->begun && ev_begin(s) != 0) {
+      ev_close(s, "client gone");
+      return;
+    }
+    int rc = ev_send_job(s, json, len);
+    if (rc != 0) {
+      ev_close(s, rc > 0 ? "terminal" : "client gone or too slow");
+      return;
+    }
+  }
+  if (s->again) {
+    s->again = 0;
+    ev_fetch(s);
+  }
+}
+
+static void ev_fetch(ev_stream *s) {
+  if (s->closing || s->fetching) return;
+  const char *params[2] = {s->user, s->job_id};
+  s->fetching = 1;
+  s->pins++;
+  int rc = db_query(s->ctx->db, ev_sql, 2, params, ev_fetched, s);
+  s->pins--;
+  if (rc != 0) {
+    s->fetching = 0;
+    if (!s->begun && !s->closing) {
+      static const char *const retry[] = {"Retry-After: 1", NULL};
+      http_respond_error(s->req, 503, "unavailable", "the database is overloaded", retry);
+      s->req = NULL;
+      ev_close(s, "database overloaded");
+    }
+    /* a running stream tries again on its next tick */
+  }
+  ev_maybe_free(s);
+}
+
+/* ---- notices ---- */
+
+static void ev_on_notice(const char *channel, const char *msg, size_t len, void *arg) {
+  struct api_events *ev = arg;
+  (void)channel;
+  char id[EV_ID_LEN + 1];
+  if (len != EV_ID_LEN) return; /* not a job id: nobody to wake */
+  for (size_t i = 0; i < len; i++)
+    id[i] = (char)tolower((unsigned char)msg[i]);
+  id[len] = '\0';
+  if (!api_is_uuid(id)) return;
+  /* Collect first, then fetch: a fetch may call back at once and close
+   * streams, which the pins keep allocated until we are past them. */
+  ev_stream *run = NULL;
+  for (ev_stream *s = *ev_bucket(ev, id); s; s = s->next) {
+    if (strcmp(s->job_id, id) != 0) continue;
+    s->pins++;
+    s->run_next = run;
+    run = s;
+  }
+  while (run) {
+    ev_stream *s = run;
+    run = s->run_next;
+    s->pins--;
+    if (!s->closing) {
+      if (s->fetching)
+        s->again = 1;
+      else
+        ev_fetch(s);
+    }
+    ev_maybe_free(s);
+  }
+}
+
+/* ---- API ---- */
+
+void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
+  static const char *const retry[] = {"Retry-After: 5", NULL};
+  if (!api_is_uuid(id)) { /* an id that cannot exist is simply not found */
+    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    return;
+  }
+  if (!ctx->events) { /* not started, or stopping */
+    http_respond_error(req, 503, "unavailable", "job events are not available", retry);
+    return;
+  }
+  if (ctx->events->nstreams >= EV_MAX_STREAMS) {
+    log_warn("job events: too many open streams", LS("request_id", http_req_id(req)),
+             LI("streams", ctx->events->nstreams));
+    http_respond_error(req, 503, "unavailable", "too many open event streams; retry later", retry);
+    return;
+  }
+  ev_stream *s = calloc(1, sizeof(*s));
+  if (!s) {
+    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  s->ctx = ctx;
+  s->req = req;
+  for (size_t i = 0; i < EV_ID_LEN; i++)
+    s->job_id[i] = (char)tolower((unsigned char)id[i]);
+  snprintf(s->user, sizeof(s->user), "%s", u->user);
+  uv_timer_init(ctx->loop, &s->timer);
+  s->timer.data = s;
+  s->timer_open = 1;
+  ev_link(s);
+  http_req_on_gone(req, ev_on_gone, s);
+  ev_fetch(s);
+}
+
+int api_events_start(api_ctx *ctx) {
+  char err[256];
+  if (ctx->events) return 0;
+  struct api_events *ev = calloc(1, sizeof(*ev));
+  if (!ev) return -1;
+  if (rds_open(&ev->sub, ctx->loop, ctx->cfg.redis_url, err, sizeof(err)) != 0) {
+    log_error("job events: cannot open the Redis subscription", LS("error", err));
+    free(ev);
+    return -1;
+  }
+  if (rds_subscribe(ev->sub, QUEUE_EVENTS_CHANNEL, ev_on_notice, ev) != 0) {
+    log_error("job events: cannot subscribe", LS("channel", QUEUE_EVENTS_CHANNEL));
+    rds_close(ev->sub, NULL, NULL);
+    free(ev);
+    return -1;
+  }
+  ctx->events = ev;
+  return 0;
+}
+
+/* Streams still waiting for a database reply are freed when it comes (or
+ * when db_close fails it): nothing of theirs refers to the table then. */
+void api_events_stop(api_ctx *ctx) {
+  struct api_events *ev = ctx->events;
+  if (!ev) return;
+  for (size_t i = 0; i < EV_BUCKETS; i++)
+    while (ev->buckets[i])
+      ev_close(ev->buckets[i], "server stopping");
+  rds_close(ev->sub, NULL, NULL); /* no message arrives once closing */
+  ctx->events = NULL;
+  free(ev);
+}

@@ -1,0 +1,218 @@
+/* step_luma.c — the `image` and `video` steps on Luma AI.
+ *
+ *   create → checkpoint the generation id (committed) → poll on a timer
+ *   until completed → store the output (output.c) → succeed.
+ *
+ * Luma has no idempotency key, so the generation id is committed before
+ * anything waits on it; a run that finds an id on its step (a reclaim, a
+ * retry) polls that generation instead of paying for a new one. An id that
+ * cannot be committed (the job was canceled or reclaimed meanwhile) is
+ * deleted at once: nobody would ever poll it. A failed generation is
+ * forgotten (checkpoint NULL) so that a retry creates a fresh one. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker.h"
+
+enum { PH_CREATE, PH_POLL, PH_FORGET };
+
+static int is_video(const wstep *s) {
+  return strcmp(s->step_kind, "video") == 0;
+}
+
+static void poll_now(wstep *s);
+
+static void report(wstep *s, const luma_result *r) {
+  step_result res = {.ok = 0,
+                     .retryable = r->retryable,
+                     .code = r->code ? r->code : "provider_error",
+                     .message = r->message ? r->message : "provider error",
+                     .retry_after_ms = r->retry_after_ms};
+  runner_step_done(s, &res);
+}
+
+static void stored(wstep *s, const cJSON *asset, const step_result *err) {
+  if (!asset) {
+    runner_step_done(s, err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, "generation_id", s->ref);
+  cJSON_AddStringToObject(out, "asset_id", cJSON_GetObjectItem(asset, "id")->valuestring);
+  step_result r = {.ok = 1, .output = out, .asset = asset};
+  runner_step_done(s, &r);
+  cJSON_Delete(out);
+}
+
+/* A failed generation's id is cleared before the failure is reported, so the
+ * retry does not poll a dead generation. */
+static void forgotten(wstep *s, int ok) {
+  (void)ok; /* not committed: the retry polls it, sees it failed, forgets it then */
+  step_result r = {.ok = 0,
+                   .retryable = 1,
+                   .code = "provider_generation_failed",
+                   .message = s->url[1][0] ? s->url[1] : "the generation failed at the provider"};
+  runner_step_done(s, &r);
+}
+
+static void polled(const luma_result *r, void *arg) {
+  wstep *s = arg;
+  s->xfer = 0;
+  if (runner_step_should_stop(s)) {
+    runner_step_stopped(s);
+    return;
+  }
+  if (!r->ok && r->status == 404) {
+    /* the provider no longer knows it (deleted, expired): start again */
+    snprintf(s->url[1], sizeof s->url[1], "the generation %s is gone at the provider", s->ref);
+    if (runner_step_checkpoint(s, NULL, forgotten) != 0) report(s, r);
+    return;
+  }
+  if (!r->ok && !r->state) {
+    if (r->retryable && s->polls < 1000) { /* a blip while waiting: keep waiting */
+      log_info("luma poll failed, polling again", LS("job_id", s->j->id), LS("step", s->name),
+               LS("code", r->code));
+      runner_step_poll_later(s, poll_now);
+      return;
+    }
+    report(s, r);
+    return;
+  }
+  if (strcmp(r->state, "completed") == 0) {
+    runner_step_progress(s, 0.95);
+    const char *media = is_video(s) ? "video" : "image";
+    if (!r->asset_url || output_fetch(s, r->asset_url, media, media, stored) != 0) {
+      step_result e = {.ok = 0,
+                       .retryable = 1,
+                       .code = "provider_bad_response",
+                       .message = "the completed generation has no usable output URL"};
+      runner_step_done(s, &e);
+    }
+    return;
+  }
+  if (strcmp(r->state, "failed") == 0) {
+    log_warn("luma generation failed", LS("job_id", s->j->id), LS("step", s->name),
+             LS("generation_id", s->ref),
+             LS("failure_reason", r->failure_reason ? r->failure_reason : ""));
+    if (r->moderation) {
+      step_result e = {.ok = 0,
+                       .retryable = 0,
+                       .code = "provider_moderation",
+                       .message = r->failure_reason ? r->failure_reason
+                                                    : "the provider refused the prompt"};
+      runner_step_done(s, &e);
+      return;
+    }
+    snprintf(s->url[1], sizeof s->url[1], "the generation failed at the provider: %s",
+             r->failure_reason ? r->failure_reason : "no reason given");
+    if (runner_step_checkpoint(s, NULL, forgotten) != 0) report(s, r);
+    return;
+  }
+  /* queued or dreaming */
+  runner_step_progress(s, strcmp(r->state, "dreaming") == 0 ? 0.1 + 0.02 * s->polls : 0.05);
+  runner_step_poll_later(s, poll_now);
+}
+
+static void poll_now(wstep *s) {
+  worker *w = s->j->w;
+  if (!w->http || luma_get(w->http, &w->luma, s->ref, polled, s, &s->xfer) != 0) {
+    step_result e = {.ok = 0, .retryable = 1, .code = "internal", .message = "cannot poll"};
+    runner_step_done(s, &e);
+  }
+}
+
+static void orphan_deleted(const luma_result *r, void *arg) {
+  char *id = arg;
+  log_info("unrecorded luma generation deleted", LS("generation_id", id), LI("ok", r->ok));
+  free(id);
+}
+
+static void checkpointed(wstep *s, int ok) {
+  if (!ok) {
+    /* the job is no longer ours: nobody will ever poll this generation */
+    worker *w = s->j->w;
+    char *id = strdup(s->ref);
+    if (id && (!w->http || luma_delete(w->http, &w->luma, id, orphan_deleted, id, NULL) != 0))
+      free(id);
+    runner_job_lost(s->j);
+    runner_step_stopped(s);
+    return;
+  }
+  if (runner_step_should_stop(s)) {
+    runner_step_stopped(s);
+    return;
+  }
+  runner_step_poll_later(s, poll_now);
+}
+
+static void created(const luma_result *r, void *arg) {
+  wstep *s = arg;
+  s->xfer = 0;
+  if (!r->ok || !r->id) {
+    if (r->ok) {
+      step_result e = {
+          .ok = 0, .retryable = 1, .code = "provider_bad_response", .message = "no generation id"};
+      runner_step_done(s, &e);
+    } else {
+      report(s, r);
+    }
+    return;
+  }
+  log_info("luma generation created", LS("job_id", s->j->id), LS("step", s->name),
+           LS("generation_id", r->id));
+  /* committed before anything waits on it, even when the step is stopping:
+   * a paid generation's id must not be lost */
+  if (runner_step_checkpoint(s, r->id, checkpointed) != 0) {
+    step_result e = {.ok = 0, .retryable = 1, .code = "internal", .message = "checkpoint failed"};
+    runner_step_done(s, &e);
+  }
+}
+
+static const char *str(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A campaign's video_<n> films scene n of the storyboard. */
+static const cJSON *campaign_scene(const wstep *s) {
+  int n = 0;
+  if (sscanf(s->name, "video_%d", &n) != 1 || n < 1) return NULL;
+  const cJSON *sb = runner_step_output(s->j, "storyboard");
+  const cJSON *scenes = cJSON_GetObjectItemCaseSensitive(sb, "scenes");
+  return cJSON_GetArrayItem(scenes, n - 1);
+}
+
+int step_luma_run(wstep *s) {
+  worker *w = s->j->w;
+  if (!w->http) return -1;
+  if (s->ref[0]) {
+    log_info("resuming luma generation", LS("job_id", s->j->id), LS("step", s->name),
+             LS("generation_id", s->ref));
+    poll_now(s);
+    return 0;
+  }
+  const cJSON *in = s->j->input;
+  luma_create c = {.prompt = str(in, "prompt"), .aspect_ratio = str(in, "aspect_ratio")};
+  if (is_video(s)) {
+    c.model = "ray-2";
+    c.duration = str(in, "duration");
+    if (strcmp(s->j->kind, "campaign") == 0) {
+      const cJSON *scene = campaign_scene(s);
+      const cJSON *d = cJSON_GetObjectItemCaseSensitive(scene, "duration_s");
+      c.prompt = str(scene, "visual_prompt");
+      c.duration = cJSON_IsNumber(d) && d->valuedouble > 5 ? "9s" : "5s";
+      if (!c.prompt) {
+        step_result e = {.ok = 0,
+                         .retryable = 0,
+                         .code = "internal",
+                         .message = "the storyboard has no scene for this video"};
+        runner_step_done(s, &e);
+        return 0;
+      }
+    }
+    return luma_create_video(w->http, &w->luma, &c, created, s, &s->xfer);
+  }
+  c.model = "photon-1";
+  return luma_create_image(w->http, &w->luma, &c, created, s, &s->xfer);
+}
