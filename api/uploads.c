@@ -27,6 +27,8 @@ typedef struct {
   char sha256[65];
   char bytes[24];
   size_t len;
+  const char *body; /* the request's, valid until it is answered */
+  uv_work_t work;
 } upload_op;
 
 static void deleted(const char *err, void *arg) {
@@ -95,6 +97,23 @@ static int declared_type(const char *h, char *out, size_t outlen) {
   return media_upload_type_allowed(out) ? 0 : -1;
 }
 
+static void hash_work(uv_work_t *w) {
+  upload_op *op = w->data;
+  media_sha256_hex(op->body, op->len, op->sha256);
+}
+
+static void hashed(uv_work_t *w, int status) {
+  upload_op *op = w->data;
+  api_ctx *ctx = op->ctx;
+  http_request *req = op->req;
+  if (status == 0 && ctx->storage &&
+      storage_put(ctx->storage, op->key, op->body, op->len, op->content_type, stored, op) == 0)
+    return;
+  free(op);
+  static const char *const retry[] = {"Retry-After: 1", NULL};
+  http_respond_error(req, 503, "unavailable", "storage is unavailable; nothing was stored", retry);
+}
+
 void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
   char type[32], msg[160];
   if (declared_type(http_req_header(req, "content-type"), type, sizeof(type)) != 0) {
@@ -138,12 +157,11 @@ void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
     return;
   }
   snprintf(op->key, sizeof(op->key), "uploads/%s", op->id);
-  media_sha256_hex(body, len, op->sha256);
-  if (!ctx->storage ||
-      storage_put(ctx->storage, op->key, (const char *)body, len, type, stored, op) != 0) {
+  op->body = (const char *)body;
+  op->work.data = op;
+  /* 25 MiB hash in ~0.1 s: off the loop thread */
+  if (uv_queue_work(ctx->loop, &op->work, hash_work, hashed) != 0) {
     free(op);
-    static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "storage is unavailable; nothing was stored",
-                       retry);
+    http_respond_error(req, 500, "internal", "cannot hash the upload", NULL);
   }
 }

@@ -99,6 +99,11 @@ declare
   v_id uuid;
   u uploads;
 begin
+  if p_kind = 'lipsync' and p_input ? 'video_asset_id' then
+    -- Hedra animates a start image; a video has no place in its request.
+    raise exception 'input.video_asset_id: lip-sync of a video is not supported by the lip-sync provider; use image_upload_id'
+      using errcode = 'GQ400';
+  end if;
   for f in select * from genq_upload_fields(p_kind) loop
     if p_input ->> f.field is null then
       continue;

@@ -59,6 +59,24 @@ static void stored(const char *err, void *arg) {
   cJSON_Delete(a);
 }
 
+/* Off the loop thread: a large video hashes for a while. */
+static void hash_work(uv_work_t *req) {
+  fetch_ctx *f = req->data;
+  media_sha256_hex(f->data, f->len, f->sha);
+}
+
+static void hashed(uv_work_t *req, int status) {
+  fetch_ctx *f = req->data;
+  free(req);
+  if (status != 0 || runner_step_should_stop(f->s)) {
+    fail(f, 1, "aborted", "step stopped");
+    return;
+  }
+  snprintf(f->key, sizeof(f->key), "assets/%s", f->id);
+  if (storage_put(f->s->j->w->storage, f->key, f->data, f->len, f->type, stored, f) != 0)
+    fail(f, 1, "storage_error", "the output could not be stored");
+}
+
 static void downloaded(const httpc_response *resp, void *arg) {
   fetch_ctx *f = arg;
   f->s->xfer = 0;
@@ -95,16 +113,18 @@ static void downloaded(const httpc_response *resp, void *arg) {
   }
   snprintf(f->type, sizeof(f->type), "%s", sniffed);
   f->len = resp->body_len;
-  media_sha256_hex(resp->body, resp->body_len, f->sha);
-  f->data = malloc(resp->body_len);
-  if (!f->data || media_uuid4(f->id) != 0) {
+  f->data = httpc_take_body(f->s->j->w->http); /* no copy of a large video */
+  uv_work_t *work = malloc(sizeof(*work));
+  if (!f->data || !work || media_uuid4(f->id) != 0) {
+    free(work);
     fail(f, 1, "internal", "out of memory");
     return;
   }
-  memcpy(f->data, resp->body, resp->body_len);
-  snprintf(f->key, sizeof(f->key), "assets/%s", f->id);
-  if (storage_put(f->s->j->w->storage, f->key, f->data, f->len, f->type, stored, f) != 0)
-    fail(f, 1, "storage_error", "the output could not be stored");
+  work->data = f;
+  if (uv_queue_work(f->s->j->w->loop, work, hash_work, hashed) != 0) {
+    free(work);
+    fail(f, 1, "internal", "cannot hash the output");
+  }
 }
 
 int output_fetch(wstep *s, const char *url, const char *media, const char *asset_kind,

@@ -108,6 +108,9 @@ check "lipsync job succeeded with an MP4, captured 8" jqt \
 check "lipsync asset downloads for its owner only" assets_ok "$CARA_TOKEN"
 check "the simulator saw one Hedra create for its key" \
   [ "$(sim_count hedra creates_by_idempotency_key "$JOB:lipsync")" -eq 1 ]
+req POST /v1/jobs "$CARA_TOKEN" "$(jq -nc --arg v "$VOICE" --arg a "$JOB" '{kind:"lipsync",input:{video_asset_id:$a,audio_upload_id:$v}}')"
+check "lip-sync of a video asset: 400 naming video_asset_id" eval \
+  'status_is 400 && jqt ".error.message | startswith(\"input.video_asset_id\")"'
 STORE=${GENQ_STORAGE#file://}
 swept() {
   local i
