@@ -64,6 +64,10 @@ void api_readyz(api_ctx *ctx, http_request *req);
 void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u);
 /* GET /v1/assets/{id}: the caller's stored result bytes. */
 void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
+/* GET|HEAD /v1/uploads/{id}/content?expires=&sig= (upload_content.c): an
+ * upload's bytes for whoever holds a valid signed URL (signed_url.h), no
+ * bearer token; every refusal is the same 404. */
+void api_upload_content(api_ctx *ctx, http_request *req, const char *id);
 
 /* ---- events.c ---- */
 /* GET /v1/jobs/{id}/events: server-sent events, one "job" event per change,

@@ -248,6 +248,8 @@ static void canceled(const db_result *r, void *arg) {
   const char *job = PQgetvalue(r->res, 0, 0), *id = PQgetvalue(r->res, 0, 1);
   /* a terminal job comes back unchanged; announcing it again is harmless */
   queue_publish_change(ctx->redis, id);
+  if (strcmp(PQgetvalue(r->res, 0, 2), "canceled") == 0)
+    queue_publish_cancel(ctx->redis, id); /* its worker stops at once */
   log_info("job cancel", LS("request_id", http_req_id(req)), LS("job_id", id),
            LS("status", PQgetvalue(r->res, 0, 2)));
   api_reply_json_text(req, 200, job, strlen(job));

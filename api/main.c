@@ -15,6 +15,7 @@
 
 #define JOBS_PREFIX "/v1/jobs/"
 #define ASSETS_PREFIX "/v1/assets/"
+#define UPLOADS_PREFIX "/v1/uploads/"
 #define ID_MAX 64 /* a path id longer than this is no id genq ever gave */
 
 static void method_not_allowed(http_request *req, const char *allow) {
@@ -36,12 +37,15 @@ typedef enum {
   R_CREDITS,
   R_UPLOADS,
   R_ASSET,
+  R_UPLOAD_CONTENT,
 } route_id;
 
 static const char *const route_allow[] = {
-    [R_HEALTHZ] = "GET", [R_READYZ] = "GET",      [R_JOBS] = "GET, POST",
-    [R_JOB] = "GET",     [R_JOB_CANCEL] = "POST", [R_JOB_EVENTS] = "GET",
-    [R_CREDITS] = "GET", [R_UPLOADS] = "POST",    [R_ASSET] = "GET",
+    [R_HEALTHZ] = "GET",     [R_READYZ] = "GET",
+    [R_JOBS] = "GET, POST",  [R_JOB] = "GET",
+    [R_JOB_CANCEL] = "POST", [R_JOB_EVENTS] = "GET",
+    [R_CREDITS] = "GET",     [R_UPLOADS] = "POST",
+    [R_ASSET] = "GET",       [R_UPLOAD_CONTENT] = "GET, HEAD",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -76,6 +80,8 @@ static route_id match(const char *p, char id[ID_MAX]) {
     return R_NONE;
   }
   if ((rest = path_id(p, ASSETS_PREFIX, id)) && !*rest) return R_ASSET;
+  if ((rest = path_id(p, UPLOADS_PREFIX, id)) && strcmp(rest, "/content") == 0)
+    return R_UPLOAD_CONTENT;
   return R_NONE;
 }
 
@@ -113,6 +119,10 @@ static void route(http_request *req, void *arg) {
   }
   if (r == R_READYZ) {
     api_readyz(ctx, req);
+    return;
+  }
+  if (r == R_UPLOAD_CONTENT) { /* fetched by providers: the signed URL is the capability */
+    api_upload_content(ctx, req, id);
     return;
   }
   if (api_authenticate(ctx, req, &u) != 0) return; /* answered 401 */

@@ -93,6 +93,9 @@ static const config_var config_vars[] = {
      F(poll_max_interval_ms), 0},
     {"GENQ_SWEEP_INTERVAL_MS", 0, CONFIG_WORKER, T_INT, 100, 86400000, "60000",
      F(sweep_interval_ms), 0},
+    {"GENQ_PUBLIC_URL", 0, CONFIG_API | CONFIG_WORKER, T_BASEURL, 0, 0, NULL, F(public_url), 0},
+    {"GENQ_URL_SIGNING_KEY", 0, CONFIG_API | CONFIG_WORKER, T_SECRET, 32, 0, NULL,
+     F(url_signing_key), 0},
     {"GENQ_PROVSIM_LISTEN", 0, CONFIG_PROVSIM, T_LISTEN, 0, 0, "127.0.0.1:8090", F(provsim_host),
      F(provsim_port)},
 };
@@ -283,9 +286,15 @@ static int apply(genq_config *c, const config_var *v, const char *val, char *err
       return -1;
     }
     break;
+  case T_SECRET:
+    /* min: the shortest key worth having (signing keys); 0 for API keys */
+    if (strlen(val) < (size_t)v->min) {
+      seterr(err, errlen, "%s must be at least %lld bytes long", n, v->min);
+      return -1;
+    }
+    break;
   case T_PEM:
   case T_STR:
-  case T_SECRET:
     break;
   }
 

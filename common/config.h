@@ -68,6 +68,12 @@ typedef struct {
   int sweep_interval_ms; /* GENQ_SWEEP_INTERVAL_MS how often a worker deletes uploads no job needs,
                            default 60000 */
 
+  /* keyframes: both set, or Luma cannot be handed a keyframe (api and worker) */
+  char *public_url;      /* GENQ_PUBLIC_URL      base URL at which providers reach genq-api,
+                            e.g. https://genq.example.com; optional, no default */
+  char *url_signing_key; /* GENQ_URL_SIGNING_KEY HMAC key of signed upload URLs, at least 32
+                            bytes; optional (unset: GET /v1/uploads/{id}/content answers 404) */
+
   /* provsim */
   char provsim_host[64]; /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
   int provsim_port;

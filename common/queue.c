@@ -47,6 +47,10 @@ int queue_publish_change(rds *r, const char *job_id) {
   return rds_command(r, NULL, NULL, "PUBLISH %s %s", QUEUE_EVENTS_CHANNEL, job_id);
 }
 
+int queue_publish_cancel(rds *r, const char *job_id) {
+  return rds_command(r, NULL, NULL, "PUBLISH %s %s", QUEUE_CANCEL_CHANNEL, job_id);
+}
+
 static void group_reply(redisReply *reply, const char *err, void *arg) {
   (void)arg;
   if (err) {

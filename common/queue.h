@@ -67,4 +67,11 @@ int queue_done(rds *r, const char *kind, const char *msg_id, queue_done_cb cb, v
  * (not connected). */
 int queue_publish_change(rds *r, const char *job_id);
 
+/* Cancels: the API PUBLISHes a job's id here after committing its cancel;
+ * the worker holding the job stops it at once (and deletes what still runs
+ * at the provider) instead of at its next lease renewal. A lost notice only
+ * delays that: the renewal finds the job is no longer its own. */
+#define QUEUE_CANCEL_CHANNEL "genq:{q}:cancels"
+int queue_publish_cancel(rds *r, const char *job_id);
+
 #endif

@@ -352,6 +352,8 @@ genq_stack_env() {
 GENQ_DATABASE_URL=postgresql://postgres@127.0.0.1:$pport/$db
 GENQ_REDIS_URL=redis://127.0.0.1:$rport/0
 GENQ_API_LISTEN=$api
+GENQ_PUBLIC_URL=http://$api
+GENQ_URL_SIGNING_KEY=$(openssl rand -hex 32)
 GENQ_STORAGE=file://$state/storage
 GENQ_PROVSIM_LISTEN=127.0.0.1:$sport
 OPENAI_API_KEY=sk-genq-provsim

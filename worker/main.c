@@ -123,6 +123,7 @@ int main(int argc, char **argv) {
   if (db_open(&w->db, w->loop, &dbo) != 0 ||
       rds_open(&w->redis, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
       rds_open(&w->redis_fetch, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
+      rds_open(&w->redis_sub, w->loop, w->cfg.redis_url, err, sizeof(err)) != 0 ||
       httpc_new(&w->http, w->loop) != 0 ||
       storage_open(&w->storage, w->loop, w->http, w->cfg.storage, w->cfg.s3_access_key,
                    w->cfg.s3_secret_key, err, sizeof(err)) != 0 ||

@@ -653,6 +653,21 @@ static void reclaim_cb(uv_timer_t *t) {
     queue_reclaim(w->redis, w->id, w->kinds[i], 30000, 64, reclaimed, w);
 }
 
+/* A cancel committed by the API: stop that job now if it is here. Cancels
+ * are rare; a scan of the in-flight list is enough. */
+static void on_cancel(const char *channel, const char *msg, size_t len, void *arg) {
+  (void)channel;
+  worker *w = arg;
+  if (len != 36 || w->stopping > 1) return;
+  for (wjob *j = w->jobs; j; j = j->next) {
+    if (memcmp(j->id, msg, 36) == 0 && j->epoch && !j->lost) {
+      log_info("job canceled: stopping it", LS("job_id", j->id));
+      runner_job_lost(j);
+      return;
+    }
+  }
+}
+
 static void on_connect(rds *r, void *arg) {
   (void)r;
   worker *w = arg;
@@ -665,6 +680,8 @@ int worker_start(worker *w) {
   uv_timer_init(w->loop, &w->grace_timer);
   w->fetch_timer.data = w->reclaim_timer.data = w->grace_timer.data = w;
   rds_on_connect(w->redis, on_connect, w);
+  if (rds_subscribe(w->redis_sub, QUEUE_CANCEL_CHANNEL, on_cancel, w) != 0)
+    log_warn("no cancel subscription: cancels reach this worker with the lease renewal", LOG_END);
   uv_timer_start(&w->reclaim_timer, reclaim_cb, 10000, 10000);
   lease_start(w);
   sweep_start(w);
@@ -694,6 +711,7 @@ static void close_all(worker *w) {
   db_close(w->db, NULL, NULL);
   rds_close(w->redis, NULL, NULL);
   rds_close(w->redis_fetch, NULL, NULL);
+  rds_close(w->redis_sub, NULL, NULL);
 }
 
 static void grace_over(uv_timer_t *t) {

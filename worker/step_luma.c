@@ -11,9 +11,16 @@
  * forgotten (checkpoint NULL) so that a retry creates a fresh one. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "signed_url.h"
 #include "worker.h"
+
+/* Luma fetches the keyframe while the generation is queued or dreaming; an
+ * hour covers a long queue, and a leaked URL dies with it (or sooner, when
+ * the sweep deletes the upload once the job is over). */
+#define KEYFRAME_URL_TTL_S 3600
 
 enum { PH_CREATE, PH_POLL, PH_FORGET };
 
@@ -183,6 +190,34 @@ static const cJSON *campaign_scene(const wstep *s) {
   return cJSON_GetArrayItem(scenes, n - 1);
 }
 
+/* A video job's keyframe upload (role "keyframe") as a signed URL that Luma
+ * can fetch from genq-api. Returns 1 when the job has no keyframe, 0 with
+ * the URL in out, or -1 after reporting a failure that no retry can fix. */
+static int keyframe_url(wstep *s, char *out, size_t outlen) {
+  const cJSON *kf = cJSON_GetObjectItemCaseSensitive(s->j->uploads, "keyframe");
+  if (!kf) return 1;
+  const genq_config *cfg = &s->j->w->cfg;
+  step_result e = {.ok = 0, .retryable = 0};
+  const char *id = str(kf, "id");
+  if (!id || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(kf, "deleted"))) {
+    e.code = "input_missing";
+    e.message = "the keyframe upload of this job is no longer stored";
+  } else if (!cfg->public_url || !cfg->url_signing_key) {
+    e.code = "keyframes_unconfigured";
+    e.message = "keyframes need GENQ_PUBLIC_URL and GENQ_URL_SIGNING_KEY set on the worker (and "
+                "the same GENQ_URL_SIGNING_KEY on genq-api)";
+  } else if (signed_url_make(cfg->url_signing_key, cfg->public_url, id,
+                             (long long)time(NULL) + KEYFRAME_URL_TTL_S, out, outlen) != 0) {
+    e.code = "internal";
+    e.message = "cannot sign the keyframe URL";
+  } else {
+    return 0;
+  }
+  log_warn("keyframe unusable", LS("job_id", s->j->id), LS("step", s->name), LS("code", e.code));
+  runner_step_done(s, &e);
+  return -1;
+}
+
 int step_luma_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http) return -1;
@@ -197,6 +232,10 @@ int step_luma_run(wstep *s) {
   if (is_video(s)) {
     c.model = "ray-2";
     c.duration = str(in, "duration");
+    char kf[2048]; /* luma_create_video copies it */
+    int k = keyframe_url(s, kf, sizeof kf);
+    if (k < 0) return 0; /* reported */
+    if (k == 0) c.keyframe_url = kf;
     if (strcmp(s->j->kind, "campaign") == 0) {
       const cJSON *scene = campaign_scene(s);
       const cJSON *d = cJSON_GetObjectItemCaseSensitive(scene, "duration_s");

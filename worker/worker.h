@@ -27,6 +27,7 @@ typedef struct worker {
   db *db;
   rds *redis;       /* commands: acks, dispatch, relay */
   rds *redis_fetch; /* blocking XREADGROUP only */
+  rds *redis_sub;   /* cancel notices (a subscription) */
   httpc *http;
   relay *relay;
   storage *storage;
