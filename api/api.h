@@ -49,6 +49,17 @@ void api_reply_json(http_request *req, int status, cJSON *obj);
 /* Maps a failed db_result to 503 (connection trouble) or 500 and answers. */
 void api_reply_db_error(http_request *req, const db_result *r);
 
+/* ---- stored.c ---- */
+typedef struct {
+  size_t max_bytes;              /* larger objects are an error (503) */
+  const char *const *headers;    /* extra response headers, NULL-ended */
+  const char *not_found_message; /* the 404's message (no row, or bytes gone) */
+} api_stored_opts;
+/* Runs sql (one row of content_type, storage_key, or none → 404) and
+ * answers with those bytes from storage. */
+void api_reply_stored(api_ctx *ctx, http_request *req, const api_stored_opts *o, const char *sql,
+                      int nparams, const char *const *params);
+
 /* ---- route handlers (jobs.c, credits.c, health.c) ---- */
 void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u);
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id);

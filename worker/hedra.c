@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "provider_text.h"
 
 #define HEDRA_DEFAULT_TIMEOUT_MS 60000
 #define HEDRA_MAX_BASE_URL 2048
@@ -50,44 +51,6 @@ static const char *op_name(hedra_op op) {
   return "?";
 }
 
-/* Replaces every occurrence of the key in s with "[redacted]", in place and
- * bounded: a provider echoing the key must not leak it into job errors. */
-static void scrub_key(char *s, size_t cap, const char *key) {
-  static const char mask[] = "[redacted]";
-  size_t klen = key ? strlen(key) : 0;
-  char *p = s;
-  if (klen < 4) return;
-  while ((p = strstr(p, key))) {
-    size_t tail = strlen(p + klen);
-    size_t room = cap - (size_t)(p - s) - 1;
-    size_t m = sizeof mask - 1 < room ? sizeof mask - 1 : room;
-    if (tail > room - m) tail = room - m;
-    memmove(p + m, p + klen, tail);
-    memcpy(p, mask, m);
-    p[m + tail] = '\0';
-    p += m; /* past the mask: a key that occurs in "[redacted]" cannot loop */
-  }
-}
-
-/* Ids go into URL paths: only what an opaque id is made of (no '.', '/'). */
-static int valid_id(const char *s) {
-  size_t n = 0;
-  for (; s[n]; n++)
-    if (n >= HEDRA_MAX_ID || !(isalnum((unsigned char)s[n]) || s[n] == '-' || s[n] == '_'))
-      return 0;
-  return n > 0;
-}
-
-/* An absolute http(s) URL without spaces or control characters. */
-static int valid_url(const char *s) {
-  size_t skip = !strncasecmp(s, "https://", 8) ? 8 : !strncasecmp(s, "http://", 7) ? 7 : 0;
-  size_t n = 0;
-  if (!skip) return 0;
-  for (; s[n]; n++)
-    if (n >= HEDRA_MAX_URL || (unsigned char)s[n] <= 0x20 || s[n] == 0x7f) return 0;
-  return n > skip;
-}
-
 /* Printable ASCII and nothing else: safe in a header or a multipart part. */
 static int printable(const char *s, size_t max, const char *forbidden) {
   size_t n = 0;
@@ -109,27 +72,6 @@ static int valid_media_type(const char *s) {
   return 1;
 }
 
-/* Parses exactly body[0..len): a JSON object with nothing but whitespace
- * after it (cJSON alone would accept trailing garbage). */
-static cJSON *parse_object(const char *body, size_t len) {
-  const char *end = NULL;
-  if (!body || len == 0 || len > HEDRA_MAX_RESPONSE) return NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-  if (!root) return NULL;
-  while (end && end < body + len && isspace((unsigned char)*end))
-    end++;
-  if (!cJSON_IsObject(root) || end != body + len) {
-    cJSON_Delete(root);
-    return NULL;
-  }
-  return root;
-}
-
-static const char *opt_string(const cJSON *o, const char *name) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static int known_state(const char *s) {
   for (size_t i = 0; i < sizeof hedra_states / sizeof hedra_states[0]; i++)
     if (!strcmp(s, hedra_states[i])) return 1;
@@ -146,8 +88,8 @@ static void read_error_value(const cJSON *e, hedra_err *out) {
     return;
   }
   if (!cJSON_IsObject(e)) return;
-  out->code = opt_string(e, "code");
-  out->message = opt_string(e, "message");
+  out->code = provider_json_string(e, "code");
+  out->message = provider_json_string(e, "message");
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "retryable");
   if (cJSON_IsBool(r)) out->retryable = cJSON_IsTrue(r);
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "retry_after");
@@ -169,7 +111,7 @@ int hedra_is_moderation(const char *code, const char *message) {
 
 int hedra_classify_error(int status, const char *body, size_t len, const char **code,
                          int *moderation, long *retry_after_ms, char *msg, size_t msglen) {
-  cJSON *root = parse_object(body, len);
+  cJSON *root = len <= HEDRA_MAX_RESPONSE ? provider_json_object(body, len) : NULL;
   hedra_err e;
   int retryable = 0, forced = 0;
   read_error_value(cJSON_GetObjectItemCaseSensitive(root, "error"), &e);
@@ -246,8 +188,8 @@ static int add_url_source(cJSON *input, const char *name, const char *url) {
 }
 
 char *hedra_submit_body(const hedra_submit_req *s) {
-  if (!s || !s->image_url || !valid_url(s->image_url) || !s->audio_url ||
-      !valid_url(s->audio_url) || !s->idempotency_key ||
+  if (!s || !s->image_url || !provider_url_ok(s->image_url, HEDRA_MAX_URL) || !s->audio_url ||
+      !provider_url_ok(s->audio_url, HEDRA_MAX_URL) || !s->idempotency_key ||
       !printable(s->idempotency_key, HEDRA_MAX_IDEMPOTENCY_KEY, ""))
     return NULL;
   cJSON *root = cJSON_CreateObject();
@@ -271,7 +213,7 @@ static int read_job(const cJSON *root, hedra_result *r, int need_status, char *e
   const cJSON *jid = cJSON_GetObjectItemCaseSensitive(root, "job_id");
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
   if (jid && !cJSON_IsNull(jid)) {
-    if (!cJSON_IsString(jid) || !valid_id(jid->valuestring)) {
+    if (!cJSON_IsString(jid) || !provider_id_ok(jid->valuestring, HEDRA_MAX_ID)) {
       snprintf(err, errlen, "invalid job_id");
       return -1;
     }
@@ -316,19 +258,21 @@ static void read_failure(hedra_reply *rep, const cJSON *root) {
 static int read_body(hedra_reply *rep, hedra_op op, const httpc_response *resp, char *err,
                      size_t errlen) {
   hedra_result *r = &rep->r;
-  cJSON *root = rep->root = parse_object(resp->body, resp->body_len);
+  cJSON *root = rep->root = resp->body_len <= HEDRA_MAX_RESPONSE
+                                ? provider_json_object(resp->body, resp->body_len)
+                                : NULL;
   if (!root) {
     snprintf(err, errlen, "body is not a JSON object");
     return -1;
   }
   if (op == HEDRA_OP_UPLOAD) {
-    const char *url = opt_string(root, "url");
-    if (!url || !valid_url(url)) {
+    const char *url = provider_json_string(root, "url");
+    if (!url || !provider_url_ok(url, HEDRA_MAX_URL)) {
       snprintf(err, errlen, "missing or invalid url");
       return -1;
     }
     r->url = url;
-    r->output_content_type = opt_string(root, "content_type");
+    r->output_content_type = provider_json_string(root, "content_type");
     return 0;
   }
   if (read_job(root, r, op != HEDRA_OP_SUBMIT, err, errlen) != 0) return -1;
@@ -347,10 +291,10 @@ static int read_body(hedra_reply *rep, hedra_op op, const httpc_response *resp, 
     const cJSON *list = cJSON_IsArray(outs) ? outs : NULL;
     const cJSON *o;
     cJSON_ArrayForEach(o, list) {
-      const char *url = opt_string(o, "url");
-      if (url && valid_url(url)) {
+      const char *url = provider_json_string(o, "url");
+      if (url && provider_url_ok(url, HEDRA_MAX_URL)) {
         r->output_url = url;
-        r->output_content_type = opt_string(o, "content_type");
+        r->output_content_type = provider_json_string(o, "content_type");
         break;
       }
     }
@@ -424,7 +368,7 @@ static void on_response(const httpc_response *resp, void *arg) {
   hedra_call *call = arg;
   hedra_reply rep;
   hedra_reply_read(&rep, call->op, resp);
-  scrub_key(rep.msg, sizeof rep.msg, call->api_key);
+  provider_scrub_secret(rep.msg, sizeof rep.msg, call->api_key);
   log_debug("hedra response", LS("op", op_name(call->op)), LI("status", resp->status),
             LS("provider_request_id", resp->request_id),
             LS("hedra_job_id", rep.r.job_id ? rep.r.job_id : call->job_id),
@@ -514,7 +458,7 @@ int hedra_submit(httpc *h, const hedra_opts *o, const hedra_submit_req *s, hedra
 static int hedra_job_get(httpc *h, const hedra_opts *o, hedra_op op, const char *job_id,
                          hedra_cb cb, void *arg, uint64_t *xfer) {
   char path[HEDRA_MAX_ID + 32];
-  if (!job_id || !valid_id(job_id)) return -1;
+  if (!job_id || !provider_id_ok(job_id, HEDRA_MAX_ID)) return -1;
   snprintf(path, sizeof path, "/jobs/%s%s", job_id, op == HEDRA_OP_STATUS ? "/status" : "");
   httpc_request req = {.method = "GET"};
   return hedra_send(h, o, op, path, job_id, &req, cb, arg, xfer);

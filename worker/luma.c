@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "provider_text.h"
 
 #define LUMA_DEFAULT_TIMEOUT_MS 60000
 #define LUMA_MAX_BASE_URL 2048
@@ -40,69 +41,11 @@ static const char *op_name(luma_op op) {
   return "?";
 }
 
-/* Replaces every occurrence of the key in s with "[redacted]", in place and
- * bounded: a provider echoing the key must not leak it into job errors. */
-static void scrub_key(char *s, size_t cap, const char *key) {
-  static const char mask[] = "[redacted]";
-  size_t klen = key ? strlen(key) : 0;
-  char *p = s;
-  if (klen < 4) return;
-  while ((p = strstr(p, key))) {
-    size_t tail = strlen(p + klen);
-    size_t room = cap - (size_t)(p - s) - 1;
-    size_t m = sizeof mask - 1 < room ? sizeof mask - 1 : room;
-    if (tail > room - m) tail = room - m;
-    memmove(p + m, p + klen, tail);
-    memcpy(p, mask, m);
-    p[m + tail] = '\0';
-    p += m; /* past the mask: a key that occurs in "[redacted]" cannot loop */
-  }
-}
-
-/* Ids go into URL paths: only what a uuid (or a sane opaque id) is made of. */
-static int valid_id(const char *s) {
-  size_t n = 0;
-  for (; s[n]; n++)
-    if (n >= LUMA_MAX_ID || !(isalnum((unsigned char)s[n]) || s[n] == '-' || s[n] == '_')) return 0;
-  return n > 0;
-}
-
-/* An absolute http(s) URL without spaces or control characters. */
-static int valid_url(const char *s) {
-  size_t skip = !strncasecmp(s, "https://", 8) ? 8 : !strncasecmp(s, "http://", 7) ? 7 : 0;
-  size_t n = 0;
-  if (!skip) return 0;
-  for (; s[n]; n++)
-    if (n >= LUMA_MAX_ASSET_URL || (unsigned char)s[n] <= 0x20 || s[n] == 0x7f) return 0;
-  return n > skip;
-}
-
 /* A header value must not smuggle a line break into the request. */
 static int valid_header_value(const char *s) {
   for (; *s; s++)
     if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
   return 1;
-}
-
-/* Parses exactly body[0..len): a JSON object with nothing but whitespace
- * after it (cJSON alone would accept trailing garbage). */
-static cJSON *parse_object(const char *body, size_t len) {
-  const char *end = NULL;
-  if (!body || len == 0) return NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-  if (!root) return NULL;
-  while (end && end < body + len && isspace((unsigned char)*end))
-    end++;
-  if (!cJSON_IsObject(root) || end != body + len) {
-    cJSON_Delete(root);
-    return NULL;
-  }
-  return root;
-}
-
-static const char *opt_string(const cJSON *o, const char *name) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* ---- pure parts ---- */
@@ -120,16 +63,16 @@ int luma_parse_generation(const char *body, size_t len, luma_generation *out, ch
     snprintf(err, errlen, "body of %zu bytes is larger than %u", len, LUMA_MAX_RESPONSE);
     return -1;
   }
-  cJSON *root = parse_object(body, len);
+  cJSON *root = provider_json_object(body, len);
   if (!root) {
     snprintf(err, errlen, "body is not a JSON object");
     return -1;
   }
-  const char *id = opt_string(root, "id");
-  const char *state = opt_string(root, "state");
-  const char *type = opt_string(root, "generation_type");
+  const char *id = provider_json_string(root, "id");
+  const char *state = provider_json_string(root, "state");
+  const char *type = provider_json_string(root, "generation_type");
   int known = 0;
-  if (!id || !valid_id(id)) {
+  if (!id || !provider_id_ok(id, LUMA_MAX_ID)) {
     snprintf(err, errlen, "missing or invalid id");
     goto fail;
   }
@@ -147,16 +90,17 @@ int luma_parse_generation(const char *body, size_t len, luma_generation *out, ch
     snprintf(err, errlen, "unknown generation_type \"%.40s\"", type);
     goto fail;
   }
-  out->failure_reason = opt_string(root, "failure_reason");
+  out->failure_reason = provider_json_string(root, "failure_reason");
   if (!strcmp(state, "completed")) {
     const cJSON *assets = cJSON_GetObjectItemCaseSensitive(root, "assets");
     /* Without generation_type: the image only when no video is named. */
     const cJSON *video = cJSON_GetObjectItemCaseSensitive(assets, "video");
-    const char *which = type                                                             ? type
-                        : (!video || cJSON_IsNull(video)) && opt_string(assets, "image") ? "image"
-                                                                                         : "video";
-    const char *url = opt_string(assets, which);
-    if (!url || !valid_url(url)) {
+    const char *which = type ? type
+                        : (!video || cJSON_IsNull(video)) && provider_json_string(assets, "image")
+                            ? "image"
+                            : "video";
+    const char *url = provider_json_string(assets, which);
+    if (!url || !provider_url_ok(url, LUMA_MAX_ASSET_URL)) {
       snprintf(err, errlen, "completed without a usable assets.%s URL", which);
       goto fail;
     }
@@ -185,14 +129,14 @@ int luma_is_moderation(const char *reason) {
 /* Luma errors are {"detail": "..."}; validation errors come FastAPI-style
  * as {"detail": [{"loc", "msg", "type"}]}. */
 static void read_detail(const char *body, size_t len, char *out, size_t outlen) {
-  cJSON *root = len <= LUMA_MAX_RESPONSE ? parse_object(body, len) : NULL;
+  cJSON *root = len <= LUMA_MAX_RESPONSE ? provider_json_object(body, len) : NULL;
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "detail");
   const char *s = NULL;
   if (cJSON_IsString(d))
     s = d->valuestring;
   else if (cJSON_IsArray(d))
-    s = opt_string(cJSON_GetArrayItem(d, 0), "msg");
-  if (!s) s = opt_string(root, "message");
+    s = provider_json_string(cJSON_GetArrayItem(d, 0), "msg");
+  if (!s) s = provider_json_string(root, "message");
   snprintf(out, outlen, "%.300s", s && *s ? s : "(no error detail)");
   cJSON_Delete(root);
 }
@@ -289,7 +233,8 @@ static int add_string(cJSON *o, const char *name, const char *v) {
 
 char *luma_create_body(const luma_create *c, int video) {
   if (!c || !c->model || !*c->model || !c->prompt || !*c->prompt) return NULL;
-  if (c->keyframe_url && (!video || !valid_url(c->keyframe_url))) return NULL;
+  if (c->keyframe_url && (!video || !provider_url_ok(c->keyframe_url, LUMA_MAX_ASSET_URL)))
+    return NULL;
   cJSON *root = cJSON_CreateObject();
   char *s = NULL;
   int rc = root ? 0 : -1;
@@ -326,7 +271,7 @@ static void on_response(const httpc_response *resp, void *arg) {
   luma_call *call = arg;
   luma_reply rep;
   luma_reply_read(&rep, call->op, resp);
-  scrub_key(rep.msg, sizeof rep.msg, call->api_key);
+  provider_scrub_secret(rep.msg, sizeof rep.msg, call->api_key);
   log_debug("luma response", LS("op", op_name(call->op)), LI("status", resp->status),
             LS("provider_request_id", resp->request_id),
             LS("generation_id", rep.r.id ? rep.r.id : call->id), LS("state", rep.r.state),
@@ -407,12 +352,12 @@ int luma_create_image(httpc *h, const luma_opts *o, const luma_create *c, luma_c
 }
 
 int luma_get(httpc *h, const luma_opts *o, const char *id, luma_cb cb, void *arg, uint64_t *xfer) {
-  if (!id || !valid_id(id)) return -1;
+  if (!id || !provider_id_ok(id, LUMA_MAX_ID)) return -1;
   return luma_send(h, o, LUMA_OP_GET, "GET", "/generations/", id, NULL, cb, arg, xfer);
 }
 
 int luma_delete(httpc *h, const luma_opts *o, const char *id, luma_cb cb, void *arg,
                 uint64_t *xfer) {
-  if (!id || !valid_id(id)) return -1;
+  if (!id || !provider_id_ok(id, LUMA_MAX_ID)) return -1;
   return luma_send(h, o, LUMA_OP_DELETE, "DELETE", "/generations/", id, NULL, cb, arg, xfer);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider_text.h"
 #include "storyboard.h"
 
 #define OPENAI_MAX_RESPONSE (1u << 20) /* a storyboard is a few KiB; 1 MiB is generous */
@@ -20,28 +21,9 @@ typedef struct {
   char msg[512];
 } openai_call;
 
-/* Replaces every occurrence of the key in s with "[redacted]", in place and
- * bounded: a provider echoing the key must not leak it into job errors. */
-static void scrub_key(char *s, size_t cap, const char *key) {
-  static const char mask[] = "[redacted]";
-  size_t klen = key ? strlen(key) : 0;
-  char *p = s;
-  if (klen < 4) return;
-  while ((p = strstr(p, key))) {
-    size_t tail = strlen(p + klen);
-    size_t room = cap - (size_t)(p - s) - 1;
-    size_t m = sizeof mask - 1 < room ? sizeof mask - 1 : room;
-    if (tail > room - m) tail = room - m;
-    memmove(p + m, p + klen, tail);
-    memcpy(p, mask, m);
-    p[m + tail] = '\0';
-    p += m; /* past the mask: a key that occurs in "[redacted]" cannot loop */
-  }
-}
-
 static void finish(openai_call *call, openai_result *r) {
   if (!r->message) r->message = call->msg;
-  scrub_key(call->msg, sizeof call->msg, call->api_key);
+  provider_scrub_secret(call->msg, sizeof call->msg, call->api_key);
   call->cb(r, call->arg);
   free(call->api_key);
   free(call);

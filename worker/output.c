@@ -104,7 +104,13 @@ static void downloaded(const httpc_response *resp, void *arg) {
     sniffed = "video/mp4";
     cls = "video";
   }
-  if (!cls || strcmp(cls, f->media) != 0) {
+  /* the declared type, when it names a media class, must agree too */
+  char declared[64] = "";
+  if (resp->content_type) sscanf(resp->content_type, "%63[^; ]", declared);
+  const char *dcls = media_class(declared);
+  int declared_ok = !dcls || strcmp(dcls, f->media) == 0 ||
+                    (strcmp(f->media, "video") == 0 && strcmp(declared, "audio/mp4") == 0);
+  if (!cls || strcmp(cls, f->media) != 0 || !declared_ok) {
     log_warn("provider output has the wrong type", LS("job_id", f->s->j->id),
              LS("step", f->s->name), LS("expected", f->media),
              LS("content_type", resp->content_type ? resp->content_type : ""));

@@ -281,8 +281,7 @@ void runner_step_done(wstep *s, const step_result *r) {
   if (s->reported) return;
   s->reported = 1;
   if (runner_step_should_stop(s) && !(r->ok && !j->lost && j->w->stopping < 2)) {
-    if (!s->aborted || j->lost || j->w->stopping > 1 || strcmp(r->code ? r->code : "", "aborted"))
-      log_info("step stopped", LS("job_id", j->id), LS("step", s->name));
+    log_info("step stopped", LS("job_id", j->id), LS("step", s->name));
     step_end(s);
     return;
   }

@@ -165,6 +165,10 @@ static void submitted(const hedra_result *r, void *arg) {
     fail_with(s, 1, "internal", "checkpoint failed");
 }
 
+static int hedra_aspect_ok(const char *a) {
+  return a && (strcmp(a, "1:1") == 0 || strcmp(a, "16:9") == 0 || strcmp(a, "9:16") == 0);
+}
+
 static void submit(wstep *s) {
   worker *w = s->j->w;
   char key[256];
@@ -182,8 +186,7 @@ static void submit(wstep *s) {
                         .image_url = s->url[0],
                         .audio_url = s->url[1],
                         .idempotency_key = key};
-  if (!q.aspect_ratio || (strcmp(q.aspect_ratio, "1:1") && strcmp(q.aspect_ratio, "16:9") &&
-                          strcmp(q.aspect_ratio, "9:16")))
+  if (!hedra_aspect_ok(q.aspect_ratio))
     q.aspect_ratio = "16:9"; /* required by Hedra, whose set is smaller than genq's */
   if (hedra_submit(w->http, &w->hedra, &q, submitted, s, &s->xfer) != 0)
     fail_with(s, 1, "internal", "cannot submit");
