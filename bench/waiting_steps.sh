@@ -224,7 +224,8 @@ RAMP_HWM=$(status_kb "$WORKER" VmHWM)
 
 echo
 echo "==== genq bench: one worker holding waiting generations (SPEC §11) ===="
-echo "commit $(git -C "$GENQ_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')  build $BUILD  cpus $(nproc)"
+echo "tree at $(git -C "$GENQ_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); binaries in $BUILD," \
+  "genq-worker built $(date -r "$BUILD/genq-worker" '+%F %T'); $(nproc) cpus"
 echo "worker: --kinds video --concurrency $N, GENQ_POLL_INTERVAL_MS=${GENQ_POLL_INTERVAL_MS:-2000 (default)}" \
   "GENQ_POLL_MAX_INTERVAL_MS=${GENQ_POLL_MAX_INTERVAL_MS:-15000 (default)} GENQ_LEASE_SECONDS=60" \
   "GENQ_DB_POOL=$POOL GENQ_LOG_LEVEL=$GENQ_LOG_LEVEL"

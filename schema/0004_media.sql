@@ -480,3 +480,24 @@ begin
     exit when p_limit <= 0;
   end loop;
 end $$;
+
+-- genq_job_handback(job, epoch) → true when the job is queued again at once:
+-- a worker shutting down hands back what it could not finish within its
+-- grace period. The attempt is given back too (the job did not fail), its
+-- steps keep their checkpoints, and the relay dispatches it to another
+-- worker, which resumes them. False when fenced out (nothing changed).
+create or replace function genq_job_handback(p_job uuid, p_epoch bigint) returns boolean
+language plpgsql as $$
+declare
+  j jobs;
+begin
+  j := genq_job_fenced(p_job, p_epoch, false);
+  if j.id is null then
+    return false;
+  end if;
+  update jobs
+  set status = 'queued', attempt = greatest(attempt - 1, 0), lease_until = null,
+      worker_id = null, dispatched = false, next_attempt_at = null
+  where id = p_job;
+  return true;
+end $$;

@@ -75,9 +75,14 @@ genq_port_in_use() {
 genq_free_port() {
   # Odd local names: the nameref must not resolve to one of our own locals.
   local -n genq_fp_out=$1
-  local genq_fp_port genq_fp_i
+  local genq_fp_port genq_fp_i genq_fp_lo=32768 genq_fp_span
+  # Below the kernel's ephemeral range: an outgoing connection cannot take
+  # the port between this check and the server's bind.
+  read -r genq_fp_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((genq_fp_lo > 12000)) || genq_fp_lo=32768
+  genq_fp_span=$((genq_fp_lo - 10000))
   for ((genq_fp_i = 0; genq_fp_i < 200; genq_fp_i++)); do
-    genq_fp_port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    genq_fp_port=$((10000 + (RANDOM * 32768 + RANDOM) % genq_fp_span))
     [[ $GENQ_PORTS_TAKEN == *" $genq_fp_port "* ]] && continue
     if ! genq_port_in_use "$genq_fp_port"; then
       GENQ_PORTS_TAKEN+="$genq_fp_port "

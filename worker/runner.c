@@ -166,7 +166,9 @@ static void abort_step(wstep *s) {
   s->aborted = 1;
   worker *w = s->j->w;
   if (s->xfer && w->http) {
-    httpc_cancel(w->http, s->xfer); /* its callback reports */
+    /* its callback reports; a create that may already be paid for is let
+     * answer, so that its generation is recorded (and resumed or deleted) */
+    if (!s->paid_xfer) httpc_cancel(w->http, s->xfer);
   } else if (uv_is_active((uv_handle_t *)&s->timer)) {
     uv_timer_stop(&s->timer);
     runner_step_stopped(s);
@@ -196,7 +198,7 @@ static void start_stage(wjob *j);
  * idle; 2 the final write is out (its callback finishes the job). */
 static void job_maybe_end(wjob *j) {
   if (j->nrunning > 0 || j->db_busy > 0 || j->ending == 2) return;
-  if (j->ending == 1 || j->lost || j->w->stopping > 1) {
+  if (j->ending == 1 || j->lost || j->epoch == 0 || j->w->stopping > 2) {
     job_finish(j);
   } else if (j->failed) {
     j->ending = 2;
@@ -204,6 +206,13 @@ static void job_maybe_end(wjob *j) {
       requeue_job(j);
     else
       fail_job(j);
+  } else if (j->w->stopping == 2) {
+    char epoch[24];
+    epoch_str(j, epoch);
+    const char *p[2] = {j->id, epoch};
+    j->ending = 2;
+    final_write(j, "select case when genq_job_handback($1::uuid, $2::bigint) then 'queued' end", 2,
+                p);
   } else {
     start_stage(j);
   }
@@ -213,6 +222,7 @@ static void step_closed(uv_handle_t *h) {
   wstep *s = h->data;
   wjob *j = s->j;
   free(s->buf);
+  free(s->asset_key);
   free(s);
   j->nrunning--; /* counted until here, so the job outlives its steps */
   job_maybe_end(j);
@@ -245,6 +255,19 @@ static void note_failure(wjob *j, const wstep *s, const step_result *r) {
   if (!r->retryable) abort_steps(j); /* nothing else of this job is worth paying for */
 }
 
+static void orphan_deleted(const char *err, void *arg) {
+  char *key = arg;
+  if (err) log_warn("uncommitted result bytes not deleted", LS("key", key), LS("error", err));
+  free(key);
+}
+
+/* Stored bytes whose asset row will never be written (the job is not ours
+ * any more): delete them, or nothing would ever purge them. */
+static void drop_asset_bytes(worker *w, const char *key) {
+  char *k = key ? strdup(key) : NULL;
+  if (k && (!w->storage || storage_delete(w->storage, k, orphan_deleted, k) != 0)) free(k);
+}
+
 static void step_succeeded(const db_result *r, void *arg) {
   wstep *s = arg;
   wjob *j = s->j;
@@ -254,6 +277,7 @@ static void step_succeeded(const db_result *r, void *arg) {
     note_failure(j, s, &f);
   } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     log_warn("job fenced at step commit", LS("job_id", j->id), LI("epoch", j->epoch));
+    drop_asset_bytes(j->w, s->asset_key);
     runner_job_lost(j);
   } else {
     cJSON_ReplaceItemInObject(s->step, "status", cJSON_CreateString("succeeded"));
@@ -280,8 +304,10 @@ void runner_step_done(wstep *s, const step_result *r) {
   s->xfer = 0;
   if (s->reported) return;
   s->reported = 1;
-  if (runner_step_should_stop(s) && !(r->ok && !j->lost && j->w->stopping < 2)) {
+  if (runner_step_should_stop(s) && !(r->ok && !j->lost)) {
     log_info("step stopped", LS("job_id", j->id), LS("step", s->name));
+    if (r->asset)
+      drop_asset_bytes(j->w, cJSON_GetStringValue(cJSON_GetObjectItem(r->asset, "storage_key")));
     step_end(s);
     return;
   }
@@ -301,6 +327,10 @@ void runner_step_done(wstep *s, const step_result *r) {
     /* later steps of this run read it from here */
     cJSON *copy = cJSON_Duplicate(r->output, 1);
     if (copy) cJSON_ReplaceItemInObject(s->step, "output", copy);
+  }
+  if (r->asset) {
+    const char *key = cJSON_GetStringValue(cJSON_GetObjectItem(r->asset, "storage_key"));
+    s->asset_key = key ? strdup(key) : NULL;
   }
   const char *p[6] = {j->id, epoch, s->name, out, job_out, asset};
   log_info("step succeeded", LS("job_id", j->id), LS("step", s->name));
@@ -373,9 +403,13 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
   for (int i = 0; i < s->polls && d < c->poll_max_interval_ms; i++)
     d *= 1.5;
   if (d > c->poll_max_interval_ms) d = c->poll_max_interval_ms;
-  unsigned r = 0;
-  uv_random(NULL, NULL, &r, sizeof(r), 0, NULL);
-  d = d * 0.9 + d * 0.2 * (r % 1000) / 1000.0; /* ±10%: polls of many steps spread out */
+  /* ±10%: polls of many steps spread out (xorshift: no syscall per poll) */
+  static uint64_t x;
+  if (!x) x = uv_hrtime() | 1;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  d = d * 0.9 + d * 0.2 * (double)(x % 1000) / 1000.0;
   s->polls++;
   s->poll_cb = cb;
   uv_timer_start(&s->timer, poll_fire, (uint64_t)d, 0);
@@ -395,7 +429,7 @@ void runner_step_progress(wstep *s, double progress) {
   wjob *j = s->j;
   if (progress < 0) progress = 0;
   if (progress > 1) progress = 1;
-  if (progress < s->progress + 0.05 && progress != 1) return;
+  if (progress < s->progress + 0.05) return; /* only real moves are written */
   s->progress = progress;
   char epoch[24], pr[32];
   epoch_str(j, epoch);
@@ -545,14 +579,16 @@ static void claimed(const db_result *r, void *arg) {
   wjob *j = c->j;
   worker *w = j->w;
   j->db_busy--;
-  /* PostgreSQL has decided; the message has done its job either way */
-  queue_done(w->redis, j->kind, c->msg_id, NULL, NULL);
-  free(c);
   if (!r->ok) {
+    /* nothing decided: the message stays pending and is reclaimed */
     log_error("claim failed", LS("job_id", j->id), LS("error", r->error));
+    free(c);
     job_finish(j);
     return;
   }
+  /* PostgreSQL has decided; the message has done its job either way */
+  queue_done(w->redis, j->kind, c->msg_id, NULL, NULL);
+  free(c);
   if (PQntuples(r->res) != 1) {
     log_debug("job not claimable, message dropped", LS("job_id", j->id));
     job_finish(j);
@@ -574,7 +610,10 @@ static void claimed(const db_result *r, void *arg) {
   log_info("job claimed", LS("job_id", j->id), LS("kind", j->kind), LI("epoch", j->epoch),
            LI("attempt", j->attempt));
   job_changed(j);
-  start_stage(j);
+  if (w->stopping > 1)
+    job_maybe_end(j); /* claimed as the grace ran out: hand it back */
+  else
+    start_stage(j);
 }
 
 static void claim(worker *w, const queue_msg *m) {
@@ -715,15 +754,14 @@ static void close_all(worker *w) {
 
 static void grace_over(uv_timer_t *t) {
   worker *w = t->data;
-  log_warn("grace period over: leaving unfinished jobs to their leases",
-           LI("in_flight", w->inflight));
+  log_warn("grace period over: handing unfinished jobs back", LI("in_flight", w->inflight));
   w->stopping = 2;
-  /* every step stops (transfers abort, poll timers stop); jobs with
-   * nothing outstanding are let go, the others when their last statement
-   * returns */
+  /* every step stops (polls stop, downloads abort; a create in flight is
+   * let answer so its generation is checkpointed); then each job is handed
+   * back (genq_job_handback: queued again at once, the attempt not used),
+   * and the next worker resumes its checkpoints */
   for (wjob *j = w->jobs, *next; j; j = next) {
     next = j->next;
-    j->lost = 1;
     abort_steps(j);
     job_maybe_end(j); /* may finish j, and close_all when it was the last */
   }

@@ -11,12 +11,14 @@
  * the step's ref becomes "retry:<failed id>" and the next key names it, so
  * the retry is a fresh job and still idempotent across crashes. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "worker.h"
 
 #define RETRY_PREFIX "retry:"
+#define URL_MAX 2048 /* each of the two Hedra file URLs, in s->buf */
 
 static void poll_now(wstep *s);
 
@@ -48,7 +50,30 @@ static const char *str(const cJSON *o, const char *k) {
 
 /* ---- result ---- */
 
+static void forgotten(wstep *s, int ok);
+
+/* The Hedra job is of no more use (gone at Hedra, or its output unusable):
+ * the retry submits a fresh one under a key of its own. */
+static void forget(wstep *s, const step_result *err) {
+  char ref[sizeof s->ref];
+  snprintf(ref, sizeof ref, RETRY_PREFIX "%.100s", s->ref);
+  if (runner_step_checkpoint(s, ref, forgotten) != 0) runner_step_done(s, err);
+}
+
+/* Hedra no longer knows the job (expired, or never committed there). */
+static void report_gone(wstep *s, const hedra_result *r) {
+  step_result e = {.ok = 0,
+                   .retryable = 1,
+                   .code = "provider_not_found",
+                   .message = r->message ? r->message : "the lip-sync job is gone at the provider"};
+  forget(s, &e);
+}
+
 static void stored(wstep *s, const cJSON *asset, const step_result *err) {
+  if (!asset && strcmp(err->code, "provider_bad_output") == 0 && !runner_step_should_stop(s)) {
+    forget(s, err);
+    return;
+  }
   if (!asset) {
     runner_step_done(s, err);
     return;
@@ -80,11 +105,15 @@ static void got_result(const hedra_result *r, void *arg) {
                 r->message ? r->message : "the provider refused the content");
       return;
     }
-    /* a fresh job next time, under a key of its own */
-    char ref[sizeof s->ref];
-    snprintf(ref, sizeof ref, RETRY_PREFIX "%.100s", s->ref);
-    if (runner_step_checkpoint(s, ref, forgotten) != 0)
-      fail_with(s, 1, "provider_generation_failed", "the lip-sync generation failed");
+    step_result e = {.ok = 0,
+                     .retryable = 1,
+                     .code = "provider_generation_failed",
+                     .message = "the lip-sync generation failed"};
+    forget(s, &e);
+    return;
+  }
+  if (!r->ok && r->status == 404) {
+    report_gone(s, r);
     return;
   }
   if (!r->ok) {
@@ -114,6 +143,10 @@ static void polled(const hedra_result *r, void *arg) {
     runner_step_progress(s, 0.95);
     if (hedra_get_result(w->http, &w->hedra, s->ref, got_result, s, &s->xfer) != 0)
       fail_with(s, 1, "internal", "cannot ask for the result");
+    return;
+  }
+  if (!r->ok && r->status == 404) {
+    report_gone(s, r);
     return;
   }
   if (!r->ok) {
@@ -152,6 +185,7 @@ static void checkpointed(wstep *s, int ok) {
 static void submitted(const hedra_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
+  s->paid_xfer = 0;
   if (!r->ok || !r->job_id) {
     if (r->ok)
       fail_with(s, 1, "provider_bad_response", "no job id");
@@ -183,11 +217,12 @@ static void submit(wstep *s) {
   hedra_submit_req q = {.prompt = prompt ? prompt : "A person speaking naturally to the camera",
                         .aspect_ratio = str(in, "aspect_ratio"),
                         .resolution = "720p",
-                        .image_url = s->url[0],
-                        .audio_url = s->url[1],
+                        .image_url = s->buf,
+                        .audio_url = s->buf + URL_MAX,
                         .idempotency_key = key};
   if (!hedra_aspect_ok(q.aspect_ratio))
     q.aspect_ratio = "16:9"; /* required by Hedra, whose set is smaller than genq's */
+  s->paid_xfer = 1;
   if (hedra_submit(w->http, &w->hedra, &q, submitted, s, &s->xfer) != 0)
     fail_with(s, 1, "internal", "cannot submit");
 }
@@ -210,7 +245,7 @@ static void uploaded(const hedra_result *r, void *arg) {
       report(s, r);
     return;
   }
-  snprintf(s->url[s->phase], sizeof s->url[0], "%s", r->url);
+  snprintf(s->buf + (size_t)s->phase * URL_MAX, URL_MAX, "%s", r->url);
   s->phase++;
   if (s->phase < 2)
     read_input(s);
@@ -262,6 +297,7 @@ int step_lipsync_run(wstep *s) {
     return 0;
   }
   s->phase = 0;
+  if (!(s->buf = calloc(2, URL_MAX))) return -1;
   read_input(s);
   return 0;
 }

@@ -10,6 +10,7 @@
  * deleted at once: nobody would ever poll it. A failed generation is
  * forgotten (checkpoint NULL) so that a retry creates a fresh one. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,7 +40,22 @@ static void report(wstep *s, const luma_result *r) {
   runner_step_done(s, &res);
 }
 
+/* The failure to report once the failed generation is forgotten (s->buf). */
+static void set_reason(wstep *s, const char *fmt, const char *arg) {
+  free(s->buf);
+  s->buf = malloc(512);
+  if (s->buf) snprintf(s->buf, 512, fmt, arg);
+}
+
+static void forgotten(wstep *s, int ok);
+
 static void stored(wstep *s, const cJSON *asset, const step_result *err) {
+  if (!asset && strcmp(err->code, "provider_bad_output") == 0 && !runner_step_should_stop(s)) {
+    /* the generation's output is unusable: the retry makes a fresh one */
+    set_reason(s, "%s", err->message);
+    if (runner_step_checkpoint(s, NULL, forgotten) != 0) runner_step_done(s, err);
+    return;
+  }
   if (!asset) {
     runner_step_done(s, err);
     return;
@@ -59,7 +75,7 @@ static void forgotten(wstep *s, int ok) {
   step_result r = {.ok = 0,
                    .retryable = 1,
                    .code = "provider_generation_failed",
-                   .message = s->url[1][0] ? s->url[1] : "the generation failed at the provider"};
+                   .message = s->buf ? s->buf : "the generation failed at the provider"};
   runner_step_done(s, &r);
 }
 
@@ -72,7 +88,7 @@ static void polled(const luma_result *r, void *arg) {
   }
   if (!r->ok && r->status == 404) {
     /* the provider no longer knows it (deleted, expired): start again */
-    snprintf(s->url[1], sizeof s->url[1], "the generation %s is gone at the provider", s->ref);
+    set_reason(s, "the generation %s is gone at the provider", s->ref);
     if (runner_step_checkpoint(s, NULL, forgotten) != 0) report(s, r);
     return;
   }
@@ -111,13 +127,14 @@ static void polled(const luma_result *r, void *arg) {
       runner_step_done(s, &e);
       return;
     }
-    snprintf(s->url[1], sizeof s->url[1], "the generation failed at the provider: %s",
-             r->failure_reason ? r->failure_reason : "no reason given");
+    set_reason(s, "the generation failed at the provider: %s",
+               r->failure_reason ? r->failure_reason : "no reason given");
     if (runner_step_checkpoint(s, NULL, forgotten) != 0) report(s, r);
     return;
   }
   /* queued or dreaming */
-  runner_step_progress(s, strcmp(r->state, "dreaming") == 0 ? 0.1 + 0.02 * s->polls : 0.05);
+  /* Luma reports no progress: "dreaming" is all there is to show */
+  if (strcmp(r->state, "dreaming") == 0) runner_step_progress(s, 0.1);
   runner_step_poll_later(s, poll_now);
 }
 
@@ -156,6 +173,7 @@ static void checkpointed(wstep *s, int ok) {
 static void created(const luma_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
+  s->paid_xfer = 0;
   if (!r->ok || !r->id) {
     if (r->ok) {
       step_result e = {
@@ -250,8 +268,10 @@ int step_luma_run(wstep *s) {
         return 0;
       }
     }
+    s->paid_xfer = 1;
     return luma_create_video(w->http, &w->luma, &c, created, s, &s->xfer);
   }
   c.model = "photon-1";
+  s->paid_xfer = 1;
   return luma_create_image(w->http, &w->luma, &c, created, s, &s->xfer);
 }

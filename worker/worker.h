@@ -62,6 +62,7 @@ struct wstep {
   const char *name;
   const char *step_kind;
   uint64_t xfer;             /* provider transfer in flight, 0 if none */
+  int paid_xfer;             /* that transfer creates paid work: never cancel it */
   uv_timer_t timer;          /* status polls; closed when the step ends */
   int polls;                 /* status polls so far (backoff) */
   void (*poll_cb)(wstep *s); /* what the timer calls next */
@@ -69,10 +70,11 @@ struct wstep {
   int reported;
   char ref[128];   /* the provider's generation / job id, "" before create */
   double progress; /* last progress written */
-  /* executor scratch (worker/step_*.c) */
+  /* executor scratch (worker/step_*.c), allocated only by the steps that
+   * need it: a waiting step stays small (thousands wait at once) */
   int phase;
-  char url[2][2048];
-  char *buf;
+  char *buf;       /* freed with the step */
+  char *asset_key; /* stored bytes of the result being committed */
 };
 
 /* One job this worker claimed, from claim to its last write. */

@@ -323,12 +323,15 @@ exited_soon() { # PID: gone within 15 s (bounded wait, not a timing assertion)
 check "worker E exits after SIGTERM" exited_soon "$E"
 genq_stop_pid "$E"
 check "worker E exited 0" [ "${GENQ_PID_RC[$E]}" == 0 ]
-check "worker E let the job go when its grace period ended" \
-  grep -q '"grace period over: leaving unfinished jobs to their leases"' "$STATE/logs/worker-E.log"
+check "worker E handed the job back when its grace period ended" \
+  grep -q '"grace period over: handing unfinished jobs back"' "$STATE/logs/worker-E.log"
+req GET "/v1/jobs/$TERMJ" "$TOKEN"
+check "the handed-back job is queued again at once, its attempt given back, its checkpoint kept" jqt \
+  '.status == "queued" and .attempt == 0 and .steps[0].provider_ref == $r' --arg r "$TREF"
 start_worker worker-F
 check "the video job finishes" poll_job "$TOKEN" "$TERMJ"
-check "it succeeded on attempt 2 with the same generation; captured 10" jqt \
-  '.status == "succeeded" and .attempt == 2 and .steps[0].provider_ref == $r
+check "it succeeded on attempt 1 (a hand-back uses no attempt) with the same generation; captured 10" jqt \
+  '.status == "succeeded" and .attempt == 1 and .steps[0].provider_ref == $r
    and .cost == {price: 10, held: 0, captured: 10, released: 0}' --arg r "$TREF"
 check "the simulator saw exactly one create for its prompt" [ "$(sim_count luma creates_by_prompt "$P_TERM")" -eq 1 ]
 check "worker F resumed the generation" log_has worker-F "resuming luma generation" "$TERMJ" generation_id "$TREF"
