@@ -501,3 +501,28 @@ begin
   where id = p_job;
   return true;
 end $$;
+
+-- Provider work nobody will use: a failed or canceled job's steps that had
+-- started a generation. The worker that ends the job deletes them at once;
+-- this catches the rest (a job canceled while queued between attempts, one
+-- failed by a reclaim, a worker that stopped first). Each is handed out
+-- once.
+alter table job_steps add column ref_released boolean not null default false;
+create index job_steps_unreleased on job_steps (job_id)
+  where provider_ref is not null and not ref_released and status in ('canceled', 'failed');
+
+-- genq_refs_to_release(limit) → (job, step, provider, provider_ref), marked
+-- released: those of jobs that ended failed or canceled over a minute ago.
+create or replace function genq_refs_to_release(p_limit int)
+returns table (job_id uuid, step text, provider text, provider_ref text)
+language sql as $$
+  update job_steps s set ref_released = true
+  from (select s2.job_id, s2.name from job_steps s2 join jobs j on j.id = s2.job_id
+        where s2.provider_ref is not null and not s2.ref_released
+          and s2.status in ('canceled', 'failed') and s2.provider_ref not like 'retry:%'
+          and j.status in ('failed', 'canceled') and j.finished_at < now() - interval '1 minute'
+        limit greatest(coalesce(p_limit, 100), 1)
+        for update of s2 skip locked) c
+  where s.job_id = c.job_id and s.name = c.name
+  returning s.job_id, s.name, s.provider, s.provider_ref
+$$;

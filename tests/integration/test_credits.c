@@ -552,6 +552,29 @@ static void test_two_workers_claiming_one_job_one_wins(void **state) {
   assert_audit_clean();
 }
 
+/* A canceled job's checkpointed generation is handed out for deletion once,
+ * a minute after the job ended; a succeeded step's never. */
+static void test_refs_of_ended_jobs_are_released_once(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit(u, "video", "{\"prompt\":\"p\"}");
+  char *e = claim(job, "w1");
+  assert_non_null(e);
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-r')", P(job, e)),
+                      "t");
+  const char *mine = "SELECT count(*) FROM genq_refs_to_release(100000) WHERE job_id = $1";
+  assert_int_equal(sql_int(mine, P(job)), 0); /* running: its worker still needs it */
+  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job)), "canceled");
+  assert_int_equal(sql_int(mine, P(job)), 0); /* just ended: its worker deletes it first */
+  sql_do("UPDATE jobs SET finished_at = now() - interval '2 minutes' WHERE id = $1", P(job));
+  assert_string_equal(
+      sql_val("SELECT provider_ref FROM genq_refs_to_release(100000) WHERE job_id = $1", P(job)),
+      "gen-r");
+  assert_int_equal(sql_int(mine, P(job)), 0); /* handed out once */
+  assert_audit_clean();
+}
+
 static void test_cancel_releases_the_hold_and_fences_the_worker(void **state) {
   char *u = new_user();
   grant(u, "30");
@@ -665,6 +688,7 @@ int main(void) {
       cmocka_unit_test(test_two_connections_racing_for_the_last_credits_one_wins),
       cmocka_unit_test(test_two_workers_claiming_one_job_one_wins),
       cmocka_unit_test(test_cancel_releases_the_hold_and_fences_the_worker),
+      cmocka_unit_test(test_refs_of_ended_jobs_are_released_once),
       cmocka_unit_test(test_illegal_transition_raises_gq500),
       cmocka_unit_test(test_jobs_list_pages_newest_first),
       cmocka_unit_test(test_audit_reports_a_balance_that_disagrees_with_the_ledger),
