@@ -526,3 +526,24 @@ language sql as $$
   where s.job_id = c.job_id and s.name = c.name
   returning s.job_id, s.name, s.provider, s.provider_ref
 $$;
+
+-- genq_job_requeue(job, epoch, delay_ms, code, message, step): as the
+-- five-argument form, and when the attempts are used up the failing step
+-- (not just the job) carries the error.
+create or replace function genq_job_requeue(p_job uuid, p_epoch bigint, p_delay_ms int,
+                                            p_code text, p_message text, p_step text)
+returns text
+language plpgsql as $$
+declare
+  j jobs;
+begin
+  j := genq_job_fenced(p_job, p_epoch, false);
+  if j.id is null then
+    return null;
+  end if;
+  if j.attempt >= j.max_attempts then
+    perform genq_job_fail(p_job, p_epoch, nullif(p_step, ''), p_code, p_message, true);
+    return 'failed';
+  end if;
+  return genq_job_requeue(p_job, p_epoch, p_delay_ms, p_code, p_message);
+end $$;

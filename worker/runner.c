@@ -155,10 +155,10 @@ static void requeue_job(wjob *j) {
   epoch_str(j, epoch);
   long d = lease_retry_delay_ms(&j->w->cfg, j->attempt, j->fail_delay_ms);
   snprintf(delay, sizeof(delay), "%ld", d);
-  const char *p[5] = {j->id, epoch, delay, j->fail_code, j->fail_message};
+  const char *p[6] = {j->id, epoch, delay, j->fail_code, j->fail_message, j->fail_step};
   log_info("job retry scheduled", LS("job_id", j->id), LI("attempt", j->attempt), LI("delay_ms", d),
            LS("code", j->fail_code));
-  final_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5)", 5, p);
+  final_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5, $6)", 6, p);
 }
 
 static void abort_step(wstep *s) {

@@ -122,6 +122,8 @@ check "the failing job is accepted" status_is 202
 check "the failing job ends within 60 s" poll_job "$CAROL_TOKEN" "$FJOB"
 check "it failed after all its attempts, retryable provider_error" \
   jqt '.status == "failed" and .attempt == .max_attempts and .error.code == "provider_error" and .error.retryable == true'
+check "the failing step carries the error, not just the job" \
+  jqt '.steps[0].status == "failed" and .steps[0].error.code == "provider_error"'
 check "its hold was released, nothing captured" jqt '.cost.held == 0 and .cost.captured == 0 and .cost.released == 1'
 check "carol paid exactly the 3 storyboards that succeeded" credits_are "$CAROL_TOKEN" 17 0
 
