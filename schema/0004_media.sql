@@ -434,16 +434,6 @@ language sql stable as $$
   where a.id = p_asset and a.user_id = p_user
 $$;
 
--- genq_job_refs(job) → the provider references of a job's steps that may
--- still be running at the provider (canceled or failed steps that had
--- started): what a worker deletes at the provider when the job is canceled.
-create or replace function genq_job_refs(p_job uuid)
-returns table (step text, provider text, provider_ref text)
-language sql stable as $$
-  select s.name, s.provider, s.provider_ref from job_steps s
-  where s.job_id = p_job and s.provider_ref is not null and s.status <> 'succeeded'
-$$;
-
 -- genq_uploads_sweep(limit) → uploads whose bytes may go now, marked
 -- deleted: never used and 24 h old, or used only by terminal jobs. Each
 -- candidate is locked and re-checked in a statement of its own, so a submit
@@ -504,23 +494,27 @@ end $$;
 
 -- Provider work nobody will use: a failed or canceled job's steps that had
 -- started a generation. The worker that ends the job deletes them at once;
--- this catches the rest (a job canceled while queued between attempts, one
+-- the sweeper catches the rest (a job canceled while queued between attempts, one
 -- failed by a reclaim, a worker that stopped first). Each is handed out
 -- once.
 alter table job_steps add column ref_released boolean not null default false;
 create index job_steps_unreleased on job_steps (job_id)
   where provider_ref is not null and not ref_released and status in ('canceled', 'failed');
 
--- genq_refs_to_release(limit) → (job, step, provider, provider_ref), marked
--- released: those of jobs that ended failed or canceled over a minute ago.
-create or replace function genq_refs_to_release(p_limit int)
+-- genq_refs_to_release(job, limit) → (job, step, provider, provider_ref),
+-- marked released: the unused generations of one job that ended failed or
+-- canceled (its worker, at once), or with job NULL those of any such job
+-- that ended over a minute ago (the sweeper, after the worker had its turn).
+create or replace function genq_refs_to_release(p_job uuid, p_limit int)
 returns table (job_id uuid, step text, provider text, provider_ref text)
 language sql as $$
   update job_steps s set ref_released = true
   from (select s2.job_id, s2.name from job_steps s2 join jobs j on j.id = s2.job_id
         where s2.provider_ref is not null and not s2.ref_released
           and s2.status in ('canceled', 'failed') and s2.provider_ref not like 'retry:%'
-          and j.status in ('failed', 'canceled') and j.finished_at < now() - interval '1 minute'
+          and j.status in ('failed', 'canceled')
+          and (s2.job_id = p_job
+               or (p_job is null and j.finished_at < now() - interval '1 minute'))
         limit greatest(coalesce(p_limit, 100), 1)
         for update of s2 skip locked) c
   where s.job_id = c.job_id and s.name = c.name

@@ -67,12 +67,7 @@ static void epoch_str(const wjob *j, char buf[24]) {
  * them are deleted (Luma refunds them; Hedra has no cancel). Detached from
  * the wjob: it may already be gone. */
 
-typedef struct {
-  worker *w;
-  char job[37];
-} refs_ctx;
-
-static void ref_deleted(const luma_result *r, void *arg) {
+static void generation_deleted(const luma_result *r, void *arg) {
   char *ref = arg;
   if (!r->ok)
     log_warn("provider generation not deleted", LS("provider_ref", ref), LS("error", r->message));
@@ -81,28 +76,25 @@ static void ref_deleted(const luma_result *r, void *arg) {
   free(ref);
 }
 
-static void refs_listed(const db_result *r, void *arg) {
-  refs_ctx *c = arg;
-  worker *w = c->w;
-  for (int i = 0; r->ok && w->http && i < PQntuples(r->res); i++) {
-    if (strcmp(PQgetvalue(r->res, i, 1), "luma") != 0) continue;
-    char *ref = strdup(PQgetvalue(r->res, i, 2));
-    if (ref && luma_delete(w->http, &w->luma, ref, ref_deleted, ref, NULL) != 0) free(ref);
-  }
-  free(c);
+void runner_delete_generation(worker *w, const char *provider, const char *ref) {
+  if (strcmp(provider, "luma") != 0 || !w->http) return;
+  char *id = strdup(ref);
+  if (id && luma_delete(w->http, &w->luma, id, generation_deleted, id, NULL) != 0) free(id);
 }
 
-static void release_provider_work(worker *w, const char *job_id) {
-  refs_ctx *c = calloc(1, sizeof(*c));
-  if (!c) return;
-  c->w = w;
-  snprintf(c->job, sizeof(c->job), "%s", job_id);
-  const char *p[1] = {c->job};
-  if (db_query(w->db,
-               "select r.step, r.provider, r.provider_ref from genq_job_refs($1::uuid) r "
-               "join jobs j on j.id = $1::uuid where j.status in ('failed', 'canceled')",
-               1, p, refs_listed, c) != 0)
-    free(c);
+static void refs_listed(const db_result *r, void *arg) {
+  worker *w = arg;
+  if (!r->ok) {
+    log_warn("provider clean-up failed", LS("error", r->error));
+    return;
+  }
+  for (int i = 0; i < PQntuples(r->res); i++)
+    runner_delete_generation(w, PQgetvalue(r->res, i, 2), PQgetvalue(r->res, i, 3));
+}
+
+void runner_release_provider_work(worker *w, const char *job_id) {
+  const char *p[2] = {job_id, "100"};
+  db_query(w->db, "select * from genq_refs_to_release($1::uuid, $2::int)", 2, p, refs_listed, w);
 }
 
 /* ---- ending a job: fenced writes ---- */
@@ -123,7 +115,7 @@ static void final_write_done(const db_result *r, void *arg) {
     const char *st = PQgetvalue(r->res, 0, 0);
     log_info("job left worker", LS("job_id", j->id), LS("status", st), LI("epoch", j->epoch));
     job_changed(j);
-    if (strcmp(st, "failed") == 0) release_provider_work(j->w, j->id);
+    if (strcmp(st, "failed") == 0) runner_release_provider_work(j->w, j->id);
   }
   job_finish(j);
 }
@@ -188,7 +180,7 @@ void runner_job_lost(wjob *j) {
   j->lost = 1;
   abort_steps(j);
   /* canceled (not reclaimed): what still runs at the provider is waste */
-  if (j->w->stopping < 2) release_provider_work(j->w, j->id);
+  if (j->w->stopping < 2) runner_release_provider_work(j->w, j->id);
 }
 
 static void start_stage(wjob *j);

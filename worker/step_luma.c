@@ -146,19 +146,10 @@ static void poll_now(wstep *s) {
   }
 }
 
-static void orphan_deleted(const luma_result *r, void *arg) {
-  char *id = arg;
-  log_info("unrecorded luma generation deleted", LS("generation_id", id), LI("ok", r->ok));
-  free(id);
-}
-
 static void checkpointed(wstep *s, int ok) {
   if (!ok) {
     /* the job is no longer ours: nobody will ever poll this generation */
-    worker *w = s->j->w;
-    char *id = strdup(s->ref);
-    if (id && (!w->http || luma_delete(w->http, &w->luma, id, orphan_deleted, id, NULL) != 0))
-      free(id);
+    runner_delete_generation(s->j->w, "luma", s->ref);
     runner_job_lost(s->j);
     runner_step_stopped(s);
     return;

@@ -13,7 +13,6 @@
  * started and that no worker deleted (genq_refs_to_release hands each out
  * once) are deleted at Luma, which refunds them. Hedra has no cancel. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "log.h"
 #include "worker.h"
@@ -75,33 +74,10 @@ static void sweep_more(worker *w) {
     w->sweeping = 0;
 }
 
-static void gen_deleted(const luma_result *r, void *arg) {
-  char *ref = arg;
-  if (!r->ok)
-    log_warn("provider generation not deleted", LS("provider_ref", ref), LS("error", r->message));
-  free(ref);
-}
-
-static void refs_listed(const db_result *r, void *arg) {
-  worker *w = arg;
-  if (!r->ok) {
-    log_warn("provider clean-up failed", LS("error", r->error));
-    return;
-  }
-  for (int i = 0; w->http && i < PQntuples(r->res); i++) {
-    if (strcmp(PQgetvalue(r->res, i, 2), "luma") != 0) continue;
-    char *ref = strdup(PQgetvalue(r->res, i, 3));
-    log_info("deleting an unused provider generation", LS("job_id", PQgetvalue(r->res, i, 0)),
-             LS("provider_ref", ref ? ref : ""));
-    if (ref && luma_delete(w->http, &w->luma, ref, gen_deleted, ref, NULL) != 0) free(ref);
-  }
-}
-
 static void sweep_tick(uv_timer_t *t) {
   worker *w = t->data;
   sweep_more(w);
-  if (!w->stopping)
-    db_query(w->db, "select * from genq_refs_to_release(100)", 0, NULL, refs_listed, w);
+  if (!w->stopping) runner_release_provider_work(w, NULL);
 }
 
 void sweep_start(worker *w) {

@@ -132,6 +132,13 @@ int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int o
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s));
 /* Records progress (0..1) when it moved by 5 points or more; fire and forget. */
 void runner_step_progress(wstep *s, double progress);
+/* Deletes a generation at its provider (Luma; Hedra has no cancel), fire
+ * and forget. */
+void runner_delete_generation(worker *w, const char *provider, const char *ref);
+/* Deletes the unused generations of job_id if it ended failed or canceled,
+ * or with job_id NULL those of every such job that ended a minute ago and
+ * more (genq_refs_to_release hands each out once). */
+void runner_release_provider_work(worker *w, const char *job_id);
 /* The output of an earlier step of this job, or NULL. */
 const cJSON *runner_step_output(const wjob *j, const char *step);
 

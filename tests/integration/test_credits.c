@@ -563,15 +563,31 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "t");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-r')", P(job, e)),
                       "t");
-  const char *mine = "SELECT count(*) FROM genq_refs_to_release(100000) WHERE job_id = $1";
+  const char *mine = "SELECT count(*) FROM genq_refs_to_release(NULL, 100000) WHERE job_id = $1";
   assert_int_equal(sql_int(mine, P(job)), 0); /* running: its worker still needs it */
   assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job)), "canceled");
   assert_int_equal(sql_int(mine, P(job)), 0); /* just ended: its worker deletes it first */
   sql_do("UPDATE jobs SET finished_at = now() - interval '2 minutes' WHERE id = $1", P(job));
   assert_string_equal(
-      sql_val("SELECT provider_ref FROM genq_refs_to_release(100000) WHERE job_id = $1", P(job)),
+      sql_val("SELECT provider_ref FROM genq_refs_to_release(NULL, 100000) WHERE job_id = $1",
+              P(job)),
       "gen-r");
   assert_int_equal(sql_int(mine, P(job)), 0); /* handed out once */
+
+  /* the worker that ends a job asks for that job's at once */
+  grant(u, "10");
+  char *job2 = submit(u, "video", "{\"prompt\":\"p\"}");
+  char *e2 = claim(job2, "w1");
+  assert_non_null(e2);
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job2, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-s')", P(job2, e2)),
+                      "t");
+  const char *by_job =
+      "SELECT count(*) FROM genq_refs_to_release($1, 100) WHERE provider_ref = 'gen-s'";
+  assert_int_equal(sql_int(by_job, P(job2)), 0); /* still running */
+  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job2)), "canceled");
+  assert_int_equal(sql_int(by_job, P(job2)), 1); /* at once, no minute's wait */
+  assert_int_equal(sql_int(by_job, P(job2)), 0); /* and once */
   assert_audit_clean();
 }
 
