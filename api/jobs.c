@@ -125,7 +125,11 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
 
   char *input = cJSON_PrintUnformatted(sub.input);
   char max_attempts[16];
-  snprintf(max_attempts, sizeof(max_attempts), "%d", ctx->cfg.max_attempts);
+  _Static_assert(sizeof(ctx->cfg.max_attempts_kind) / sizeof(int) == JOB_KIND_COUNT,
+                 "one GENQ_MAX_ATTEMPTS_<KIND> per kind");
+  int kind_attempts = ctx->cfg.max_attempts_kind[sub.kind];
+  snprintf(max_attempts, sizeof(max_attempts), "%d",
+           kind_attempts ? kind_attempts : ctx->cfg.max_attempts);
   submit_ctx *s = calloc(1, sizeof(*s));
   if (!input || !s) {
     free(input);

@@ -51,8 +51,13 @@ typedef struct {
                            */
   int lease_seconds;      /* GENQ_LEASE_SECONDS 5..3600, default 60 */
   int max_attempts;       /* GENQ_MAX_ATTEMPTS 1..100, default 5 */
-  int retry_base_ms;      /* GENQ_RETRY_BASE_MS default 2000 */
-  int retry_cap_ms;       /* GENQ_RETRY_CAP_MS default 600000 */
+  /* GENQ_MAX_ATTEMPTS_<KIND> (STORYBOARD, IMAGE, VIDEO, LIPSYNC, CAMPAIGN),
+   * in job_kind order; 0 (unset): max_attempts */
+  int max_attempts_kind[5];
+  int max_reclaims;        /* GENQ_MAX_RECLAIMS 1..100, default 3: a job whose runs die with
+                              their worker that often is poison and goes dead */
+  int retry_base_ms;       /* GENQ_RETRY_BASE_MS default 2000 */
+  int retry_cap_ms;        /* GENQ_RETRY_CAP_MS default 600000 */
   int provider_timeout_ms; /* GENQ_PROVIDER_TIMEOUT_MS default 120000 */
   int shutdown_grace_ms;   /* GENQ_SHUTDOWN_GRACE_MS 0..3600000, default 30000 */
 

@@ -447,6 +447,14 @@ oom:
   return -1;
 }
 
+int db_transient(const db_result *r) {
+  const char *st = r->ok ? NULL : r->sqlstate;
+  if (!st || strlen(st) != 5) return 0;
+  return strncmp(st, "08", 2) == 0 || strncmp(st, "53", 2) == 0 ||
+         (strncmp(st, "57P0", 4) == 0 && st[4] >= '1' && st[4] <= '3') ||
+         strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0;
+}
+
 int db_connected(const db *d) {
   int n = 0;
   for (int i = 0; i < d->n; i++)

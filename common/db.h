@@ -44,6 +44,12 @@ int db_open(db **out, uv_loop_t *loop, const db_options *o);
  * = SQL NULL); copied. Returns 0 (cb will run), or -1 when the queue is full
  * or the pool is closing (cb never runs). */
 int db_query(db *d, const char *sql, int nparams, const char *const *params, db_cb cb, void *arg);
+/* 1 when a failed statement is worth sending again as it is: the connection
+ * failed or was never there (class 08), the server is shutting down or
+ * starting (57P01..57P03), out of resources (class 53), or a serialization
+ * failure or deadlock (40001, 40P01). Only idempotent statements may be
+ * resent: one that lost its connection mid-way may have committed. */
+int db_transient(const db_result *r);
 /* Number of connections currently up. */
 int db_connected(const db *d);
 /* Fails queued statements (sqlstate "57014"), waits for running ones to

@@ -12,6 +12,7 @@
 #define RELAY_SCAN_LIMIT "500" /* jobs per scan */
 #define RELAY_FLUSH_MS 20
 #define RELAY_LOCK_KEY "genq:{q}:relay-lock"
+#define RELAY_INCARNATION_KEY "genq:{q}:incarnation"
 
 struct relay {
   db *db;
@@ -23,6 +24,7 @@ struct relay {
   int outstanding; /* callbacks not yet returned */
   int stopping;
   int closed_handles;
+  char token[33]; /* a fresh candidate incarnation token for each scan */
   struct mark {
     char id[37];
     long long epoch; /* the job's epoch when it was sent */
@@ -150,6 +152,37 @@ static void scan_rows(const db_result *r, void *arg) {
   maybe_free(rl);
 }
 
+/* Redis's incarnation token (ours when it had none: it lost its data, or
+ * this is the first scan ever) goes with the scan: PostgreSQL clears every
+ * dispatch mark when the token changed, and the scan sends those jobs. */
+static void incarnation_reply(redisReply *reply, const char *err, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  const char *token = NULL;
+  if (!rl->stopping && !err && reply) {
+    if (reply->type == REDIS_REPLY_NIL)
+      token = rl->token; /* set now: Redis had none */
+    else if (reply->type == REDIS_REPLY_STRING && reply->len > 0 && reply->len < 64)
+      token = reply->str;
+  }
+  if (!token) {
+    if (!rl->stopping && err == NULL)
+      log_warn("relay: unexpected incarnation reply", LI("type", reply ? reply->type : -1));
+    rl->scanning = 0;
+    maybe_free(rl);
+    return;
+  }
+  char grace[16];
+  snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
+  const char *params[3] = {grace, RELAY_SCAN_LIMIT, token};
+  if (db_query(rl->db, "select id, kind, epoch from genq_relay_scan($1::int, $2::int, $3)", 3,
+               params, scan_rows, rl) == 0)
+    rl->outstanding++;
+  else
+    rl->scanning = 0;
+  maybe_free(rl);
+}
+
 static void lock_reply(redisReply *reply, const char *err, void *arg) {
   relay *rl = arg;
   rl->outstanding--;
@@ -158,11 +191,19 @@ static void lock_reply(redisReply *reply, const char *err, void *arg) {
     maybe_free(rl);
     return;
   }
-  char grace[16];
-  snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
-  const char *params[2] = {grace, RELAY_SCAN_LIMIT};
-  if (db_query(rl->db, "select id, kind, epoch from genq_undispatched($1::int, $2::int)", 2, params,
-               scan_rows, rl) == 0)
+  /* SET NX GET (Redis 7): the existing token, or nil when ours was set.
+   * Fresh each time: after a flush this process must not bring back the
+   * token PostgreSQL already knows. */
+  unsigned char raw[16];
+  if (uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL) != 0) {
+    rl->scanning = 0;
+    maybe_free(rl);
+    return;
+  }
+  for (size_t i = 0; i < sizeof(raw); i++)
+    snprintf(rl->token + 2 * i, 3, "%02x", raw[i]);
+  if (rds_command(rl->redis, incarnation_reply, rl, "SET " RELAY_INCARNATION_KEY " %s NX GET",
+                  rl->token) == 0)
     rl->outstanding++;
   else
     rl->scanning = 0;

@@ -4,7 +4,8 @@
  *
  * SIGTERM/SIGINT: take no new jobs, let the ones in flight finish within
  * GENQ_SHUTDOWN_GRACE_MS, then exit 0 (leases cover what did not finish).
- * A second signal exits at once. */
+ * A second signal exits at once. SIGUSR1 or SIGTSTP: quiet — take no new
+ * jobs, go on with the ones held (before scaling a worker down). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 #include "worker.h"
 
 static worker W;
-static uv_signal_t sigint, sigterm;
+static uv_signal_t sigint, sigterm, sigusr1, sigtstp;
 
 #define ALL_KINDS "storyboard,image,video,lipsync,campaign"
 
@@ -61,6 +62,11 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_unref((uv_handle_t *)&sigint);
   uv_unref((uv_handle_t *)&sigterm);
   worker_stop(w);
+}
+
+static void on_quiet(uv_signal_t *s, int signum) {
+  log_info("signal received", LI("signal", signum));
+  worker_quiet(s->data);
 }
 
 int main(int argc, char **argv) {
@@ -137,12 +143,21 @@ int main(int argc, char **argv) {
   sigint.data = sigterm.data = w;
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
+  uv_signal_init(w->loop, &sigusr1);
+  uv_signal_init(w->loop, &sigtstp);
+  sigusr1.data = sigtstp.data = w;
+  uv_signal_start(&sigusr1, on_quiet, SIGUSR1);
+  uv_signal_start(&sigtstp, on_quiet, SIGTSTP);
+  uv_unref((uv_handle_t *)&sigusr1); /* they do not keep the loop alive */
+  uv_unref((uv_handle_t *)&sigtstp);
   log_info("worker started", LS("worker_id", w->id), LI("concurrency", w->concurrency),
            LS("kinds", kinds ? kinds : ALL_KINDS));
 
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&sigint, NULL);
   uv_close((uv_handle_t *)&sigterm, NULL);
+  uv_close((uv_handle_t *)&sigusr1, NULL);
+  uv_close((uv_handle_t *)&sigtstp, NULL);
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
   config_free(&w->cfg);

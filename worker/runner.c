@@ -97,6 +97,96 @@ void runner_release_provider_work(worker *w, const char *job_id) {
   db_query(w->db, "select * from genq_refs_to_release($1::uuid, $2::int)", 2, p, refs_listed, w);
 }
 
+/* ---- statements about a job, surviving a PostgreSQL restart ----
+ * A fenced statement that failed for a transient reason (connection lost,
+ * server restarting: db_transient) is sent again with backoff while the job
+ * is still this worker's. Each of them may be repeated: a checkpoint of the
+ * same id, a step that already succeeded and a write fenced by an epoch that
+ * moved on all change nothing the second time. Giving up instead would drop
+ * a paid generation's id, or leave the job to its lease and a reclaim. */
+
+#define STMT_RETRY_MIN_MS 200
+#define STMT_RETRY_MAX_MS 5000
+#define STMT_MAX_PARAMS 8
+
+typedef struct {
+  wjob *j;
+  char *sql;
+  int n;
+  char *p[STMT_MAX_PARAMS];
+  db_cb cb;
+  void *arg;
+  unsigned delay_ms;
+  int sent; /* times sent so far */
+  uv_timer_t timer;
+} job_stmt;
+
+static void job_stmt_free(job_stmt *q) {
+  free(q->sql);
+  for (int i = 0; i < q->n; i++)
+    free(q->p[i]);
+  free(q);
+}
+
+static void job_stmt_closed(uv_handle_t *h) {
+  job_stmt_free(h->data);
+}
+
+static void job_stmt_done(const db_result *r, void *arg);
+
+static void job_stmt_send(uv_timer_t *t) {
+  job_stmt *q = t->data;
+  if (q->sent++ && (q->j->lost || q->j->w->stopping >= 2)) {
+    /* a resend only while the job is ours and the worker is not past its grace */
+    db_result r = {.ok = 0, .sqlstate = "57014", .error = "the job was let go"};
+    q->cb(&r, q->arg);
+    uv_close((uv_handle_t *)&q->timer, job_stmt_closed);
+    return;
+  }
+  if (db_query(q->j->w->db, q->sql, q->n, (const char *const *)q->p, job_stmt_done, q) != 0) {
+    db_result r = {.ok = 0, .sqlstate = "53000", .error = "the statement queue is full"};
+    job_stmt_done(&r, q);
+  }
+}
+
+static void job_stmt_done(const db_result *r, void *arg) {
+  job_stmt *q = arg;
+  if (db_transient(r) && !q->j->lost && q->j->w->stopping < 2) {
+    log_warn("job statement failed, sending it again", LS("job_id", q->j->id),
+             LS("error", r->error), LI("delay_ms", q->delay_ms));
+    uv_timer_start(&q->timer, job_stmt_send, q->delay_ms, 0);
+    q->delay_ms = q->delay_ms * 2 > STMT_RETRY_MAX_MS ? STMT_RETRY_MAX_MS : q->delay_ms * 2;
+    return;
+  }
+  q->cb(r, q->arg);
+  uv_close((uv_handle_t *)&q->timer, job_stmt_closed);
+}
+
+/* Like db_query, for the job's fenced statements. cb runs exactly once,
+ * never before job_query returned 0. */
+static int job_query(wjob *j, const char *sql, int n, const char *const *params, db_cb cb,
+                     void *arg) {
+  job_stmt *q = calloc(1, sizeof(*q));
+  if (!q || n > STMT_MAX_PARAMS || !(q->sql = strdup(sql))) {
+    free(q);
+    return -1;
+  }
+  q->j = j;
+  q->cb = cb;
+  q->arg = arg;
+  q->delay_ms = STMT_RETRY_MIN_MS;
+  for (q->n = 0; q->n < n; q->n++) {
+    if (params[q->n] && !(q->p[q->n] = strdup(params[q->n]))) {
+      job_stmt_free(q);
+      return -1;
+    }
+  }
+  uv_timer_init(j->w->loop, &q->timer);
+  q->timer.data = q;
+  uv_timer_start(&q->timer, job_stmt_send, 0, 0);
+  return 0;
+}
+
 /* ---- ending a job: fenced writes ---- */
 
 static void job_maybe_end(wjob *j);
@@ -122,7 +212,7 @@ static void final_write_done(const db_result *r, void *arg) {
 
 static void final_write(wjob *j, const char *sql, int n, const char *const *params) {
   j->db_busy++;
-  if (db_query(j->w->db, sql, n, params, final_write_done, j) != 0) {
+  if (job_query(j, sql, n, params, final_write_done, j) != 0) {
     j->db_busy--;
     log_error("job write not queued", LS("job_id", j->id));
     job_finish(j);
@@ -326,10 +416,10 @@ void runner_step_done(wstep *s, const step_result *r) {
   }
   const char *p[6] = {j->id, epoch, s->name, out, job_out, asset};
   log_info("step succeeded", LS("job_id", j->id), LS("step", s->name));
-  if (!out || db_query(j->w->db,
-                       "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb, "
-                       "$6::jsonb)",
-                       6, p, step_succeeded, s) != 0) {
+  if (!out || job_query(j,
+                        "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, $5::jsonb, "
+                        "$6::jsonb)",
+                        6, p, step_succeeded, s) != 0) {
     step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "step not recorded"};
     note_failure(j, s, &f);
     step_end(s);
@@ -369,8 +459,8 @@ int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int o
   char epoch[24];
   epoch_str(s->j, epoch);
   const char *p[4] = {s->j->id, epoch, s->name, ref};
-  if (db_query(s->j->w->db, "select genq_step_checkpoint($1::uuid, $2::bigint, $3, $4)", 4, p,
-               checkpointed, c) != 0) {
+  if (job_query(s->j, "select genq_step_checkpoint($1::uuid, $2::bigint, $3, $4)", 4, p,
+                checkpointed, c) != 0) {
     free(c);
     return -1;
   }
@@ -513,8 +603,7 @@ static int step_start(wjob *j, cJSON *step) {
   char epoch[24];
   epoch_str(j, epoch);
   const char *p[3] = {j->id, epoch, s->name};
-  if (db_query(j->w->db, "select genq_step_begin($1::uuid, $2::bigint, $3)", 3, p, step_begun, s) !=
-      0) {
+  if (job_query(j, "select genq_step_begin($1::uuid, $2::bigint, $3)", 3, p, step_begun, s) != 0) {
     s->reported = 1;
     step_end(s);
     return -1;
@@ -646,6 +735,16 @@ static void fetched(const queue_msg *msgs, int n, const char *err, void *arg) {
   worker *w = arg;
   w->fetching = 0;
   if (w->stopping) return; /* unclaimed messages stay pending for a live worker */
+  if (w->quiet) {
+    /* read by the fetch that was waiting when the worker went quiet: put
+     * them back for another worker (XADD before XACK+XDEL on the same
+     * connection: a crash in between leaves a duplicate, never a loss) */
+    for (int i = 0; i < n; i++) {
+      if (msgs[i].job_id) queue_dispatch(w->redis, msgs[i].kind, msgs[i].job_id, NULL, NULL);
+      queue_done(w->redis, msgs[i].kind, msgs[i].msg_id, NULL, NULL);
+    }
+    return;
+  }
   if (err) {
     log_warn("fetch failed", LS("error", err));
     uv_timer_start(&w->fetch_timer, fetch_retry_cb, FETCH_RETRY_MS, 0);
@@ -657,8 +756,13 @@ static void fetched(const queue_msg *msgs, int n, const char *err, void *arg) {
 }
 
 static void fetch_more(worker *w) {
-  if (w->stopping || w->fetching || w->inflight >= w->concurrency) return;
+  if (w->stopping || w->quiet || w->fetching || w->inflight >= w->concurrency) return;
   if (uv_is_active((uv_handle_t *)&w->fetch_timer)) return;
+  if (db_connected(w->db) == 0) {
+    /* PostgreSQL is away: a job read now could not be claimed; wait */
+    uv_timer_start(&w->fetch_timer, fetch_retry_cb, FETCH_RETRY_MS, 0);
+    return;
+  }
   if (queue_fetch(w->redis_fetch, w->id, w->kinds, w->nkinds, w->concurrency - w->inflight,
                   FETCH_BLOCK_MS, fetched, w) == 0) {
     w->fetching = 1;
@@ -678,7 +782,7 @@ static void reclaimed(const queue_msg *msgs, int n, const char *err, void *arg) 
 
 static void reclaim_cb(uv_timer_t *t) {
   worker *w = t->data;
-  if (w->stopping) return;
+  if (w->stopping || w->quiet || db_connected(w->db) == 0) return;
   for (int i = 0; i < w->nkinds; i++)
     queue_reclaim(w->redis, w->id, w->kinds[i], 30000, 64, reclaimed, w);
 }
@@ -757,6 +861,14 @@ static void grace_over(uv_timer_t *t) {
     abort_steps(j);
     job_maybe_end(j); /* may finish j, and close_all when it was the last */
   }
+}
+
+void worker_quiet(worker *w) {
+  if (w->quiet || w->stopping) return;
+  w->quiet = 1;
+  uv_timer_stop(&w->fetch_timer);
+  uv_timer_stop(&w->reclaim_timer);
+  log_info("quiet: taking no new jobs; the ones in flight go on", LI("in_flight", w->inflight));
 }
 
 void worker_stop(worker *w) {

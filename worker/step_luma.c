@@ -154,6 +154,8 @@ static void checkpointed(wstep *s, int ok) {
     runner_step_stopped(s);
     return;
   }
+  log_info("luma generation checkpointed", LS("job_id", s->j->id), LS("step", s->name),
+           LS("generation_id", s->ref));
   if (runner_step_should_stop(s)) {
     runner_step_stopped(s);
     return;
@@ -260,9 +262,11 @@ int step_luma_run(wstep *s) {
       }
     }
     s->paid_xfer = 1;
+    log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
     return luma_create_video(w->http, &w->luma, &c, created, s, &s->xfer);
   }
   c.model = "photon-1";
   s->paid_xfer = 1;
+  log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
   return luma_create_image(w->http, &w->luma, &c, created, s, &s->xfer);
 }

@@ -41,6 +41,7 @@ typedef struct worker {
   int inflight;
   int fetching; /* an XREADGROUP is outstanding */
   int stopping;
+  int quiet;                  /* SIGUSR1/SIGTSTP: take no new jobs, keep running the ones held */
   wjob *jobs;                 /* in flight, doubly linked */
   uv_timer_t fetch_timer;     /* fetch again after an error */
   uv_timer_t heartbeat_timer; /* lease renewal */
@@ -101,7 +102,8 @@ struct wjob {
 
 /* ---- runner.c: the fetch → claim → run → finish cycle ---- */
 int worker_start(worker *w);
-void worker_stop(worker *w); /* SIGTERM: take nothing new, finish or hand back */
+void worker_stop(worker *w);  /* SIGTERM: take nothing new, finish or hand back */
+void worker_quiet(worker *w); /* take nothing new; keep running what is held */
 /* The job is no longer this worker's (lease lost, canceled): abort its steps
  * and commit nothing more about it. */
 void runner_job_lost(wjob *j);
