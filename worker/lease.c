@@ -22,6 +22,7 @@ typedef struct {
   worker *w;
   held_job *sent;
   int nsent;
+  uint64_t sent_at; /* loop time the renewal was sent */
 } beat_ctx;
 
 static int cmp_id(const void *a, const void *b) {
@@ -45,7 +46,11 @@ static void renewed(const db_result *r, void *arg) {
       held_job key;
       memcpy(key.id, j->id, 37);
       held_job *s = bsearch(&key, b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
-      if (!s || s->epoch != j->epoch || bsearch(j->id, owned, (size_t)n, 37, cmp_id)) continue;
+      if (!s || s->epoch != j->epoch) continue;
+      if (bsearch(j->id, owned, (size_t)n, 37, cmp_id)) {
+        j->lease_until = b->sent_at + (uint64_t)w->cfg.lease_seconds * 1000;
+        continue;
+      }
       log_warn("lease lost: abandoning job", LS("job_id", j->id), LI("epoch", j->epoch));
       runner_job_lost(j); /* its steps stop; nothing more is committed */
     }
@@ -85,6 +90,7 @@ static void beat(uv_timer_t *t) {
   epochs[eo] = 0;
   if (b->nsent == 0) goto out;
   qsort(b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
+  b->sent_at = uv_now(w->loop);
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
   const char *p[3] = {ids, epochs, lease};
@@ -110,6 +116,51 @@ void lease_start(worker *w) {
   uv_timer_init(w->loop, &w->heartbeat_timer);
   w->heartbeat_timer.data = w;
   uv_timer_start(&w->heartbeat_timer, beat, every, every);
+}
+
+typedef struct {
+  wstep *s;
+  void (*cb)(wstep *s, int ok);
+  uint64_t sent_at;
+} confirm_ctx;
+
+static void confirmed(const db_result *r, void *arg) {
+  confirm_ctx *c = arg;
+  wjob *j = c->s->j;
+  int ok = r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "t") == 0;
+  if (ok)
+    j->lease_until = c->sent_at + (uint64_t)j->w->cfg.lease_seconds * 1000;
+  else
+    log_warn("lease not confirmed before a provider create", LS("job_id", j->id),
+             LI("epoch", j->epoch), LS("error", r->ok ? "not ours" : r->error));
+  void (*cb)(wstep *, int) = c->cb;
+  wstep *s = c->s;
+  free(c);
+  cb(s, ok);
+}
+
+void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok)) {
+  wjob *j = s->j;
+  worker *w = j->w;
+  if (uv_now(w->loop) < j->lease_until) {
+    cb(s, 1);
+    return;
+  }
+  confirm_ctx *c = malloc(sizeof(*c));
+  char epoch[24], lease[16];
+  snprintf(epoch, sizeof(epoch), "%lld", j->epoch);
+  snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
+  const char *p[3] = {j->id, epoch, lease};
+  if (c) {
+    c->s = s;
+    c->cb = cb;
+    c->sent_at = uv_now(w->loop);
+  }
+  if (!c || db_query(w->db, "select genq_job_heartbeat($1::uuid, $2::bigint, $3::int)", 3, p,
+                     confirmed, c) != 0) {
+    free(c);
+    cb(s, 0);
+  }
 }
 
 /* xorshift64*, seeded once from the clock and pid: jitter, not secrets */

@@ -653,6 +653,7 @@ static void start_stage(wjob *j) {
 typedef struct {
   wjob *j;
   char msg_id[48];
+  uint64_t sent_at;
 } claim_ctx;
 
 static void claimed(const db_result *r, void *arg) {
@@ -669,6 +670,7 @@ static void claimed(const db_result *r, void *arg) {
   }
   /* PostgreSQL has decided; the message has done its job either way */
   queue_done(w->redis, j->kind, c->msg_id, NULL, NULL);
+  uint64_t sent_at = c->sent_at;
   free(c);
   if (PQntuples(r->res) != 1) {
     log_debug("job not claimable, message dropped", LS("job_id", j->id));
@@ -676,6 +678,7 @@ static void claimed(const db_result *r, void *arg) {
     return;
   }
   j->epoch = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
+  j->lease_until = sent_at + (uint64_t)w->cfg.lease_seconds * 1000;
   snprintf(j->kind, sizeof(j->kind), "%s", PQgetvalue(r->res, 0, 1));
   j->input = cJSON_Parse(PQgetvalue(r->res, 0, 2));
   j->attempt = atoi(PQgetvalue(r->res, 0, 3));
@@ -711,6 +714,7 @@ static void claim(worker *w, const queue_msg *m) {
   }
   c->j = j;
   snprintf(c->msg_id, sizeof(c->msg_id), "%s", m->msg_id);
+  c->sent_at = uv_now(w->loop);
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
   const char *p[3] = {j->id, w->id, lease};

@@ -229,6 +229,58 @@ static int keyframe_url(wstep *s, char *out, size_t outlen) {
   return -1;
 }
 
+/* Creates the generation, once the job's lease is confirmed (lease_confirm):
+ * a worker that was paused past its lease must not pay for a generation
+ * that the job's new owner pays for too. */
+static void create_now(wstep *s, int ok) {
+  worker *w = s->j->w;
+  step_result e = {.ok = 0, .retryable = 1, .code = "internal", .message = "cannot create"};
+  if (!ok) {
+    runner_job_lost(s->j);
+    runner_step_stopped(s);
+    return;
+  }
+  if (runner_step_should_stop(s)) {
+    runner_step_stopped(s);
+    return;
+  }
+  const cJSON *in = s->j->input;
+  luma_create c = {.prompt = str(in, "prompt"), .aspect_ratio = str(in, "aspect_ratio")};
+  int rc;
+  if (is_video(s)) {
+    c.model = "ray-2";
+    c.duration = str(in, "duration");
+    char kf[2048]; /* luma_create_video copies it */
+    int k = keyframe_url(s, kf, sizeof kf);
+    if (k < 0) return; /* reported */
+    if (k == 0) c.keyframe_url = kf;
+    if (strcmp(s->j->kind, "campaign") == 0) {
+      const cJSON *scene = campaign_scene(s);
+      const cJSON *d = cJSON_GetObjectItemCaseSensitive(scene, "duration_s");
+      c.prompt = str(scene, "visual_prompt");
+      c.duration = cJSON_IsNumber(d) && d->valuedouble > 5 ? "9s" : "5s";
+      if (!c.prompt) {
+        e.retryable = 0;
+        e.message = "the storyboard has no scene for this video";
+        runner_step_done(s, &e);
+        return;
+      }
+    }
+    s->paid_xfer = 1;
+    log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
+    rc = luma_create_video(w->http, &w->luma, &c, created, s, &s->xfer);
+  } else {
+    c.model = "photon-1";
+    s->paid_xfer = 1;
+    log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
+    rc = luma_create_image(w->http, &w->luma, &c, created, s, &s->xfer);
+  }
+  if (rc != 0) {
+    s->paid_xfer = 0;
+    runner_step_done(s, &e);
+  }
+}
+
 int step_luma_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http) return -1;
@@ -238,35 +290,6 @@ int step_luma_run(wstep *s) {
     poll_now(s);
     return 0;
   }
-  const cJSON *in = s->j->input;
-  luma_create c = {.prompt = str(in, "prompt"), .aspect_ratio = str(in, "aspect_ratio")};
-  if (is_video(s)) {
-    c.model = "ray-2";
-    c.duration = str(in, "duration");
-    char kf[2048]; /* luma_create_video copies it */
-    int k = keyframe_url(s, kf, sizeof kf);
-    if (k < 0) return 0; /* reported */
-    if (k == 0) c.keyframe_url = kf;
-    if (strcmp(s->j->kind, "campaign") == 0) {
-      const cJSON *scene = campaign_scene(s);
-      const cJSON *d = cJSON_GetObjectItemCaseSensitive(scene, "duration_s");
-      c.prompt = str(scene, "visual_prompt");
-      c.duration = cJSON_IsNumber(d) && d->valuedouble > 5 ? "9s" : "5s";
-      if (!c.prompt) {
-        step_result e = {.ok = 0,
-                         .retryable = 0,
-                         .code = "internal",
-                         .message = "the storyboard has no scene for this video"};
-        runner_step_done(s, &e);
-        return 0;
-      }
-    }
-    s->paid_xfer = 1;
-    log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
-    return luma_create_video(w->http, &w->luma, &c, created, s, &s->xfer);
-  }
-  c.model = "photon-1";
-  s->paid_xfer = 1;
-  log_info("luma create sent", LS("job_id", s->j->id), LS("step", s->name));
-  return luma_create_image(w->http, &w->luma, &c, created, s, &s->xfer);
+  lease_confirm(s, create_now);
+  return 0;
 }

@@ -84,7 +84,9 @@ struct wjob {
   wjob *prev, *next;
   char id[37];
   char kind[16];
-  long long epoch; /* every write about the job is fenced by it */
+  long long epoch;      /* every write about the job is fenced by it */
+  uint64_t lease_until; /* loop time (ms) the lease surely runs to: sent time of the
+                           claim or renewal that confirmed it, plus the lease */
   int attempt, max_attempts;
   cJSON *input;
   cJSON *steps; /* as claimed: [{name, step_kind, provider, stage, status, provider_ref, output}] */
@@ -164,6 +166,11 @@ void sweep_start(worker *w);
 
 /* ---- lease.c ---- */
 void lease_start(worker *w);
+/* Before paying for a generation: calls cb(s, 1) at once while the job's
+ * lease surely runs, else renews it first (a worker that was paused past its
+ * lease must not create what the job's new owner creates too) and calls
+ * cb(s, ok) with ok = 0 when the job is no longer this worker's. */
+void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok));
 /* Full-jitter exponential backoff for attempt n (1-based), at least
  * retry_after_ms when the provider asked for it. */
 long lease_retry_delay_ms(const genq_config *c, int attempt, long retry_after_ms);

@@ -235,8 +235,42 @@ for dep in pg redis; do
   check "a worker without $dep exits 0 on SIGTERM" stopped_with "$W" 0
 done
 
-check "genqctl audit is clean" "$GENQCTL" audit
 check "worker-3 exits 0 on SIGTERM" stopped_with "$W3" 0
+
+# ---- 4. a worker paused past its lease -------------------------------------------
+# worker-S holds a video whose generation id is checkpointed; it is stopped
+# (SIGSTOP) past its lease; worker-T reclaims the job and finishes it; when
+# S resumes it commits nothing about the job and lets it go.
+start_worker worker-S
+WS=$WPID
+PROMPT_S="recovery paused $RUN"
+submit video "$PROMPT_S"
+SJOB=$JOB
+has_ref() {
+  req GET "/v1/jobs/$SJOB" "$TOKEN"
+  status_is 200 && jqt '.steps[0].provider_ref | type == "string"'
+}
+check "worker-S checkpoints the video's generation" genq_wait_for "$WS" 20 has_ref
+kill -STOP "$WS"
+sleep $((GENQ_LEASE_SECONDS + 2))
+start_worker worker-T
+WT=$WPID
+reclaimed() { [[ $(psql_db -c "select epoch >= 2 and worker_id like '%:$WT:%' from jobs where id = '$SJOB'") == t ]]; }
+check "worker-T reclaims the job once the lease lapsed (epoch 2)" genq_wait_for "$WT" 30 reclaimed
+check "the job succeeds" all_succeeded "$SJOB"
+kill -CONT "$WS"
+let_go() { grep -E '"(lease lost: abandoning job|job fenced[^"]*)"' "$STATE/logs/worker-S.log" | grep -q "$SJOB"; }
+check "worker-S, resumed, finds the job is not its own any more and lets it go" genq_wait_for "$WS" 20 let_go
+SEPOCH=$(grep -F "\"job claimed\",\"job_id\":\"$SJOB\"" "$STATE/logs/worker-S.log" | head -n 1 | jq -r .epoch)
+check "... it held epoch 1" [ "$SEPOCH" == 1 ]
+check "nothing was committed at epoch 1 after the reclaim: one capture of 10" \
+  [ "$(psql_db -c "select count(*) || ':' || coalesce(sum(-balance_delta), 0) from ledger where job_id = '$SJOB' and movement = 'capture'")" == 1:10 ]
+check "the simulator saw one create for the video" \
+  [ "$(curl -sS "$SIM/_sim/stats" | jq -r --arg k "$PROMPT_S" '.luma.creates_by_prompt[$k] // 0')" -eq 1 ]
+check "worker-S is still alive and exits 0 on SIGTERM" stopped_with "$WS" 0
+check "worker-T exits 0 on SIGTERM" stopped_with "$WT" 0
+
+check "genqctl audit is clean" "$GENQCTL" audit
 for pid in "${SERVICES[@]}"; do
   check "no sanitizer report in ${GENQ_PID_NAME[$pid]}'s log" \
     eval '! grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "${GENQ_PID_LOG[$pid]}"'
