@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define HTTP_BACKLOG 511
@@ -934,6 +935,18 @@ void http_stream_end(http_request *r) {
     conn_finish(c); /* the shutdown waits for the queued writes */
   else
     conn_close(c);
+}
+
+void http_abort(http_request *r) {
+  http_conn *c = r->conn;
+  uv_os_fd_t fd;
+  struct linger l = {.l_onoff = 1, .l_linger = 0}; /* close() then sends RST, not FIN */
+  if (c && !c->closing && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  req_free(r);
+  if (!c) return;
+  c->req = NULL;
+  conn_close(c);
 }
 
 void http_respond_error(http_request *r, int status, const char *code, const char *message,

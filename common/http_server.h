@@ -85,6 +85,10 @@ void *http_req_data(const http_request *r);
  * may never run: check it. Setting again replaces cb; NULL cancels. */
 void http_req_on_gone(http_request *r, void (*cb)(http_request *r, void *arg), void *arg);
 
+/* Releases the request and resets its connection (RST, no answer): for
+ * simulating a network failure. */
+void http_abort(http_request *r);
+
 /* Sends the response and releases the request. extra_headers: NULL or an
  * array of "Name: value" strings (no CRLF) ended by NULL. content_type may be
  * NULL when len is 0. Content-Length, Connection, Date and X-Request-Id are

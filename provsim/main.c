@@ -5,7 +5,11 @@
  *   GET|HEAD /files/<name>        sim_media.c: generated media and uploads
  *   GET /_sim/stats  counters; POST /_sim/reset zeroes them
  *   GET /healthz     liveness
- * SIGINT/SIGTERM: answer what is pending, close the server, exit 0. */
+ * Requests under the three provider prefixes draw a fault first (faults.c);
+ * /_sim, /files and /healthz never get one.
+ * A bad setting stops it at start with exit code 1 and a message naming it.
+ * SIGINT/SIGTERM: answer what is pending, close hung requests and the
+ * server, exit 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,11 +47,11 @@ static void on_request(http_request *req, void *arg) {
   if (blen > PROVSIM_MAX_JSON_BODY && strcmp(path, UPLOAD_PATH) != 0) {
     http_respond_error(req, 413, "payload_too_large", "request body too large", NULL);
   } else if (prefixed(path, "/openai", &rest)) {
-    sim_openai_handle(&a->ps, req, rest);
+    if (simfaults_begin(&a->ps, req, SIM_OPENAI)) sim_openai_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/luma", &rest)) {
-    sim_luma_handle(&a->ps, req, rest);
+    if (simfaults_begin(&a->ps, req, SIM_LUMA)) sim_luma_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/hedra", &rest)) {
-    sim_hedra_handle(&a->ps, req, rest);
+    if (simfaults_begin(&a->ps, req, SIM_HEDRA)) sim_hedra_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/files", &rest)) {
     simmedia_handle(&a->ps, req, rest);
   } else if (!strcmp(path, "/healthz")) {
@@ -82,6 +86,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   log_info("shutting down", LI("signal", signum));
   a->ps.closing = 1;
   provsim_flush_pending(&a->ps);
+  simfaults_release_hung(&a->ps);
   http_server_close(a->server, on_server_closed, a);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
@@ -89,10 +94,10 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 int main(void) {
   genq_config cfg;
-  char err[256];
+  char err[512];
   if (config_load(&cfg, CONFIG_PROVSIM, err, sizeof err) < 0) {
     fprintf(stderr, "genq-provsim: %s\n", err);
-    return 2;
+    return 1;
   }
   log_init("provsim", cfg.log_level);
   signal(SIGPIPE, SIG_IGN);
@@ -104,9 +109,8 @@ int main(void) {
     goto out;
   }
   if (sim_openai_init(&a.ps, err, sizeof err) < 0 || sim_luma_init(&a.ps, err, sizeof err) < 0 ||
-      sim_hedra_init(&a.ps, err, sizeof err) < 0) {
+      sim_hedra_init(&a.ps, err, sizeof err) < 0 || simfaults_init(&a.ps, err, sizeof err) < 0) {
     fprintf(stderr, "genq-provsim: %s\n", err);
-    rc = 2;
     goto out;
   }
   http_limits limits = {.max_body_bytes = PROVSIM_MAX_BODY};
@@ -136,6 +140,7 @@ out:
   sim_hedra_free(&a.ps);
   sim_luma_free(&a.ps);
   sim_openai_free(&a.ps);
+  simfaults_free(&a.ps);
   simmedia_free(a.ps.media);
   simstats_free(a.ps.stats);
   config_free(&cfg);

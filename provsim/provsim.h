@@ -4,7 +4,8 @@
 /* Internal interfaces of genq-provsim, the provider simulator. One file per
  * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
  * serves (sim_media.c, with the id tables and clocks the providers share), one
- * for the schema-driven filler, one for the counters, one for delayed answers. */
+ * for the schema-driven filler, one for the counters, one for delayed answers,
+ * one for fault injection (faults.c). */
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
@@ -98,11 +99,13 @@ int sim_env_ms(const char *name, unsigned def, unsigned max, unsigned *out, char
 
 typedef struct provsim_pending provsim_pending;
 typedef struct simmedia simmedia;
+typedef struct simfaults simfaults;
 
 typedef struct provsim {
   uv_loop_t *loop;
   simstats *stats;
   simmedia *media;
+  simfaults *faults;
   provsim_pending *pending; /* delayed answers, answered at once on shutdown */
   int closing;
   char self[80]; /* "host:port" it listens on: download URLs without a Host header */
@@ -116,19 +119,79 @@ typedef struct provsim {
  * hand out. Returns 0, or -1 when out is too small. */
 int sim_origin(const provsim *ps, const http_request *req, char *out, size_t n);
 
-/* Answers req after delay_ms on a uv_timer (never sleeping), or at once when
- * delay_ms is 0 or the simulator is closing. Copies headers and body.
- * extra_headers as for http_respond. */
-void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, int status,
-                           const char *content_type, const char *const *extra_headers,
-                           const char *body, size_t len);
+/* ---- answers (respond.c) --------------------------------------------- */
+
+/* Answers a request of a provider endpoint, and every answer of one goes
+ * through here: after delay_ms, or, when delay_ms < 0, after the provider's
+ * LATENCY_MS (see faults.c), on a uv_timer (never sleeping); at once when the
+ * delay is 0 or the simulator is closing. The fault drawn for the request
+ * (simfaults_begin) is applied here: a hung request is held unanswered, a
+ * truncated or malformed one is cut or spoiled as it is sent. Copies headers
+ * and body; extra_headers as for http_respond. A request that did not come
+ * through simfaults_begin is answered plainly after delay_ms (0 if < 0). */
+void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
+                   const char *content_type, const char *const *extra_headers, const char *body,
+                   size_t len);
 /* Answers every delayed request now and closes their timers (shutdown). */
 void provsim_flush_pending(provsim *ps);
 
+/* ---- fault injection (faults.c) -------------------------------------- */
+
+typedef enum { SIM_OPENAI, SIM_LUMA, SIM_HEDRA, SIM_NPROVIDERS } sim_provider;
+
+/* The request faults: at most one per request, drawn when it arrives. */
+typedef enum {
+  SIMFAULT_NONE,
+  SIMFAULT_ERROR,      /* 500, 502 or 503 in the provider's error shape */
+  SIMFAULT_RATE_LIMIT, /* 429 with Retry-After */
+  SIMFAULT_HANG,       /* never answered; held until the client leaves */
+  SIMFAULT_RESET,      /* the connection closed with RST, nothing answered */
+  SIMFAULT_TRUNCATE,   /* the full Content-Length promised, half the body sent */
+  SIMFAULT_MALFORMED,  /* the normal status with a body that is not JSON */
+  SIMFAULT_NREQUEST
+} simfault;
+
+/* How a generation (a Luma generation, a Hedra job, an OpenAI completion)
+ * ends. */
+typedef enum { SIMOUTCOME_OK, SIMOUTCOME_MODERATION, SIMOUTCOME_FAIL } simoutcome;
+
+/* Reads PROVSIM_[<P>_]<F> for every provider and fault, and PROVSIM_SEED
+ * (see faults.c), declares the fault counters of the providers that inject
+ * any, and logs the seed. Returns 0, or -1 with a message naming the
+ * variable. */
+int simfaults_init(provsim *ps, char *err, size_t errlen);
+void simfaults_free(provsim *ps);
+/* The answer delay of provider p: PROVSIM_<P>_LATENCY_MS. */
+unsigned simfaults_latency(const provsim *ps, sim_provider p);
+
+/* Draws the request fault of req, a request to provider p, and counts it.
+ * Deals at once with the faults that come before the request takes effect
+ * (error, rate_limit: answered through provsim_reply; reset: the connection
+ * aborted) and returns 0: the handler must not run. Otherwise returns 1 and
+ * the handler runs; its answer, through provsim_reply, carries the fault. */
+int simfaults_begin(provsim *ps, http_request *req, sim_provider p);
+/* The fault drawn for req (SIMFAULT_NONE when there is none). Returns 1 and
+ * sets *p when req came through simfaults_begin, else 0. */
+int simfaults_of(const http_request *req, sim_provider *p, simfault *f);
+/* Tells that req's create took effect (a generation or completion exists
+ * and was counted under key, as the provider counts its creates): when the
+ * answer to req is to be lost (hang, truncate, malformed), counts
+ * <provider>.lost_creates[key]. key NULL: nothing to count. */
+void simfaults_created(provsim *ps, const http_request *req, const char *key);
+/* Draws how a new generation of provider p ends (MODERATION_RATE,
+ * FAIL_RATE) and counts what it injects. */
+simoutcome simfaults_outcome(provsim *ps, sim_provider p);
+/* Sends req's answer now, with its truncate or malformed fault applied, or
+ * holds it unanswered when it hangs. For provsim_reply. */
+void simfaults_answer(provsim *ps, http_request *req, int status, const char *content_type,
+                      const char *const *extra_headers, const char *body, size_t len);
+/* Closes the connections of every hung request (shutdown). */
+void simfaults_release_hung(provsim *ps);
+
 /* ---- OpenAI (sim_openai.c), under /openai ---------------------------- */
 
-/* Reads PROVSIM_OPENAI_LATENCY_MS (default 200) and declares the counters.
- * Returns 0, or -1 with a message naming the variable. */
+/* Declares the counters. Its latency is PROVSIM_OPENAI_LATENCY_MS (faults.c).
+ * Returns 0, or -1 with a message. */
 int sim_openai_init(provsim *ps, char *err, size_t errlen);
 void sim_openai_free(provsim *ps);
 /* Handles a request whose path starts with /openai; path is the rest ("/v1/..."). */

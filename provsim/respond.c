@@ -1,4 +1,5 @@
-/* Delayed answers: simulated provider latency on uv timers (see provsim.h). */
+/* Provider answers: simulated latency on uv timers, then the request's fault
+ * applied by faults.c (see provsim.h). */
 #include "provsim.h"
 
 #include <stdlib.h>
@@ -38,8 +39,8 @@ static void deliver(provsim_pending *p) {
   else
     ps->pending = p->next;
   if (p->next) p->next->prev = p->prev;
-  http_respond(p->req, p->status, p->content_type, (const char *const *)p->headers, p->body,
-               p->len);
+  simfaults_answer(ps, p->req, p->status, p->content_type, (const char *const *)p->headers, p->body,
+                   p->len);
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
@@ -48,11 +49,15 @@ static void on_timer(uv_timer_t *t) {
   deliver(t->data);
 }
 
-void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, int status,
-                           const char *content_type, const char *const *extra_headers,
-                           const char *body, size_t len) {
-  if (delay_ms == 0 || ps->closing) {
-    http_respond(req, status, content_type, extra_headers, body, len);
+void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
+                   const char *content_type, const char *const *extra_headers, const char *body,
+                   size_t len) {
+  sim_provider prov;
+  simfault f;
+  int drawn = simfaults_of(req, &prov, &f);
+  unsigned delay = delay_ms >= 0 ? (unsigned)delay_ms : drawn ? simfaults_latency(ps, prov) : 0;
+  if (delay == 0 || ps->closing || f == SIMFAULT_HANG) { /* a hung request waits for nothing */
+    simfaults_answer(ps, req, status, content_type, extra_headers, body, len);
     return;
   }
   provsim_pending *p = calloc(1, sizeof *p);
@@ -63,7 +68,7 @@ void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, in
   if (ok && len) ok = (p->body = malloc(len)) != NULL;
   if (!ok) { /* no memory to wait with: answer now rather than never */
     if (p) pending_free(p);
-    http_respond(req, status, content_type, extra_headers, body, len);
+    simfaults_answer(ps, req, status, content_type, extra_headers, body, len);
     return;
   }
   if (len) memcpy(p->body, body, len);
@@ -76,7 +81,7 @@ void provsim_respond_later(provsim *ps, http_request *req, unsigned delay_ms, in
   p->next = ps->pending;
   if (p->next) p->next->prev = p;
   ps->pending = p;
-  uv_timer_start(&p->timer, on_timer, delay_ms, 0);
+  uv_timer_start(&p->timer, on_timer, delay, 0);
 }
 
 void provsim_flush_pending(provsim *ps) {

@@ -12,7 +12,9 @@
  *   provsim:moderation  ends FAILED with error code MODERATION_FAILED
  *   provsim:fail        ends FAILED with error code INTERNAL (retryable)
  *   provsim:error500    the create answers 500 INTERNAL and creates nothing
- *   provsim:slow        takes ten times the configured duration */
+ *   provsim:slow        takes ten times the configured duration
+ * PROVSIM_HEDRA_MODERATION_RATE and PROVSIM_HEDRA_FAIL_RATE (faults.c) end a
+ * new job as the first two hooks do. */
 #include "provsim.h"
 
 #include <stdarg.h>
@@ -106,10 +108,10 @@ static cJSON *add_error(cJSON *parent, const char *name, const char *code, const
   return e;
 }
 
-static void he_error(http_request *req, int status, const char *code, int retryable,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void he_error(provsim *ps, http_request *req, int status, const char *code, int retryable,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static void he_error(http_request *req, int status, const char *code, int retryable,
+static void he_error(provsim *ps, http_request *req, int status, const char *code, int retryable,
                      const char *fmt, ...) {
   char message[512];
   va_list ap;
@@ -125,21 +127,23 @@ static void he_error(http_request *req, int status, const char *code, int retrya
     return;
   }
   static const char *const retry[] = {"Retry-After: 1", NULL};
-  http_respond(req, status, "application/json", status == 429 ? retry : NULL, body, strlen(body));
+  provsim_reply(ps, req, -1, status, "application/json", status == 429 ? retry : NULL, body,
+                strlen(body));
   cJSON_free(body);
 }
 
-#define INVALID(...) he_error(req, 400, "INVALID_ARGUMENT", 0, __VA_ARGS__)
+#define INVALID(...) he_error(ps, req, 400, "INVALID_ARGUMENT", 0, __VA_ARGS__)
 
 /* Sends o (consumed) as JSON. */
-static void he_json(http_request *req, int status, const char *const *headers, cJSON *o) {
+static void he_json(provsim *ps, http_request *req, int status, const char *const *headers,
+                    cJSON *o) {
   char *body = o ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   if (!body) {
-    he_error(req, 500, "INTERNAL", 1, "genq-provsim ran out of memory");
+    he_error(ps, req, 500, "INTERNAL", 1, "genq-provsim ran out of memory");
     return;
   }
-  http_respond(req, status, "application/json", headers, body, strlen(body));
+  provsim_reply(ps, req, -1, status, "application/json", headers, body, strlen(body));
   cJSON_free(body);
 }
 
@@ -359,7 +363,7 @@ static void upload(provsim *ps, http_request *req) {
   snprintf(name, sizeof name, "%s.%s", id, ext);
   if (simmedia_add_copy(ps->media, name, type, f.data, f.len) < 0 ||
       sim_origin(ps, req, origin, sizeof origin) < 0) {
-    he_error(req, 500, "INTERNAL", 1, "genq-provsim could not store the file");
+    he_error(ps, req, 500, "INTERNAL", 1, "genq-provsim could not store the file");
     return;
   }
   simstats_incr(ps->stats, "hedra", "files", NULL);
@@ -369,7 +373,7 @@ static void upload(provsim *ps, http_request *req) {
   cJSON_AddStringToObject(o, "url", url);
   cJSON_AddStringToObject(o, "content_type", type);
   cJSON_AddStringToObject(o, "expires_at", expires);
-  he_json(req, 201, NULL, o);
+  he_json(ps, req, 201, NULL, o);
 }
 
 /* ---- POST /models/hedra-character-3 ---------------------------------- */
@@ -459,6 +463,20 @@ static int make_room(hedra_state *hs) {
   return -1;
 }
 
+/* The prompt's hook, else PROVSIM_HEDRA_MODERATION_RATE / _FAIL_RATE. */
+static hj_outcome pick_outcome(provsim *ps, const char *prompt) {
+  if (strstr(prompt, "provsim:moderation")) return HJ_FAILS_MODERATION;
+  if (strstr(prompt, "provsim:fail")) return HJ_FAILS_INTERNALLY;
+  switch (simfaults_outcome(ps, SIM_HEDRA)) {
+  case SIMOUTCOME_MODERATION:
+    return HJ_FAILS_MODERATION;
+  case SIMOUTCOME_FAIL:
+    return HJ_FAILS_INTERNALLY;
+  default:
+    return HJ_COMPLETES;
+  }
+}
+
 /* A new job for a checked input, in the tables, its video registered for
  * download when it is to complete. NULL on OOM. */
 static hedra_job *job_new(provsim *ps, const cJSON *input, const char *key) {
@@ -472,9 +490,7 @@ static hedra_job *job_new(provsim *ps, const cJSON *input, const char *key) {
     return NULL;
   }
   sim_uuid4(j->id);
-  j->outcome = strstr(prompt, "provsim:moderation") ? HJ_FAILS_MODERATION
-               : strstr(prompt, "provsim:fail")     ? HJ_FAILS_INTERNALLY
-                                                    : HJ_COMPLETES;
+  j->outcome = pick_outcome(ps, prompt);
   char name[48];
   snprintf(name, sizeof name, "%s.mp4", j->id);
   if (j->outcome == HJ_COMPLETES && simmedia_add_builtin(ps->media, name, SIMMEDIA_MP4) < 0) {
@@ -523,7 +539,7 @@ static void create(provsim *ps, http_request *req) {
   const char *key = cJSON_IsString(keyj) ? keyj->valuestring : NULL;
   if (strstr(prompt, "provsim:error500")) {
     cJSON_Delete(root);
-    he_error(req, 500, "INTERNAL", 1, "Internal error; please retry");
+    he_error(ps, req, 500, "INTERNAL", 1, "Internal error; please retry");
     return;
   }
   simtab_node *seen = key ? simtab_get(&hs->keys, key) : NULL;
@@ -531,12 +547,12 @@ static void create(provsim *ps, http_request *req) {
   if (!j) {
     if (make_room(hs) < 0) {
       cJSON_Delete(root);
-      he_error(req, 429, "RESOURCE_EXHAUSTED", 1, "too many jobs in progress");
+      he_error(ps, req, 429, "RESOURCE_EXHAUSTED", 1, "too many jobs in progress");
       return;
     }
     if (!(j = job_new(ps, input, key))) {
       cJSON_Delete(root);
-      he_error(req, 500, "INTERNAL", 1, "genq-provsim ran out of memory");
+      he_error(ps, req, 500, "INTERNAL", 1, "genq-provsim ran out of memory");
       return;
     }
     simstats_incr(ps->stats, "hedra", "jobs_started", NULL);
@@ -544,6 +560,7 @@ static void create(provsim *ps, http_request *req) {
   }
   simstats_incr(ps->stats, "hedra", "creates", NULL);
   if (key) simstats_incr(ps->stats, "hedra", "creates_by_idempotency_key", key);
+  simfaults_created(ps, req, key); /* a repeat's lost answer too: each one is lost */
   cJSON_Delete(root);
 
   char origin[300], status_url[400], result_url[400], eta[32], location[420];
@@ -559,7 +576,7 @@ static void create(provsim *ps, http_request *req) {
   cJSON_AddStringToObject(o, "status_url", status_url);
   cJSON_AddStringToObject(o, "result_url", result_url);
   cJSON_AddStringToObject(o, "estimated_completion_at", eta);
-  he_json(req, 202, headers, o);
+  he_json(ps, req, 202, headers, o);
 }
 
 /* ---- GET /jobs/{id}[/status] ----------------------------------------- */
@@ -568,7 +585,7 @@ static void job_get(provsim *ps, http_request *req, const char *id, int status_o
   hedra_state *hs = ps->hedra;
   simtab_node *n = strlen(id) == 36 ? simtab_get(&hs->jobs, id) : NULL;
   if (!n) {
-    he_error(req, 404, "NOT_FOUND", 0, "no job with id '%.64s'", id);
+    he_error(ps, req, 404, "NOT_FOUND", 0, "no job with id '%.64s'", id);
     return;
   }
   const hedra_job *j = SIMTAB_ENTRY(n, hedra_job, by_id);
@@ -582,7 +599,7 @@ static void job_get(provsim *ps, http_request *req, const char *id, int status_o
     cJSON_AddStringToObject(o, "status", status);
     cJSON_AddNumberToObject(o, "progress", job_progress(j, now));
     cJSON_AddStringToObject(o, "estimated_completion_at", eta);
-    he_json(req, 200, NULL, o);
+    he_json(ps, req, 200, NULL, o);
     return;
   }
   cJSON_AddStringToObject(o, "model", HE_MODEL);
@@ -609,7 +626,7 @@ static void job_get(provsim *ps, http_request *req, const char *id, int status_o
   } else {
     cJSON_AddNullToObject(o, "error");
   }
-  he_json(req, 200, NULL, o);
+  he_json(ps, req, 200, NULL, o);
 }
 
 /* ---- setup and routing ----------------------------------------------- */
@@ -656,9 +673,9 @@ static int authorized(http_request *req) {
   return *key != '\0';
 }
 
-static int method_is(http_request *req, const char *method, const char *want) {
+static int method_is(provsim *ps, http_request *req, const char *method, const char *want) {
   if (!strcmp(method, want)) return 1;
-  he_error(req, 405, "METHOD_NOT_ALLOWED", 0, "use %s here", want);
+  he_error(ps, req, 405, "METHOD_NOT_ALLOWED", 0, "use %s here", want);
   return 0;
 }
 
@@ -666,34 +683,34 @@ void sim_hedra_handle(provsim *ps, http_request *req, const char *path) {
   const char *method = http_req_method(req);
   size_t bl = strlen(HE_BASE);
   if (strncmp(path, HE_BASE, bl) != 0 || (path[bl] && path[bl] != '/')) {
-    he_error(req, 404, "NOT_FOUND", 0, "no such endpoint");
+    he_error(ps, req, 404, "NOT_FOUND", 0, "no such endpoint");
     return;
   }
   path += bl;
   if (!authorized(req)) {
-    he_error(req, 401, "UNAUTHORIZED", 0,
+    he_error(ps, req, 401, "UNAUTHORIZED", 0,
              "missing or invalid API key: send Authorization: Key <key>");
     return;
   }
   if (!strcmp(path, "/files")) {
-    if (method_is(req, method, "POST")) upload(ps, req);
+    if (method_is(ps, req, method, "POST")) upload(ps, req);
   } else if (!strcmp(path, "/models/" HE_MODEL)) {
-    if (method_is(req, method, "POST")) create(ps, req);
+    if (method_is(ps, req, method, "POST")) create(ps, req);
   } else if (!strncmp(path, "/jobs/", 6)) {
     char id[64];
     const char *rest = path + 6, *slash = strchr(rest, '/');
     size_t il = slash ? (size_t)(slash - rest) : strlen(rest);
     int status_only = slash && !strcmp(slash, "/status");
     if (il == 0 || il >= sizeof id || (slash && !status_only)) {
-      he_error(req, 404, "NOT_FOUND", 0, "no such endpoint");
+      he_error(ps, req, 404, "NOT_FOUND", 0, "no such endpoint");
       return;
     }
     memcpy(id, rest, il);
     id[il] = '\0';
-    if (method_is(req, method, "GET")) job_get(ps, req, id, status_only);
+    if (method_is(ps, req, method, "GET")) job_get(ps, req, id, status_only);
   } else if (!strncmp(path, "/models/", 8)) {
-    he_error(req, 404, "NOT_FOUND", 0, "unknown model '%.64s'", path + 8);
+    he_error(ps, req, 404, "NOT_FOUND", 0, "unknown model '%.64s'", path + 8);
   } else {
-    he_error(req, 404, "NOT_FOUND", 0, "no such endpoint");
+    he_error(ps, req, 404, "NOT_FOUND", 0, "no such endpoint");
   }
 }

@@ -9,6 +9,8 @@
  *   provsim:fail        ends failed with an internal (non-moderation) reason
  *   provsim:error500    the create answers 500 and creates nothing
  *   provsim:slow        takes ten times the configured duration
+ * PROVSIM_LUMA_MODERATION_RATE and PROVSIM_LUMA_FAIL_RATE (faults.c) end a
+ * generation as the first two hooks do.
  * Every generation created counts as luma.creates and in
  * luma.creates_by_prompt[prompt] (prompts over LU_MAX_PROMPT_KEY bytes are
  * counted as "sha256:<hex>"), as the real service would bill it. */
@@ -128,11 +130,11 @@ static cJSON *gen_json(const provsim *ps, http_request *req, const luma_gen *g) 
 /* ---- answers --------------------------------------------------------- */
 
 /* Luma's error shape: {"detail": "..."}. */
-static void lu_detail(http_request *req, int status, const char *const *headers, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
+static void lu_detail(provsim *ps, http_request *req, int status, const char *const *headers,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void lu_detail(http_request *req, int status, const char *const *headers, const char *fmt,
-                      ...) {
+static void lu_detail(provsim *ps, http_request *req, int status, const char *const *headers,
+                      const char *fmt, ...) {
   char message[512];
   va_list ap;
   va_start(ap, fmt);
@@ -146,19 +148,19 @@ static void lu_detail(http_request *req, int status, const char *const *headers,
     http_respond_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
-  http_respond(req, status, "application/json", headers, body, strlen(body));
+  provsim_reply(ps, req, -1, status, "application/json", headers, body, strlen(body));
   cJSON_free(body);
 }
 
 /* Sends o (consumed) as JSON with status. */
-static void lu_json(http_request *req, int status, cJSON *o) {
+static void lu_json(provsim *ps, http_request *req, int status, cJSON *o) {
   char *body = o ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   if (!body) {
-    lu_detail(req, 500, NULL, "genq-provsim ran out of memory");
+    lu_detail(ps, req, 500, NULL, "genq-provsim ran out of memory");
     return;
   }
-  http_respond(req, status, "application/json", NULL, body, strlen(body));
+  provsim_reply(ps, req, -1, status, "application/json", NULL, body, strlen(body));
   cJSON_free(body);
 }
 
@@ -326,10 +328,13 @@ static int make_room(luma_state *ls) {
   return -1;
 }
 
-static void count_create(provsim *ps, const char *prompt) {
+/* Counts a create that took effect, and its lost answer when a fault will
+ * spoil it (under the same key). */
+static void count_create(provsim *ps, const http_request *req, const char *prompt) {
   simstats_incr(ps->stats, "luma", "creates", NULL);
   if (strlen(prompt) <= LU_MAX_PROMPT_KEY) {
     simstats_incr(ps->stats, "luma", "creates_by_prompt", prompt);
+    simfaults_created(ps, req, prompt);
     return;
   }
   unsigned char d[SHA256_DIGEST_LENGTH];
@@ -338,6 +343,21 @@ static void count_create(provsim *ps, const char *prompt) {
   for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
     snprintf(key + 7 + 2 * i, 3, "%02x", d[i]);
   simstats_incr(ps->stats, "luma", "creates_by_prompt", key);
+  simfaults_created(ps, req, key);
+}
+
+/* The prompt's hook, else PROVSIM_LUMA_MODERATION_RATE / _FAIL_RATE. */
+static lg_outcome pick_outcome(provsim *ps, const char *prompt) {
+  if (strstr(prompt, "provsim:moderation")) return LG_FAILS_MODERATION;
+  if (strstr(prompt, "provsim:fail")) return LG_FAILS_INTERNALLY;
+  switch (simfaults_outcome(ps, SIM_LUMA)) {
+  case SIMOUTCOME_MODERATION:
+    return LG_FAILS_MODERATION;
+  case SIMOUTCOME_FAIL:
+    return LG_FAILS_INTERNALLY;
+  default:
+    return LG_COMPLETES;
+  }
 }
 
 static void create(provsim *ps, http_request *req, lg_type type) {
@@ -345,13 +365,13 @@ static void create(provsim *ps, http_request *req, lg_type type) {
   size_t blen;
   const char *body = http_req_body(req, &blen);
   if (blen > LU_MAX_BODY) {
-    lu_detail(req, 413, NULL, "Request body too large (limit %u bytes)", LU_MAX_BODY);
+    lu_detail(ps, req, 413, NULL, "Request body too large (limit %u bytes)", LU_MAX_BODY);
     return;
   }
   cJSON *root = cJSON_ParseWithLength(body, blen);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
-    lu_detail(req, 422, NULL, "Invalid request: the body must be a JSON object");
+    lu_detail(ps, req, 422, NULL, "Invalid request: the body must be a JSON object");
     return;
   }
   if (type == LG_FROM_BODY) {
@@ -363,34 +383,32 @@ static void create(provsim *ps, http_request *req, lg_type type) {
   const char *model = check_create(root, type, &ext, msg, sizeof msg);
   if (!model) {
     cJSON_Delete(root);
-    lu_detail(req, 400, NULL, "%s", msg);
+    lu_detail(ps, req, 400, NULL, "%s", msg);
     return;
   }
   const char *prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt")->valuestring;
   if (strstr(prompt, "provsim:error500")) {
     cJSON_Delete(root);
-    lu_detail(req, 500, NULL, "Internal Server Error");
+    lu_detail(ps, req, 500, NULL, "Internal Server Error");
     return;
   }
   if (make_room(ls) < 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
     cJSON_Delete(root);
-    lu_detail(req, 429, retry, "Too many generations in progress; try again later");
+    lu_detail(ps, req, 429, retry, "Too many generations in progress; try again later");
     return;
   }
   luma_gen *g = calloc(1, sizeof *g);
   if (!g) {
     cJSON_Delete(root);
-    lu_detail(req, 500, NULL, "genq-provsim ran out of memory");
+    lu_detail(ps, req, 500, NULL, "genq-provsim ran out of memory");
     return;
   }
   sim_uuid4(g->id);
   g->type = type;
   g->model = model;
   g->ext = ext;
-  g->outcome = strstr(prompt, "provsim:moderation") ? LG_FAILS_MODERATION
-               : strstr(prompt, "provsim:fail")     ? LG_FAILS_INTERNALLY
-                                                    : LG_COMPLETES;
+  g->outcome = pick_outcome(ps, prompt);
   g->wall_ms = sim_wall_ms();
   g->mono_ms = sim_mono_ms();
   g->total_ms = type == LG_VIDEO ? ls->video_ms : ls->image_ms;
@@ -409,14 +427,14 @@ static void create(provsim *ps, http_request *req, lg_type type) {
   }
   if (!ok) {
     gen_free(g);
-    lu_detail(req, 500, NULL, "genq-provsim ran out of memory");
+    lu_detail(ps, req, 500, NULL, "genq-provsim ran out of memory");
     return;
   }
   simtab_add(&ls->gens, &g->node, g->id);
-  count_create(ps, prompt);
+  count_create(ps, req, prompt);
   log_debug("luma generation created", LS("id", g->id), LS("model", model),
             LI("duration_ms", g->total_ms));
-  lu_json(req, 201, gen_json(ps, req, g));
+  lu_json(ps, req, 201, gen_json(ps, req, g));
 }
 
 /* "name=value" of a raw query string into out; 1 if present. */
@@ -453,11 +471,11 @@ static void list(provsim *ps, http_request *req) {
   const char *q = http_req_query(req);
   long limit, offset;
   if (query_int(q, "limit", 100, 1, 1000, &limit) < 0) {
-    lu_detail(req, 422, NULL, "Invalid request: 'limit' must be an integer from 1 to 1000");
+    lu_detail(ps, req, 422, NULL, "Invalid request: 'limit' must be an integer from 1 to 1000");
     return;
   }
   if (query_int(q, "offset", 0, 0, 1000000000L, &offset) < 0) {
-    lu_detail(req, 422, NULL, "Invalid request: 'offset' must be a non-negative integer");
+    lu_detail(ps, req, 422, NULL, "Invalid request: 'offset' must be a non-negative integer");
     return;
   }
   cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "generations");
@@ -469,7 +487,7 @@ static void list(provsim *ps, http_request *req) {
     cJSON *g = gen_json(ps, req, SIMTAB_ENTRY(p, const luma_gen, node));
     if (!g) {
       cJSON_Delete(o);
-      lu_detail(req, 500, NULL, "genq-provsim ran out of memory");
+      lu_detail(ps, req, 500, NULL, "genq-provsim ran out of memory");
       return;
     }
     cJSON_AddItemToArray(arr, g);
@@ -478,7 +496,7 @@ static void list(provsim *ps, http_request *req) {
   cJSON_AddBoolToObject(o, "has_more", p != NULL);
   cJSON_AddNumberToObject(o, "limit", (double)limit);
   cJSON_AddNumberToObject(o, "offset", (double)offset);
-  lu_json(req, 200, o);
+  lu_json(ps, req, 200, o);
 }
 
 static void one(provsim *ps, http_request *req, const char *id, const char *method) {
@@ -486,25 +504,25 @@ static void one(provsim *ps, http_request *req, const char *id, const char *meth
   int get = !strcmp(method, "GET"), del = !strcmp(method, "DELETE");
   if (!get && !del) {
     static const char *const allow[] = {"Allow: GET, DELETE", NULL};
-    lu_detail(req, 405, allow, "Method Not Allowed");
+    lu_detail(ps, req, 405, allow, "Method Not Allowed");
     return;
   }
   if (get) simstats_incr(ps->stats, "luma", "gets", NULL);
   simtab_node *n = is_uuid(id) ? simtab_get(&ls->gens, id) : NULL;
   if (!n) {
-    lu_detail(req, 404, NULL, "Generation not found");
+    lu_detail(ps, req, 404, NULL, "Generation not found");
     return;
   }
   luma_gen *g = SIMTAB_ENTRY(n, luma_gen, node);
   if (get) {
-    lu_json(req, 200, gen_json(ps, req, g));
+    lu_json(ps, req, 200, gen_json(ps, req, g));
     return;
   }
   simtab_remove(&ls->gens, n);
   log_debug("luma generation deleted", LS("id", g->id));
   gen_free(g);
   simstats_incr(ps->stats, "luma", "deletes", NULL);
-  http_respond(req, 204, NULL, NULL, NULL, 0);
+  provsim_reply(ps, req, -1, 204, NULL, NULL, NULL, 0);
 }
 
 /* ---- setup and routing ----------------------------------------------- */
@@ -556,12 +574,12 @@ static int authorized(http_request *req) {
 }
 
 /* Answers 405 unless method is want; returns 1 when it is. */
-static int method_is(http_request *req, const char *method, const char *want) {
+static int method_is(provsim *ps, http_request *req, const char *method, const char *want) {
   if (!strcmp(method, want)) return 1;
   char allow[32];
   snprintf(allow, sizeof allow, "Allow: %s", want);
   const char *const headers[] = {allow, NULL};
-  lu_detail(req, 405, headers, "Method Not Allowed");
+  lu_detail(ps, req, 405, headers, "Method Not Allowed");
   return 0;
 }
 
@@ -569,12 +587,12 @@ void sim_luma_handle(provsim *ps, http_request *req, const char *path) {
   const char *method = http_req_method(req);
   size_t bl = strlen(LU_BASE);
   if (strncmp(path, LU_BASE, bl) != 0 || (path[bl] && path[bl] != '/')) {
-    lu_detail(req, 404, NULL, "Not Found");
+    lu_detail(ps, req, 404, NULL, "Not Found");
     return;
   }
   path += bl;
   if (!authorized(req)) {
-    lu_detail(req, 401, NULL, "Invalid or missing API key: send Authorization: Bearer <key>");
+    lu_detail(ps, req, 401, NULL, "Invalid or missing API key: send Authorization: Bearer <key>");
     return;
   }
   if (!strcmp(path, "/generations")) {
@@ -586,26 +604,26 @@ void sim_luma_handle(provsim *ps, http_request *req, const char *path) {
       list(ps, req);
     } else {
       static const char *const allow[] = {"Allow: GET, POST", NULL};
-      lu_detail(req, 405, allow, "Method Not Allowed");
+      lu_detail(ps, req, 405, allow, "Method Not Allowed");
     }
   } else if (!strcmp(path, "/generations/video")) {
-    if (method_is(req, method, "POST")) create(ps, req, LG_VIDEO);
+    if (method_is(ps, req, method, "POST")) create(ps, req, LG_VIDEO);
   } else if (!strcmp(path, "/generations/image")) {
-    if (method_is(req, method, "POST")) create(ps, req, LG_IMAGE);
+    if (method_is(ps, req, method, "POST")) create(ps, req, LG_IMAGE);
   } else if (!strncmp(path, "/generations/", 13) && !strchr(path + 13, '/')) {
     one(ps, req, path + 13, method);
   } else if (!strcmp(path, "/credits")) {
-    if (method_is(req, method, "GET")) {
+    if (method_is(ps, req, method, "GET")) {
       cJSON *o = cJSON_CreateObject();
       cJSON_AddNumberToObject(o, "credit_balance", LU_CREDIT_BALANCE);
-      lu_json(req, 200, o);
+      lu_json(ps, req, 200, o);
     }
   } else if (!strcmp(path, "/ping")) {
-    if (method_is(req, method, "GET")) {
+    if (method_is(ps, req, method, "GET")) {
       static const char pong[] = "{\"message\":\"pong\"}";
-      http_respond(req, 200, "application/json", NULL, pong, sizeof pong - 1);
+      provsim_reply(ps, req, -1, 200, "application/json", NULL, pong, sizeof pong - 1);
     }
   } else {
-    lu_detail(req, 404, NULL, "Not Found");
+    lu_detail(ps, req, 404, NULL, "Not Found");
   }
 }

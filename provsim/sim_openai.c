@@ -9,10 +9,11 @@
  *                     PROVSIM_OPENAI_LATENCY_MS: a call that outlives a lease
  * Every validated request except provsim:error500 counts as a completion
  * (openai.chat_completions, and openai.by_prompt[sha256 of the last user
- * message]), as the real service would bill it. */
+ * message]), as the real service would bill it. Fault injection (faults.c):
+ * PROVSIM_OPENAI_MODERATION_RATE refuses as provsim:refuse does, and
+ * PROVSIM_OPENAI_FAIL_RATE cuts the answer as provsim:length does. */
 #include "provsim.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <openssl/rand.h>
@@ -24,33 +25,17 @@
 
 #include "log.h"
 
-#define OA_DEFAULT_LATENCY_MS 200
-#define OA_MAX_LATENCY_MS 600000
+#define OA_MAX_SLEEP_MS 600000
 #define OA_RATE_LIMIT 10000
 #define OA_REFUSAL "I can't help with that."
 
 typedef struct {
-  unsigned latency_ms;
   unsigned long long served;
 } oa_state;
 
 int sim_openai_init(provsim *ps, char *err, size_t errlen) {
   oa_state *os = calloc(1, sizeof *os);
   if (!os) return snprintf(err, errlen, "out of memory"), -1;
-  os->latency_ms = OA_DEFAULT_LATENCY_MS;
-  const char *v = getenv("PROVSIM_OPENAI_LATENCY_MS");
-  if (v && *v) {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || n < 0 || n > OA_MAX_LATENCY_MS) {
-      snprintf(err, errlen, "PROVSIM_OPENAI_LATENCY_MS: expected an integer 0..%d, got '%.32s'",
-               OA_MAX_LATENCY_MS, v);
-      free(os);
-      return -1;
-    }
-    os->latency_ms = (unsigned)n;
-  }
   if (simstats_declare(ps->stats, "openai", "chat_completions", 0) < 0 ||
       simstats_declare(ps->stats, "openai", "by_prompt", 1) < 0) {
     snprintf(err, errlen, "out of memory");
@@ -66,12 +51,13 @@ void sim_openai_free(provsim *ps) {
   ps->openai = NULL;
 }
 
-/* OpenAI's error shape: {"error":{"message","type","param","code"}}. */
-static void oa_error(provsim *ps, http_request *req, unsigned delay, int status, const char *type,
+/* OpenAI's error shape: {"error":{"message","type","param","code"}}, after
+ * delay ms (< 0: the configured latency). */
+static void oa_error(provsim *ps, http_request *req, int delay, int status, const char *type,
                      const char *param, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
 
-static void oa_error(provsim *ps, http_request *req, unsigned delay, int status, const char *type,
+static void oa_error(provsim *ps, http_request *req, int delay, int status, const char *type,
                      const char *param, const char *code, const char *fmt, ...) {
   char message[512];
   va_list ap;
@@ -95,12 +81,12 @@ static void oa_error(provsim *ps, http_request *req, unsigned delay, int status,
     http_respond_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
-  provsim_respond_later(ps, req, delay, status, "application/json", NULL, body, strlen(body));
+  provsim_reply(ps, req, delay, status, "application/json", NULL, body, strlen(body));
   cJSON_free(body);
 }
 
 #define BAD_REQUEST(param, code, ...)                                                              \
-  oa_error(ps, req, 0, 400, "invalid_request_error", param, code, __VA_ARGS__)
+  oa_error(ps, req, -1, 400, "invalid_request_error", param, code, __VA_ARGS__)
 
 static void random_id(char *out, size_t n) {
   static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -308,7 +294,7 @@ static void chat_completions(provsim *ps, http_request *req) {
   while (*key == ' ')
     key++;
   if (!*key) {
-    oa_error(ps, req, 0, 401, "invalid_request_error", NULL, NULL,
+    oa_error(ps, req, -1, 401, "invalid_request_error", NULL, NULL,
              "You didn't provide an API key. You need to provide your API key in an Authorization "
              "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
     return;
@@ -334,11 +320,11 @@ static void chat_completions(provsim *ps, http_request *req) {
     goto done;
   }
 
-  unsigned latency = os->latency_ms;
+  int latency = -1; /* the configured one */
   const char *sleep_hook = strstr(prompt, "provsim:sleep=");
   if (sleep_hook) {
     unsigned long ms = strtoul(sleep_hook + strlen("provsim:sleep="), NULL, 10);
-    latency = ms > 600000 ? 600000 : (unsigned)ms;
+    latency = ms > OA_MAX_SLEEP_MS ? OA_MAX_SLEEP_MS : (int)ms;
   }
   if (strstr(prompt, "provsim:error500")) {
     oa_error(ps, req, latency, 500, "server_error", NULL, NULL,
@@ -349,29 +335,36 @@ static void chat_completions(provsim *ps, http_request *req) {
   sha256_hex(prompt, hex);
   simstats_incr(ps->stats, "openai", "chat_completions", NULL);
   simstats_incr(ps->stats, "openai", "by_prompt", hex);
+  simfaults_created(ps, req, hex);
   os->served++;
 
   char proc_ms[48], remaining[64];
-  snprintf(proc_ms, sizeof proc_ms, "openai-processing-ms: %u", latency);
+  snprintf(proc_ms, sizeof proc_ms, "openai-processing-ms: %u",
+           latency >= 0 ? (unsigned)latency : simfaults_latency(ps, SIM_OPENAI));
   snprintf(remaining, sizeof remaining, "x-ratelimit-remaining-requests: %d", OA_RATE_LIMIT - 1);
   const char *headers[] = {
       proc_ms,   "openai-version: 2020-10-01",      "x-ratelimit-limit-requests: 10000",
       remaining, "x-ratelimit-reset-requests: 6ms", NULL};
   if (strstr(prompt, "provsim:garbage")) {
     static const char garbage[] = "<html><body>502 upstream garbage {\"id\": \"chatcmpl-";
-    provsim_respond_later(ps, req, latency, 200, "application/json", headers, garbage,
-                          sizeof garbage - 1);
+    provsim_reply(ps, req, latency, 200, "application/json", headers, garbage, sizeof garbage - 1);
     goto done;
   }
 
   int refuse = strstr(prompt, "provsim:refuse") != NULL;
+  int cut = strstr(prompt, "provsim:length") != NULL;
+  if (!refuse && !cut) {
+    simoutcome oc = simfaults_outcome(ps, SIM_OPENAI);
+    refuse = oc == SIMOUTCOME_MODERATION;
+    cut = oc == SIMOUTCOME_FAIL;
+  }
   const char *finish = "stop";
   if (!refuse && !(content = make_content(kind, schema, prompt))) goto oom;
   size_t clen = content ? strlen(content) : strlen(OA_REFUSAL);
   const cJSON *mct = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
   if (!cJSON_IsNumber(mct)) mct = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
   size_t limit = cJSON_IsNumber(mct) && mct->valuedouble >= 1 ? (size_t)mct->valuedouble * 4 : 0;
-  if (content && (strstr(prompt, "provsim:length") || (limit && clen > limit))) {
+  if (content && (cut || (limit && clen > limit))) {
     clen = limit && limit < clen / 2 ? limit : clen / 2; /* cut mid-document: not valid JSON */
     while (clen > 0 && ((unsigned char)content[clen] & 0xC0) == 0x80)
       clen--;
@@ -410,10 +403,10 @@ static void chat_completions(provsim *ps, http_request *req) {
   out = cJSON_PrintUnformatted(r);
   cJSON_Delete(r);
   if (!out) goto oom;
-  provsim_respond_later(ps, req, latency, 200, "application/json", headers, out, strlen(out));
+  provsim_reply(ps, req, latency, 200, "application/json", headers, out, strlen(out));
   goto done;
 oom:
-  oa_error(ps, req, 0, 500, "server_error", NULL, NULL, "genq-provsim ran out of memory.");
+  oa_error(ps, req, -1, 500, "server_error", NULL, NULL, "genq-provsim ran out of memory.");
 done:
   cJSON_free(out);
   cJSON_free(content);
@@ -427,10 +420,10 @@ void sim_openai_handle(provsim *ps, http_request *req, const char *path) {
     if (!strcmp(method, "POST"))
       chat_completions(ps, req);
     else
-      oa_error(ps, req, 0, 405, "invalid_request_error", NULL, NULL,
+      oa_error(ps, req, -1, 405, "invalid_request_error", NULL, NULL,
                "Invalid method for URL (%.8s %.200s)", method, path);
     return;
   }
-  oa_error(ps, req, 0, 404, "invalid_request_error", NULL, NULL, "Invalid URL (%.8s %.200s)",
+  oa_error(ps, req, -1, 404, "invalid_request_error", NULL, NULL, "Invalid URL (%.8s %.200s)",
            method, path);
 }
