@@ -36,8 +36,10 @@ const char *job_status_name(job_status s);
 int job_status_parse(const char *s, job_status *out); /* 0 or -1 */
 int job_status_terminal(job_status s);
 /* The legal moves: queued→running|canceled|failed, running→queued (retry or
- * hand back)|succeeded|failed|canceled. Terminal states never move.
- * schema/ enforces the same table. */
+ * hand back)|succeeded|failed|canceled. Terminal states never move on
+ * their own; the one exception is an operator's retry of a failed job
+ * (genq_job_retry: failed→queued, its unpaid price held again), which
+ * schema/ allows only inside that function. schema/ enforces the table. */
 int job_status_can_move(job_status from, job_status to);
 
 #define JOB_PROMPT_MAX 4000 /* bytes */

@@ -26,6 +26,18 @@ int ctl_envfile_load_path(const char *path, char *err, size_t errlen);
  * CLERK_AUTHORIZED_PARTIES from the environment. */
 int ctl_token(int argc, char **argv);
 
+/* The filters and knobs of the listing and retry commands, validated by
+ * genqctl.c before anything connects. NULL / 0 = not given. */
+typedef struct {
+  const char *kind;         /* one of the job kinds */
+  const char *status;       /* one of the job statuses */
+  const char *user;         /* a user id */
+  const char *since_at;     /* --since as an RFC 3339 date-time */
+  const char *since_secs;   /* --since as a duration before now, in seconds (digits) */
+  long limit;               /* --limit, 1..100000 */
+  const char *max_attempts; /* --max-attempts, "1".."100" */
+} ctl_filter;
+
 /* report.c: commands that call the schema's functions and print the result,
  * human-readable by default or JSON with json != 0. */
 int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char *key,
@@ -33,6 +45,27 @@ int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char 
 int ctl_credits_show(PGconn *c, const char *user, int json);
 int ctl_jobs_show(PGconn *c, const char *id, int json);
 int ctl_audit(PGconn *c, int json);
+
+/* Runs one parameterized statement that returns rows; on failure prints
+ * "genqctl <what>: <server message>" and returns NULL. */
+PGresult *ctl_query(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
+/* Prints a job object (genq_job_json's text) for people. */
+void ctl_print_job(const char *job_json);
+/* 1 when s has the shape of a UUID. */
+int ctl_is_uuid(const char *s);
+
+/* dead.c: the dead-letter set (SPEC §5, §8).
+ * dead list: the set, newest first (f: kind, since, limit).
+ * dead retry: genq_job_retry on every match (f: kind, since, max_attempts),
+ * oldest first, each in its own transaction; CTL_FAIL when any could not be.
+ * jobs retry: one failed job, dead or not (f: max_attempts). */
+int ctl_dead_list(PGconn *c, const ctl_filter *f, int json);
+int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json);
+int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json);
+
+/* jobs_cmd.c: jobs list across users for operators, newest first (f: status,
+ * kind, user, limit). */
+int ctl_jobs_list(PGconn *c, const ctl_filter *f, int json);
 
 /* genqctl.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */

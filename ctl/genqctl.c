@@ -21,7 +21,23 @@ static const char usage_text[] =
     "                                          grant N credits to user U (once per key K)\n"
     "  credits show U [--json]                 print a user's balance, held and available\n"
     "  jobs show ID [--json]                   print a job (exit 1 when not found)\n"
+    "  jobs list [--status S] [--kind K] [--user U] [--limit N] [--json]\n"
+    "                                          every user's jobs, newest first (default limit 50)\n"
+    "  jobs retry ID [--max-attempts N] [--json]\n"
+    "                                          queue a failed job (dead or not) again; it holds\n"
+    "                                          price - captured again (exit 1 when refused)\n"
+    "  dead list [--kind K] [--since T] [--limit N] [--json]\n"
+    "                                          the dead-letter set, newest first (default limit "
+    "100)\n"
+    "  dead retry [--kind K] [--since T] [--max-attempts N] [--json]\n"
+    "                                          retry every matching dead job (exit 1 when any\n"
+    "                                          could not be, e.g. insufficient credits)\n"
     "  audit [--json]                          check the ledger invariants (exit 1 on violations)\n"
+    "\n"
+    "K is a job kind (storyboard, image, video, lipsync, campaign); S a status (queued,\n"
+    "running, succeeded, failed, canceled); T an RFC 3339 date-time (2025-01-31T08:00:00Z)\n"
+    "or a duration before now (90s, 10m, 2h, 1d, 1w, 1h30m); --max-attempts 1..100 (default:\n"
+    "the job's own); --limit 1..10000.\n"
     "\n"
     "Configuration comes from the environment (GENQ_DATABASE_URL; for token\n"
     "GENQ_DEV_JWT_PRIVATE_KEY, CLERK_ISSUER, CLERK_AUTHORIZED_PARTIES); variables\n"
@@ -35,6 +51,8 @@ typedef struct {
   const char *key, *note;
   int json;
   long long amount; /* credits grant: pos[1], parsed before connecting */
+  ctl_filter f;     /* jobs list|retry, dead list|retry */
+  char since_secs[24];
 } ctl_args;
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -52,20 +70,137 @@ int ctl_random_hex(char *buf, size_t n) {
   return 0;
 }
 
-/* Parses argv (the words after the command). allow: which value options
- * are accepted ("k" --key, "n" --note, "j" --json). Returns 0 or CTL_USAGE. */
+static const char *const job_kinds[] = {"storyboard", "image",    "video",
+                                        "lipsync",    "campaign", NULL};
+static const char *const job_statuses[] = {"queued", "running",  "succeeded",
+                                           "failed", "canceled", NULL};
+
+static int one_of(const char *s, const char *const *set) {
+  for (; *set; set++)
+    if (strcmp(s, *set) == 0) return 1;
+  return 0;
+}
+
+/* digits of exactly n characters at s, as a number; -1 if not */
+static int fixed_digits(const char *s, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i])) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+/* An RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), 'T'
+ * also 't' or ' '. Fields are range-checked; the database parses it. */
+static int is_rfc3339(const char *s) {
+  if (strlen(s) < 20 || strlen(s) > 40) return 0;
+  int y = fixed_digits(s, 4), mo = fixed_digits(s + 5, 2), d = fixed_digits(s + 8, 2);
+  int h = fixed_digits(s + 11, 2), mi = fixed_digits(s + 14, 2), se = fixed_digits(s + 17, 2);
+  if (y < 1 || s[4] != '-' || mo < 1 || mo > 12 || s[7] != '-' || d < 1 || d > 31) return 0;
+  if (!strchr("Tt ", s[10]) || h < 0 || h > 23 || s[13] != ':' || mi < 0 || mi > 59 ||
+      s[16] != ':' || se < 0 || se > 60)
+    return 0;
+  const char *p = s + 19;
+  if (*p == '.') {
+    if (!isdigit((unsigned char)p[1])) return 0;
+    for (p++; isdigit((unsigned char)*p); p++) {
+    }
+  }
+  if ((*p == 'Z' || *p == 'z') && p[1] == '\0') return 1;
+  if (*p != '+' && *p != '-') return 0;
+  int oh = fixed_digits(p + 1, 2), om = fixed_digits(p + 4, 2);
+  return oh >= 0 && oh <= 23 && p[3] == ':' && om >= 0 && om <= 59 && p[6] == '\0';
+}
+
+/* A duration before now: one or more <digits><unit>, unit s m h d w (1h30m).
+ * Writes whole seconds (at most 100 years) to out. Returns 0 or -1. */
+static int parse_duration(const char *s, char *out, size_t outlen) {
+  long long total = 0;
+  const long long cap = 100LL * 366 * 86400;
+  if (!*s) return -1;
+  while (*s) {
+    long long v = 0;
+    int digits = 0;
+    for (; isdigit((unsigned char)*s); s++, digits++) {
+      if (digits >= 10) return -1;
+      v = v * 10 + (*s - '0');
+    }
+    if (!digits) return -1;
+    const char *units = "smhdw";
+    static const long long secs[] = {1, 60, 3600, 86400, 7LL * 86400};
+    const char *u = *s ? strchr(units, *s) : NULL;
+    if (!u) return -1;
+    s++;
+    total += v * secs[u - units];
+    if (total > cap) return -1;
+  }
+  snprintf(out, outlen, "%lld", total);
+  return 0;
+}
+
+/* A whole number in lo..hi; -1 if not. */
+static long parse_bounded(const char *s, long lo, long hi) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  return v;
+}
+
+/* Parses argv (the words after the command). allow: which options are
+ * accepted ("k" --key, "n" --note, "j" --json, "K" --kind, "S" --status,
+ * "u" --user, "t" --since, "l" --limit, "m" --max-attempts). Returns 0 or
+ * CTL_USAGE. */
 static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_args *a) {
+  static const struct {
+    const char *name;
+    char letter;
+  } valued[] = {{"--key", 'k'},  {"--note", 'n'},  {"--kind", 'K'},  {"--status", 'S'},
+                {"--user", 'u'}, {"--since", 't'}, {"--limit", 'l'}, {"--max-attempts", 'm'}};
   memset(a, 0, sizeof *a);
   for (int i = 0; i < argc; i++) {
-    const char *s = argv[i];
+    const char *s = argv[i], *v = NULL;
+    char opt = 0;
+    for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+      if (strcmp(s, valued[k].name) == 0 && strchr(allow, valued[k].letter)) opt = valued[k].letter;
+    if (opt) {
+      if (i + 1 >= argc) return usage_error("%s needs a value", s);
+      v = argv[++i];
+    }
     if (strcmp(s, "--json") == 0 && strchr(allow, 'j')) {
       a->json = 1;
-    } else if (strcmp(s, "--key") == 0 && strchr(allow, 'k')) {
-      if (i + 1 >= argc) return usage_error("%s needs a value", s);
-      a->key = argv[++i];
-    } else if (strcmp(s, "--note") == 0 && strchr(allow, 'n')) {
-      if (i + 1 >= argc) return usage_error("%s needs a value", s);
-      a->note = argv[++i];
+    } else if (opt == 'k') {
+      a->key = v;
+    } else if (opt == 'n') {
+      a->note = v;
+    } else if (opt == 'K') {
+      if (!one_of(v, job_kinds)) return usage_error("unknown job kind '%s'", v);
+      a->f.kind = v;
+    } else if (opt == 'S') {
+      if (!one_of(v, job_statuses)) return usage_error("unknown job status '%s'", v);
+      a->f.status = v;
+    } else if (opt == 'u') {
+      if (!*v) return usage_error("%s", "--user needs a user id");
+      a->f.user = v;
+    } else if (opt == 't') {
+      a->f.since_at = a->f.since_secs = NULL;
+      if (is_rfc3339(v)) {
+        a->f.since_at = v;
+      } else if (parse_duration(v, a->since_secs, sizeof a->since_secs) == 0) {
+        a->f.since_secs = a->since_secs;
+      } else {
+        return usage_error("--since '%s' is neither an RFC 3339 date-time nor a duration like "
+                           "10m, 2h or 1d",
+                           v);
+      }
+    } else if (opt == 'l') {
+      if ((a->f.limit = parse_bounded(v, 1, 10000)) < 0)
+        return usage_error("--limit '%s' is not a whole number from 1 to 10000", v);
+    } else if (opt == 'm') {
+      if (parse_bounded(v, 1, 100) < 0)
+        return usage_error("--max-attempts '%s' is not a whole number from 1 to 100", v);
+      a->f.max_attempts = v;
     } else if (s[0] == '-' && s[1] != '\0' && !isdigit((unsigned char)s[1])) {
       return usage_error("unknown option '%s'", s);
     } else if (a->npos >= maxpos) {
@@ -128,8 +263,16 @@ static int run_db_command(const char *cmd, const char *sub, const ctl_args *a) {
     }
   } else if (strcmp(cmd, "credits") == 0) {
     rc = ctl_credits_show(c, a->pos[0], a->json);
-  } else if (strcmp(cmd, "jobs") == 0) {
+  } else if (strcmp(cmd, "jobs") == 0 && strcmp(sub, "show") == 0) {
     rc = ctl_jobs_show(c, a->pos[0], a->json);
+  } else if (strcmp(cmd, "jobs") == 0 && strcmp(sub, "retry") == 0) {
+    rc = ctl_jobs_retry(c, a->pos[0], &a->f, a->json);
+  } else if (strcmp(cmd, "jobs") == 0) {
+    rc = ctl_jobs_list(c, &a->f, a->json);
+  } else if (strcmp(cmd, "dead") == 0 && strcmp(sub, "retry") == 0) {
+    rc = ctl_dead_retry(c, &a->f, a->json);
+  } else if (strcmp(cmd, "dead") == 0) {
+    rc = ctl_dead_list(c, &a->f, a->json);
   } else {
     rc = ctl_audit(c, a->json);
   }
@@ -169,15 +312,28 @@ int main(int argc, char **argv) {
       if (a.npos < 2) return usage_error("%s", "credits grant needs a user and an amount");
       if (parse_amount(a.pos[1], &a.amount) < 0)
         return usage_error("amount '%s' is not a positive whole number of credits", a.pos[1]);
-    } else if (strcmp(sub, "show") == 0) {
-      if (parse_args(argc - 3, argv + 3, "j", 1, &a)) return CTL_USAGE;
-      if (a.npos < 1)
-        return usage_error("%s",
-                           credits ? "credits show needs a user" : "jobs show needs a job id");
+    } else if (strcmp(sub, "show") == 0 || (!credits && strcmp(sub, "retry") == 0)) {
+      if (parse_args(argc - 3, argv + 3, strcmp(sub, "retry") == 0 ? "jm" : "j", 1, &a))
+        return CTL_USAGE;
+      if (a.npos < 1 && credits) return usage_error("%s", "credits show needs a user");
+      if (a.npos < 1) return usage_error("jobs %s needs a job id", sub);
+    } else if (!credits && strcmp(sub, "list") == 0) {
+      if (parse_args(argc - 3, argv + 3, "jSKul", 0, &a)) return CTL_USAGE;
+      return run_db_command(cmd, sub, &a);
     } else {
       return usage_error("unknown subcommand '%s'", sub);
     }
     if (a.pos[0][0] == '\0') return usage_error("%s", "empty user or job id");
+  } else if (strcmp(cmd, "dead") == 0) {
+    if (argc < 3) return usage_error("%s", "dead needs a subcommand (list or retry)");
+    sub = argv[2];
+    if (strcmp(sub, "list") == 0) {
+      if (parse_args(argc - 3, argv + 3, "jKtl", 0, &a)) return CTL_USAGE;
+    } else if (strcmp(sub, "retry") == 0) {
+      if (parse_args(argc - 3, argv + 3, "jKtm", 0, &a)) return CTL_USAGE;
+    } else {
+      return usage_error("unknown subcommand '%s'", sub);
+    }
   } else {
     return usage_error("unknown command '%s'", cmd);
   }

@@ -1,15 +1,14 @@
 /* genqctl credits / jobs show / audit: thin wrappers over the schema's
- * functions (schema/0002_credits.sql, 0003_jobs.sql), which hold all logic. */
+ * functions (schema/0002_credits.sql, 0003_jobs.sql, 0006_dead_letters.sql),
+ * which hold all logic. */
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <string.h>
 
-/* Runs one parameterized statement; prints the server's message and returns
- * NULL on failure. */
-static PGresult *report_query(PGconn *c, const char *what, const char *sql, int n,
-                              const char *const *params) {
+PGresult *ctl_query(PGconn *c, const char *what, const char *sql, int n,
+                    const char *const *params) {
   PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
@@ -41,7 +40,7 @@ int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char 
   char amt[32];
   snprintf(amt, sizeof amt, "%lld", amount);
   const char *p[4] = {user, amt, key, note};
-  PGresult *r = report_query(c, "credits grant", "SELECT genq_grant($1, $2, $3, $4)", 4, p);
+  PGresult *r = ctl_query(c, "credits grant", "SELECT genq_grant($1, $2, $3, $4)", 4, p);
   if (!r) return CTL_FAIL;
   int rc = report_credits(r, user, json);
   PQclear(r);
@@ -50,14 +49,14 @@ int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char 
 
 int ctl_credits_show(PGconn *c, const char *user, int json) {
   const char *p[1] = {user};
-  PGresult *r = report_query(c, "credits show", "SELECT genq_credits($1)", 1, p);
+  PGresult *r = ctl_query(c, "credits show", "SELECT genq_credits($1)", 1, p);
   if (!r) return CTL_FAIL;
   int rc = report_credits(r, user, json);
   PQclear(r);
   return rc;
 }
 
-static int report_is_uuid(const char *s) {
+int ctl_is_uuid(const char *s) {
   static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
   if (strlen(s) != sizeof shape - 1) return 0;
   for (size_t i = 0; shape[i]; i++)
@@ -86,6 +85,9 @@ static void report_job_human(const cJSON *j) {
   printf("\nattempt    %.0f of %.0f\n", report_num(j, "attempt"), report_num(j, "max_attempts"));
   printf("created    %s\nstarted    %s\nfinished   %s\n", report_str(j, "created_at"),
          report_str(j, "started_at"), report_str(j, "finished_at"));
+  if (cJSON_IsString(cJSON_GetObjectItem(j, "dead_at")))
+    printf("dead       %s (in the dead-letter set: genqctl jobs retry %s)\n",
+           report_str(j, "dead_at"), report_str(j, "id"));
   const cJSON *cost = cJSON_GetObjectItem(j, "cost");
   printf("cost       price %.0f, held %.0f, captured %.0f, released %.0f\n",
          report_num(cost, "price"), report_num(cost, "held"), report_num(cost, "captured"),
@@ -106,13 +108,23 @@ static void report_job_human(const cJSON *j) {
            cJSON_IsTrue(cJSON_GetObjectItem(e, "retryable")) ? " (retryable)" : "");
 }
 
+void ctl_print_job(const char *job_json) {
+  cJSON *j = cJSON_Parse(job_json);
+  if (!cJSON_IsObject(j)) {
+    printf("%s\n", job_json); /* not expected from genq_job_json: show it as it is */
+  } else {
+    report_job_human(j);
+  }
+  cJSON_Delete(j);
+}
+
 int ctl_jobs_show(PGconn *c, const char *id, int json) {
-  if (!report_is_uuid(id)) {
+  if (!ctl_is_uuid(id)) {
     fprintf(stderr, "genqctl jobs show: '%s' is not a job id (a UUID)\n", id);
     return CTL_USAGE;
   }
   const char *p[1] = {id};
-  PGresult *r = report_query(c, "jobs show", "SELECT genq_job_json($1::uuid)", 1, p);
+  PGresult *r = ctl_query(c, "jobs show", "SELECT genq_job_json($1::uuid)", 1, p);
   if (!r) return CTL_FAIL;
   int rc = CTL_OK;
   if (PQgetisnull(r, 0, 0)) {
@@ -121,9 +133,7 @@ int ctl_jobs_show(PGconn *c, const char *id, int json) {
   } else if (json) {
     printf("%s\n", PQgetvalue(r, 0, 0));
   } else {
-    cJSON *j = cJSON_Parse(PQgetvalue(r, 0, 0));
-    report_job_human(j);
-    cJSON_Delete(j);
+    ctl_print_job(PQgetvalue(r, 0, 0));
   }
   PQclear(r);
   return rc;
@@ -131,7 +141,7 @@ int ctl_jobs_show(PGconn *c, const char *id, int json) {
 
 int ctl_audit(PGconn *c, int json) {
   PGresult *r =
-      report_query(c, "audit", "SELECT check_name, subject, detail FROM genq_audit()", 0, NULL);
+      ctl_query(c, "audit", "SELECT check_name, subject, detail FROM genq_audit()", 0, NULL);
   if (!r) return CTL_FAIL;
   int n = PQntuples(r);
   if (json) {

@@ -717,12 +717,14 @@ static void claim(worker *w, const queue_msg *m) {
   c->sent_at = uv_now(w->loop);
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
-  const char *p[3] = {j->id, w->id, lease};
+  char reclaims[16];
+  snprintf(reclaims, sizeof(reclaims), "%d", w->cfg.max_reclaims);
+  const char *p[4] = {j->id, w->id, lease, reclaims};
   j->db_busy++;
   if (db_query(w->db,
                "select epoch, kind, input, attempt, max_attempts, steps, uploads "
-               "from genq_claim_job($1::uuid, $2, $3::int)",
-               3, p, claimed, c) != 0) {
+               "from genq_claim_job($1::uuid, $2, $3::int, $4::int)",
+               4, p, claimed, c) != 0) {
     free(c);
     j->db_busy--;
     job_finish(j);

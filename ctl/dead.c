@@ -1,0 +1,200 @@
+/* genqctl dead list|retry, jobs retry: the dead-letter set (SPEC §5, §8).
+ * The set and the retry live in schema/0006_dead_letters.sql (genq_dead_list,
+ * genq_job_retry); these print them. A retry needs no Redis: the job is left
+ * undispatched and the relay of any genq-api or genq-worker sends it. */
+#include "ctl.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --since, evaluated by the database's clock (so a skewed operator machine
+ * cannot shift it): an instant, or a duration before now, or NULL. */
+#define DEAD_SINCE "coalesce($2::timestamptz, now() - make_interval(secs => $3::double precision))"
+
+static const char dead_list_sql[] =
+    "SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "  'id', d.id, 'user', d.user_id, 'kind', d.kind, 'attempt', d.attempt,"
+    "  'max_attempts', d.max_attempts, 'reclaims', d.reclaims, 'retries', d.retries,"
+    "  'dead_at', genq_ts(d.dead_at),"
+    "  'error', jsonb_build_object('code', d.error_code, 'message', d.error_message))"
+    "  ORDER BY d.dead_at DESC, d.id DESC), '[]')"
+    " FROM genq_dead_list($1, " DEAD_SINCE ", $4::int) d";
+
+/* Oldest first: when credits run short, what died first is retried first. */
+static const char dead_ids_sql[] = "SELECT d.id, d.user_id FROM genq_dead_list($1, " DEAD_SINCE
+                                   ", NULL) d ORDER BY d.dead_at, d.id";
+
+static const char *dead_str(const cJSON *o, const char *k) {
+  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+  return s ? s : "-";
+}
+
+static int dead_int(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsNumber(v) ? v->valueint : 0;
+}
+
+static void dead_print_table(const cJSON *rows, long limit) {
+  int n = cJSON_GetArraySize(rows);
+  if (n == 0) {
+    printf("no dead jobs\n");
+    return;
+  }
+  printf("%-36s %-10s %-24s %-7s %-8s %-24s %s\n", "id", "kind", "user", "attempt", "reclaims",
+         "dead_at", "error");
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows) {
+    char att[24];
+    snprintf(att, sizeof att, "%d/%d", dead_int(r, "attempt"), dead_int(r, "max_attempts"));
+    const cJSON *e = cJSON_GetObjectItem(r, "error");
+    printf("%-36s %-10s %-24s %-7s %-8d %-24s %s: %s\n", dead_str(r, "id"), dead_str(r, "kind"),
+           dead_str(r, "user"), att, dead_int(r, "reclaims"), dead_str(r, "dead_at"),
+           dead_str(e, "code"), dead_str(e, "message"));
+  }
+  printf("%d dead job%s%s\n", n, n == 1 ? "" : "s",
+         n == limit ? " (the limit: --limit N shows more)" : "");
+}
+
+int ctl_dead_list(PGconn *c, const ctl_filter *f, int json) {
+  long limit = f->limit ? f->limit : 100;
+  char lim[24];
+  snprintf(lim, sizeof lim, "%ld", limit);
+  const char *p[4] = {f->kind, f->since_at, f->since_secs, lim};
+  PGresult *r = ctl_query(c, "dead list", dead_list_sql, 4, p);
+  if (!r) return CTL_FAIL;
+  int rc = CTL_OK;
+  if (json) {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  } else {
+    cJSON *rows = cJSON_Parse(PQgetvalue(r, 0, 0));
+    if (!rows) {
+      fprintf(stderr, "genqctl dead list: unreadable answer from the database\n");
+      rc = CTL_FAIL;
+    } else {
+      dead_print_table(rows, limit);
+    }
+    cJSON_Delete(rows);
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* The short name of why genq_job_retry refused (its SQLSTATE). */
+static const char *dead_refusal(const char *sqlstate) {
+  static const struct {
+    const char *state, *code;
+  } codes[] = {{"GQ402", "insufficient_credits"},
+               {"GQ404", "not_found"},
+               {"GQ409", "not_failed"},
+               {"GQ410", "inputs_gone"},
+               {"22023", "invalid_argument"}};
+  for (size_t i = 0; sqlstate && i < sizeof codes / sizeof codes[0]; i++)
+    if (strcmp(sqlstate, codes[i].state) == 0) return codes[i].code;
+  return "error";
+}
+
+/* One retry in its own transaction. Returns the result (the job JSON) or
+ * NULL, with the refusal's code and first message line in code/msg. */
+static PGresult *dead_retry_one(PGconn *c, const char *id, const char *max_attempts,
+                                const char **code, char *msg, size_t msglen) {
+  const char *p[2] = {id, max_attempts};
+  PGresult *r =
+      PQexecParams(c, "SELECT genq_job_retry($1::uuid, $2::int)::text", 2, NULL, p, NULL, NULL, 0);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) return r;
+  const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  if (!m) m = PQerrorMessage(c);
+  snprintf(msg, msglen, "%.*s", (int)strcspn(m, "\n"), m);
+  *code = dead_refusal(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+  PQclear(r);
+  return NULL;
+}
+
+int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
+  if (!ctl_is_uuid(id)) {
+    fprintf(stderr, "genqctl jobs retry: '%s' is not a job id (a UUID)\n", id);
+    return CTL_USAGE;
+  }
+  const char *code = "error";
+  char msg[512] = "";
+  PGresult *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
+  if (!r) {
+    if (json) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON *e = cJSON_AddObjectToObject(o, "error");
+      cJSON_AddStringToObject(e, "code", code);
+      cJSON_AddStringToObject(e, "message", msg);
+      char *s = cJSON_PrintUnformatted(o);
+      if (s) printf("%s\n", s);
+      cJSON_free(s);
+      cJSON_Delete(o);
+    }
+    fprintf(stderr, "genqctl jobs retry: %s (%s)\n", msg, code);
+    return CTL_FAIL;
+  }
+  if (json) {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  } else {
+    printf("retried: queued again, the relay dispatches it within seconds\n");
+    ctl_print_job(PQgetvalue(r, 0, 0));
+  }
+  PQclear(r);
+  return CTL_OK;
+}
+
+int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json) {
+  const char *p[3] = {f->kind, f->since_at, f->since_secs};
+  PGresult *ids = ctl_query(c, "dead retry", dead_ids_sql, 3, p);
+  if (!ids) return CTL_FAIL;
+  int n = PQntuples(ids), ok = 0;
+  cJSON *out = cJSON_CreateObject(), *done = cJSON_CreateArray(), *refused = cJSON_CreateArray();
+  if (!out || !done || !refused) {
+    cJSON_Delete(out);
+    cJSON_Delete(done);
+    cJSON_Delete(refused);
+    PQclear(ids);
+    fprintf(stderr, "genqctl dead retry: out of memory\n");
+    return CTL_FAIL;
+  }
+  for (int i = 0; i < n; i++) {
+    const char *id = PQgetvalue(ids, i, 0), *code = "error";
+    char msg[512] = "";
+    PGresult *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
+    if (r) {
+      ok++;
+      cJSON_AddItemToArray(done, cJSON_CreateString(id));
+      PQclear(r);
+      continue;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "user", PQgetvalue(ids, i, 1));
+    cJSON_AddStringToObject(o, "code", code);
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddItemToArray(refused, o);
+  }
+  if (json) {
+    cJSON_AddNumberToObject(out, "matched", n);
+    cJSON_AddItemToObject(out, "retried", done);
+    cJSON_AddItemToObject(out, "not_retried", refused);
+    char *s = cJSON_PrintUnformatted(out);
+    if (s) printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(out);
+  } else {
+    printf("retried %d of %d dead job%s\n", ok, n, n == 1 ? "" : "s");
+    if (ok < n) {
+      printf("not retried:\n  %-36s %-24s %-20s %s\n", "id", "user", "why", "message");
+      const cJSON *o;
+      cJSON_ArrayForEach(o, refused) {
+        printf("  %-36s %-24s %-20s %s\n", dead_str(o, "id"), dead_str(o, "user"),
+               dead_str(o, "code"), dead_str(o, "message"));
+      }
+    }
+    cJSON_Delete(done);
+    cJSON_Delete(refused);
+    cJSON_Delete(out);
+  }
+  PQclear(ids);
+  return ok == n ? CTL_OK : CTL_FAIL;
+}
