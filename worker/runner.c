@@ -492,6 +492,9 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
   x ^= x >> 7;
   x ^= x << 17;
   d = d * 0.9 + d * 0.2 * (double)(x % 1000) / 1000.0;
+  if (s->retry_after_ms > d) /* the provider asked, within reason */
+    d = (double)(s->retry_after_ms < c->retry_cap_ms ? s->retry_after_ms : c->retry_cap_ms);
+  s->retry_after_ms = 0;
   s->polls++;
   s->poll_cb = cb;
   uv_timer_start(&s->timer, poll_fire, (uint64_t)d, 0);

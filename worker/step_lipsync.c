@@ -151,6 +151,7 @@ static void polled(const hedra_result *r, void *arg) {
   }
   if (!r->ok) {
     if (r->retryable && s->polls < 1000) { /* a blip while waiting: keep waiting */
+      s->retry_after_ms = r->retry_after_ms;
       runner_step_poll_later(s, poll_now);
       return;
     }

@@ -96,6 +96,7 @@ static void polled(const luma_result *r, void *arg) {
     if (r->retryable && s->polls < 1000) { /* a blip while waiting: keep waiting */
       log_info("luma poll failed, polling again", LS("job_id", s->j->id), LS("step", s->name),
                LS("code", r->code));
+      s->retry_after_ms = r->retry_after_ms;
       runner_step_poll_later(s, poll_now);
       return;
     }

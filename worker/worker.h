@@ -66,6 +66,7 @@ struct wstep {
   int paid_xfer;             /* that transfer creates paid work: never cancel it */
   uv_timer_t timer;          /* status polls; closed when the step ends */
   int polls;                 /* status polls so far (backoff) */
+  long retry_after_ms;       /* the provider's Retry-After for the next poll, or <= 0 */
   void (*poll_cb)(wstep *s); /* what the timer calls next */
   int aborted;               /* stop: report as soon as the current wait ends */
   int reported;
@@ -132,7 +133,8 @@ void runner_step_stopped(wstep *s);
  * committed, 0 when the job is no longer ours or PostgreSQL failed. */
 int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int ok));
 /* Calls cb after the next poll delay (GENQ_POLL_INTERVAL_MS growing 1.5x per
- * poll up to GENQ_POLL_MAX_INTERVAL_MS, with jitter). */
+ * poll up to GENQ_POLL_MAX_INTERVAL_MS, with jitter), and not sooner than
+ * s->retry_after_ms when a 429 asked for it (then cleared). */
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s));
 /* Records progress (0..1) when it moved by 5 points or more; fire and forget. */
 void runner_step_progress(wstep *s, double progress);
