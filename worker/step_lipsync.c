@@ -176,6 +176,8 @@ static void checkpointed(wstep *s, int ok) {
     runner_step_stopped(s);
     return;
   }
+  log_info("hedra job checkpointed", LS("job_id", s->j->id), LS("step", s->name),
+           LS("hedra_job_id", s->ref));
   if (runner_step_should_stop(s)) {
     runner_step_stopped(s);
     return;
@@ -187,7 +189,11 @@ static void submitted(const hedra_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
   s->paid_xfer = 0;
-  if (!r->ok || !r->job_id) {
+  /* A submit under a key Hedra has seen answers that key's job, which may
+   * have failed meanwhile: it is checkpointed and polled like any other, so
+   * that its result says why and a failed one is forgotten (a fresh key). */
+  int known_failed = !r->ok && r->job_id && r->state && strcmp(r->state, "FAILED") == 0;
+  if ((!r->ok && !known_failed) || !r->job_id) {
     if (r->ok)
       fail_with(s, 1, "provider_bad_response", "no job id");
     else
@@ -195,7 +201,7 @@ static void submitted(const hedra_result *r, void *arg) {
     return;
   }
   log_info("hedra job submitted", LS("job_id", s->j->id), LS("step", s->name),
-           LS("hedra_job_id", r->job_id));
+           LS("hedra_job_id", r->job_id), LS("state", r->state ? r->state : ""));
   if (runner_step_checkpoint(s, r->job_id, checkpointed) != 0)
     fail_with(s, 1, "internal", "checkpoint failed");
 }
@@ -224,6 +230,7 @@ static void submit(wstep *s) {
   if (!hedra_aspect_ok(q.aspect_ratio))
     q.aspect_ratio = "16:9"; /* required by Hedra, whose set is smaller than genq's */
   s->paid_xfer = 1;
+  log_info("hedra create sent", LS("job_id", s->j->id), LS("step", s->name), LS("key", key));
   if (hedra_submit(w->http, &w->hedra, &q, submitted, s, &s->xfer) != 0)
     fail_with(s, 1, "internal", "cannot submit");
 }
