@@ -22,10 +22,9 @@
 #   6. no sanitizer report in any log; every process not killed on purpose
 #      ran to the end and exited 0 when stopped.
 # It prints a summary table, the per-step duplicate list when there is any,
-# and last "chaos-summary: passed=N failed=M skipped=K" (checks). Exits 0
-# only when no check failed. A check that the build cannot make yet (no
-# fault counters in the simulator, no jobs.reclaims / jobs.dead_at) is
-# reported as skipped or n/a with the reason, never passed silently.
+# and last "chaos-summary: passed=N failed=M" (checks). Exits 0
+# only when no check failed; a missing piece (no fault counters in the
+# simulator, no jobs.reclaims / jobs.dead_at) is a failure.
 #
 #   tests/chaos/chaos.sh [--long] [--seed N]
 #
@@ -151,7 +150,7 @@ genq_free_port API_PORT
 API=http://127.0.0.1:$API_PORT SIM=http://127.0.0.1:$SIM_PORT
 
 # ---- checks and the report -----------------------------------------------------
-PASSED=0 FAILED=0 SKIPPED=0 VIOLATIONS=0
+PASSED=0 FAILED=0 VIOLATIONS=0
 pass() { PASSED=$((PASSED + 1)) && echo "ok   - $1"; }
 # fail NAME [N]: a failed check with N violations (default 1)
 fail() {
@@ -159,7 +158,6 @@ fail() {
   VIOLATIONS=$((VIOLATIONS + ${2:-1}))
   echo "FAIL - $1"
 }
-skip() { SKIPPED=$((SKIPPED + 1)) && echo "skip - $1"; }
 T0_MS=0
 now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # event TEXT: one line of the chaos log, stamped with the time since the load began
@@ -608,12 +606,12 @@ RECLAIMS=n/a J_DEAD=n/a
 if has_col jobs reclaims; then
   RECLAIMS=$(psql_db -c "select coalesce(sum(reclaims), 0) from jobs")
 else
-  skip "reclaims: jobs.reclaims does not exist yet (reclaims n/a)"
+  fail "reclaims: jobs.reclaims is missing"
 fi
 if has_col jobs dead_at; then
   J_DEAD=$(psql_db -c "select count(*) from jobs where dead_at is not null")
 else
-  skip "dead-letter: jobs.dead_at does not exist yet (dead n/a)"
+  fail "dead-letter: jobs.dead_at is missing"
 fi
 if [[ $RECLAIMS == n/a ]]; then
   RETRIES="n/a (sum(attempt) - jobs = $((ATTEMPTS - ${J_ALL//[!0-9]/0})), reclaims included)"
@@ -628,7 +626,7 @@ if [[ $FAULTS_KNOWN == true ]]; then
     and has("faults")) | {(.key): .value.faults}] + (if has("faults") then [{all: .faults}] else [] end)
     | add' "$STATE/sim_stats.json")"
 else
-  skip "fault injection: genq-provsim reports no fault counters (not built yet?); this run injected no provider faults"
+  fail "fault injection: genq-provsim reports no fault counters: this run injected no provider faults"
 fi
 psql_db -c "
   select json_build_object('job', s.job_id, 'step', s.name,
@@ -778,5 +776,5 @@ printf '%-26s %s\n' \
   "dead" "$J_DEAD" \
   "duplicate creates" "luma $DUP_ALL ($((DUP_ALL - DUP_BAD)) explained), hedra $HDUP ($((HDUP - HDUP_BAD)) explained)" \
   "violations" "$VIOLATIONS"
-echo "chaos-summary: passed=$PASSED failed=$FAILED skipped=$SKIPPED"
+echo "chaos-summary: passed=$PASSED failed=$FAILED"
 ((FAILED == 0))
