@@ -152,34 +152,64 @@ static void scan_rows(const db_result *r, void *arg) {
   maybe_free(rl);
 }
 
-/* Redis's incarnation token (ours when it had none: it lost its data, or
- * this is the first scan ever) goes with the scan: PostgreSQL clears every
- * dispatch mark when the token changed, and the scan sends those jobs. */
-static void incarnation_reply(redisReply *reply, const char *err, void *arg) {
-  relay *rl = arg;
-  rl->outstanding--;
-  const char *token = NULL;
-  if (!rl->stopping && !err && reply) {
-    if (reply->type == REDIS_REPLY_NIL)
-      token = rl->token; /* set now: Redis had none */
-    else if (reply->type == REDIS_REPLY_STRING && reply->len > 0 && reply->len < 64)
-      token = reply->str;
-  }
-  if (!token) {
-    if (!rl->stopping && err == NULL)
-      log_warn("relay: unexpected incarnation reply", LI("type", reply ? reply->type : -1));
-    rl->scanning = 0;
-    maybe_free(rl);
-    return;
-  }
+/* The scan proper: PostgreSQL clears every dispatch mark when the
+ * incarnation changed (genq_relay_scan), and the scan sends those jobs. */
+static void scan_sql(relay *rl, const char *incarnation) {
   char grace[16];
   snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
-  const char *params[3] = {grace, RELAY_SCAN_LIMIT, token};
+  const char *params[3] = {grace, RELAY_SCAN_LIMIT, incarnation};
   if (db_query(rl->db, "select id, kind, epoch from genq_relay_scan($1::int, $2::int, $3)", 3,
                params, scan_rows, rl) == 0)
     rl->outstanding++;
   else
     rl->scanning = 0;
+}
+
+/* Redis's run_id changes with every restart, even one that kept its data:
+ * a restart from a snapshot or a lazily synced append-only file may have
+ * lost the newest messages, so it counts as a new incarnation too. */
+static void info_reply(redisReply *reply, const char *err, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  const char *id = NULL;
+  if (!rl->stopping && !err && reply && reply->type == REDIS_REPLY_STRING)
+    id = strstr(reply->str, "run_id:");
+  size_t n = id ? strspn(id + 7, "0123456789abcdef") : 0;
+  if (n == 0 || n > 64) {
+    if (!rl->stopping && !err) log_warn("relay: no run_id in INFO server", LOG_END);
+    rl->scanning = 0;
+    maybe_free(rl);
+    return;
+  }
+  char incarnation[64 + 1 + sizeof(rl->token)];
+  snprintf(incarnation, sizeof(incarnation), "%.*s/%s", (int)n, id + 7, rl->token);
+  scan_sql(rl, incarnation);
+  maybe_free(rl);
+}
+
+/* Redis's incarnation token: ours when it had none (it lost its data, or
+ * this is the first scan ever), else the one it keeps. */
+static void incarnation_reply(redisReply *reply, const char *err, void *arg) {
+  relay *rl = arg;
+  rl->outstanding--;
+  int ok = 0;
+  if (!rl->stopping && !err && reply) {
+    if (reply->type == REDIS_REPLY_NIL) {
+      ok = 1; /* set now: Redis had none; rl->token is it */
+    } else if (reply->type == REDIS_REPLY_STRING && reply->len > 0 &&
+               reply->len < sizeof(rl->token)) {
+      memcpy(rl->token, reply->str, reply->len);
+      rl->token[reply->len] = '\0';
+      ok = 1;
+    }
+  }
+  if (!ok && !rl->stopping && err == NULL)
+    log_warn("relay: unexpected incarnation reply", LI("type", reply ? reply->type : -1));
+  if (ok && rds_command(rl->redis, info_reply, rl, "INFO server") == 0) {
+    rl->outstanding++;
+  } else {
+    rl->scanning = 0;
+  }
   maybe_free(rl);
 }
 

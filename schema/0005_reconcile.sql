@@ -4,9 +4,12 @@
 -- jobs were sent (jobs.dispatched). If Redis loses its data (a restart
 -- without persistence, FLUSHALL), those marks lie: the messages are gone.
 -- Redis keeps a random incarnation token (genq:{q}:incarnation, set once
--- with SET NX by the relay); PostgreSQL remembers the last token it saw.
--- A relay scan that brings a different token clears every unfinished job's
--- mark in the same transaction, so the scan itself sends them all again.
+-- with SET NX by the relay); the relay pairs it with Redis's run_id, which
+-- changes at every restart (a restart from a snapshot may have kept the
+-- token but lost the newest messages). PostgreSQL remembers the last pair
+-- it saw. A relay scan that brings a different one clears every unfinished
+-- job's mark in the same transaction, so the scan itself sends them all
+-- again.
 -- Sending a job twice is harmless: only one claim can win.
 
 create table if not exists dispatch_state (

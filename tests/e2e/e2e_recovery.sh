@@ -161,7 +161,7 @@ ran_once() {
 }
 check "each ran once (attempt 1)" ran_once
 check "PostgreSQL recorded the new Redis incarnation and the jobs it cleared" \
-  [ "$(psql_db -c "select reset_jobs >= 5 and redis_incarnation = '$(rcli get 'genq:{q}:incarnation')' from dispatch_state")" == t ]
+  [ "$(psql_db -c "select reset_jobs >= 5 and redis_incarnation = '$(rcli info server | tr -d '\r' | sed -n 's/^run_id://p')/$(rcli get 'genq:{q}:incarnation')' from dispatch_state")" == t ]
 
 # ---- 2. quiet mode ---------------------------------------------------------------
 submit image "recovery quiet holds $RUN"
