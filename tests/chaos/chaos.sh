@@ -344,6 +344,8 @@ do_kill() {
     return
   }
   kill -KILL "$pid" 2>/dev/null
+  jq -cn --argjson ms "$(now_ms)" --arg log "${GENQ_PID_LOG[$pid]}" '{ms: $ms, log: $log}' \
+    >>"$STATE/kills.jsonl"
   genq_stop_pid "$pid" 2>/dev/null # reaps it (status 137) without bash's "Killed" line
   KILLED[$pid]=1
   drop_worker "$pid"
@@ -763,6 +765,15 @@ if [[ $(cj '[.luma.rows[]? | select(.creates > 1)] + [.hedra.rows[]? | select(.c
                (.hedra.rows[]? | select(.ok | not) | "\(.job)\t\(.step)")')
 fi
 
+# SPEC §11: after a SIGKILL, the worker's jobs are owned again within the
+# lease + 5 s. A figure, not an assertion (machines here are shared).
+RECLAIM="no kill left a job behind"
+if [[ -s $STATE/kills.jsonl ]]; then
+  read -r RN RMAX RMED RWITHIN < <(jq -nrR --slurpfile kills "$STATE/kills.jsonl" \
+    --argjson limit_ms $(((LEASE_S + 5) * 1000)) -f "$HERE/reclaims.jq" "$STATE"/logs/worker-*.log)
+  ((RN > 0)) && RECLAIM="$RN jobs, median $((RMED / 1000)).$(printf %03d $((RMED % 1000))) s, max $((RMAX / 1000)).$(printf %03d $((RMAX % 1000))) s; $RWITHIN within lease + 5 s = $((LEASE_S + 5)) s"
+fi
+
 echo
 echo "==== genq chaos summary ($MODE, seed $SEED) ===="
 printf '%-26s %s\n' \
@@ -773,6 +784,7 @@ printf '%-26s %s\n' \
   "postgres restarts" "$PG_RESTARTS" \
   "retries" "$RETRIES" \
   "reclaims" "$RECLAIMS" \
+  "owned again after a kill" "$RECLAIM" \
   "dead" "$J_DEAD" \
   "duplicate creates" "luma $DUP_ALL ($((DUP_ALL - DUP_BAD)) explained), hedra $HDUP ($((HDUP - HDUP_BAD)) explained)" \
   "violations" "$VIOLATIONS"
