@@ -46,3 +46,6 @@ begin
   end if;
   return query select * from genq_undispatched(p_min_age_ms, p_limit);
 end $$;
+
+-- genq_lapsed (0003) was never used: genq_undispatched re-sends lapsed jobs.
+drop function if exists genq_lapsed(int);

@@ -376,7 +376,6 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-1')", P(job, e1)),
                       "t");
   sql_do("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", P(job));
-  assert_int_equal(sql_int("SELECT count(*) FROM genq_lapsed(100000) WHERE id = $1", P(job)), 1);
   /* the relay re-sends a lapsed job once, not on every scan */
   const char *undispatched = "SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1";
   assert_int_equal(sql_int(undispatched, P(job)), 1);
