@@ -18,104 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/pg_helpers.h"
 #include "migrations.h"
 
 static const char *db_url;
-static PGconn *conn;
-static char run_prefix[64]; /* t-<pid>- */
-static int user_seq;
-
-/* ---- SQL helpers: every value comes back as text in a rotating buffer, so
- * tests need not free anything. NULL means SQL NULL. ---- */
-
-#define VAL_SLOTS 32
-#define VAL_MAX 32768
-static char vals[VAL_SLOTS][VAL_MAX];
-static int val_next;
-
-static char *val_keep(const char *s) {
-  char *slot = vals[val_next++ % VAL_SLOTS];
-  size_t n = strlen(s);
-  assert_true(n < VAL_MAX);
-  memcpy(slot, s, n + 1);
-  return slot;
-}
-
-#define P(...)                                                                                     \
-  (const char *const[]){__VA_ARGS__},                                                              \
-      (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-#define NOP NULL, 0
-
-/* Runs q and fails the test unless it succeeds. */
-static PGresult *sql_on(PGconn *c, const char *q, const char *const *p, int n) {
-  PGresult *r = PQexecParams(c, q, n, NULL, p, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    fail_msg("query failed: %s\n  %s", q, msg);
-  }
-  return r;
-}
-
-static void sql_do(const char *q, const char *const *p, int n) {
-  PQclear(sql_on(conn, q, p, n));
-}
-
-/* The first column of the single row q returns (NULL for SQL NULL). */
-static char *sql_val(const char *q, const char *const *p, int n) {
-  PGresult *r = sql_on(conn, q, p, n);
-  if (PQntuples(r) != 1) {
-    int rows = PQntuples(r);
-    PQclear(r);
-    fail_msg("expected one row from %s, got %d", q, rows);
-  }
-  char *v = PQgetisnull(r, 0, 0) ? NULL : val_keep(PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return v;
-}
-
-static long long sql_int(const char *q, const char *const *p, int n) {
-  char *v = sql_val(q, p, n);
-  if (!v) fail_msg("NULL from %s", q);
-  return atoll(v);
-}
-
-/* Runs q expecting it to fail; returns its SQLSTATE ("00000" if it worked). */
-static const char *sql_state(const char *q, const char *const *p, int n) {
-  PGresult *r = PQexecParams(conn, q, n, NULL, p, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  const char *s = "00000";
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    const char *f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    s = val_keep(f ? f : "?????");
-  }
-  PQclear(r);
-  return s;
-}
-
-/* ---- the model, through the schema's functions ---- */
-
-static char *new_user(void) {
-  char u[96];
-  snprintf(u, sizeof u, "%s%d", run_prefix, ++user_seq);
-  return val_keep(u);
-}
-
-static void grant(const char *user, const char *amount) {
-  char key[128];
-  snprintf(key, sizeof key, "test:%s:%s:%d", user, amount, ++user_seq);
-  sql_do("SELECT genq_grant($1, $2, $3, 'test')", P(user, amount, key));
-}
-
-static long long balance(const char *user) {
-  return sql_int("SELECT balance FROM accounts WHERE user_id = $1", P(user));
-}
-
-static long long held(const char *user) {
-  return sql_int("SELECT held FROM accounts WHERE user_id = $1", P(user));
-}
 
 /* Submits and returns the job id; fails the test if the submit fails. */
 static char *submit_full(const char *user, const char *kind, const char *input, const char *key,

@@ -18,102 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "integration/pg_helpers.h"
 #include "migrations.h"
-
-static PGconn *conn;
-static char run_prefix[64]; /* d-<pid>-<time>- */
-static int user_seq;
-
-/* ---- SQL helpers: values come back as text in a rotating buffer, so tests
- * need not free anything. NULL means SQL NULL. ---- */
-
-#define VAL_SLOTS 128
-#define VAL_MAX 16384
-static char vals[VAL_SLOTS][VAL_MAX];
-static int val_next;
-
-static char *val_keep(const char *s) {
-  char *slot = vals[val_next++ % VAL_SLOTS];
-  size_t n = strlen(s);
-  assert_true(n < VAL_MAX);
-  memcpy(slot, s, n + 1);
-  return slot;
-}
-
-#define P(...)                                                                                     \
-  (const char *const[]){__VA_ARGS__},                                                              \
-      (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-#define NOP NULL, 0
-
-static PGresult *sql_on(const char *q, const char *const *p, int n) {
-  PGresult *r = PQexecParams(conn, q, n, NULL, p, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    fail_msg("query failed: %s\n  %s", q, msg);
-  }
-  return r;
-}
-
-static void sql_do(const char *q, const char *const *p, int n) {
-  PQclear(sql_on(q, p, n));
-}
-
-/* The first column of the single row q returns (NULL for SQL NULL). */
-static char *sql_val(const char *q, const char *const *p, int n) {
-  PGresult *r = sql_on(q, p, n);
-  if (PQntuples(r) != 1) {
-    int rows = PQntuples(r);
-    PQclear(r);
-    fail_msg("expected one row from %s, got %d", q, rows);
-  }
-  char *v = PQgetisnull(r, 0, 0) ? NULL : val_keep(PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return v;
-}
-
-static long long sql_int(const char *q, const char *const *p, int n) {
-  char *v = sql_val(q, p, n);
-  if (!v) fail_msg("NULL from %s", q);
-  return atoll(v);
-}
-
-/* Runs q expecting it to fail; returns its SQLSTATE ("00000" if it worked). */
-static const char *sql_state(const char *q, const char *const *p, int n) {
-  PGresult *r = PQexecParams(conn, q, n, NULL, p, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  const char *s = "00000";
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    const char *f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    s = val_keep(f ? f : "?????");
-  }
-  PQclear(r);
-  return s;
-}
-
-/* ---- the model, through the schema's functions ---- */
-
-static char *new_user(void) {
-  char u[96];
-  snprintf(u, sizeof u, "%s%d", run_prefix, ++user_seq);
-  return val_keep(u);
-}
-
-static void grant(const char *user, const char *amount) {
-  char key[128];
-  snprintf(key, sizeof key, "test:%s:%s:%d", user, amount, ++user_seq);
-  sql_do("SELECT genq_grant($1, $2, $3, 'test')", P(user, amount, key));
-}
-
-static long long balance(const char *user) {
-  return sql_int("SELECT balance FROM accounts WHERE user_id = $1", P(user));
-}
-
-static long long held(const char *user) {
-  return sql_int("SELECT held FROM accounts WHERE user_id = $1", P(user));
-}
 
 static char *submit(const char *user, const char *kind, const char *input,
                     const char *max_attempts) {
@@ -124,7 +30,7 @@ static char *submit(const char *user, const char *kind, const char *input,
 /* Claims the job the way genq-worker does (three arguments: the default
  * max_reclaims); returns the new epoch, or NULL when not claimable. */
 static char *claim(const char *job) {
-  PGresult *r = sql_on("SELECT epoch FROM genq_claim_job($1::uuid, 'w1', 60::int)", P(job));
+  PGresult *r = sql_on(conn, "SELECT epoch FROM genq_claim_job($1::uuid, 'w1', 60::int)", P(job));
   char *e = PQntuples(r) ? val_keep(PQgetvalue(r, 0, 0)) : NULL;
   PQclear(r);
   return e;
@@ -174,7 +80,8 @@ static void exhaust(const char *job, const char *step, int attempts) {
 static void assert_audit_clean(void) {
   char like[80];
   snprintf(like, sizeof like, "%s%%", run_prefix);
-  PGresult *r = sql_on("SELECT a.check_name, a.subject, a.detail FROM genq_audit() a "
+  PGresult *r = sql_on(conn,
+                       "SELECT a.check_name, a.subject, a.detail FROM genq_audit() a "
                        "WHERE a.subject LIKE $1 OR a.subject IN "
                        "(SELECT id::text FROM jobs WHERE user_id LIKE $1)",
                        P(like));
@@ -223,7 +130,8 @@ static void test_attempts_used_up_on_retryable_errors_land_in_the_dead_set(void 
   assert_string_equal(job_field(job, "{status}"), "failed");
   assert_non_null(job_field(job, "{dead_at}"));
   assert_true(is_dead(job));
-  PGresult *r = sql_on("SELECT kind, attempt, max_attempts, reclaims, error_code, error_message, "
+  PGresult *r = sql_on(conn,
+                       "SELECT kind, attempt, max_attempts, reclaims, error_code, error_message, "
                        "user_id FROM genq_dead_list('image', now() - interval '1 minute', 100000) "
                        "WHERE id = $1",
                        P(job));
@@ -446,7 +354,8 @@ static void test_each_retry_holds_and_releases_under_keys_of_its_own(void **stat
     assert_int_equal(held(u), 0);
     assert_audit_clean();
   }
-  PGresult *r = sql_on("SELECT string_agg(replace(idem_key, 'job:' || job_id || ':', ''), ' ' "
+  PGresult *r = sql_on(conn,
+                       "SELECT string_agg(replace(idem_key, 'job:' || job_id || ':', ''), ' ' "
                        "ORDER BY id) FROM ledger WHERE job_id = $1",
                        P(job));
   assert_string_equal(PQgetvalue(r, 0, 0),
