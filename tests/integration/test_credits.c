@@ -174,7 +174,8 @@ static void test_step_succeed_captures_exactly_once(void **state) {
   assert_int_equal(held(u), 19);
   char *e = claim(job, "w1");
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)),
+                      "running");
   const char *succeed =
       "SELECT genq_step_succeed($1, $2, $3, '{\"n\":1}', '{\"storyboard\":{}}', NULL)";
   assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
@@ -209,7 +210,7 @@ static void test_fail_releases_what_is_held(void **state) {
   assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video_1', 'content_policy', "
                               "'refused', false)",
                               P(job, e)),
-                      "t");
+                      "failed");
   assert_string_equal(job_field(job, "{status}"), "failed");
   assert_string_equal(job_field(job, "{error,code}"), "content_policy");
   assert_string_equal(job_field(job, "{error,retryable}"), "false");
@@ -223,8 +224,7 @@ static void test_fail_releases_what_is_held(void **state) {
   assert_int_equal(held(u), 0);
   assert_int_equal(ledger_rows(u, "release"), 1);
   /* failing again is fenced (the job is no longer running) */
-  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'y', false)", P(job, e)),
-                      "f");
+  assert_null(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'y', false)", P(job, e)));
   assert_int_equal(ledger_rows(u, "release"), 1);
   assert_audit_clean();
 }
@@ -278,9 +278,9 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   char *e1 = claim(job, "w1");
   assert_non_null(e1);
   assert_null(claim(job, "w2")); /* the lease is live */
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-1')", P(job, e1)),
-                      "t");
+                      "running");
   sql_do("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", P(job));
   /* the relay re-sends a lapsed job once, not on every scan */
   const char *undispatched = "SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1";
@@ -289,7 +289,7 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
       sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid], ARRAY[$2::bigint])", P(job, e1)), 1);
   assert_int_equal(sql_int(undispatched, P(job)), 0);
   /* a lapsed lease does not let the old owner start new work */
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "f");
+  assert_null(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)));
   PGresult *r = sql_on(conn,
                        "SELECT epoch, steps->0->>'provider_ref' FROM genq_claim_job($1, "
                        "'w2', 60)",
@@ -303,11 +303,9 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
 
   assert_null(
       sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', '{\"x\":1}', NULL)", P(job, e1)));
-  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)), "f");
-  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)),
-                      "f");
-  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'y', false)", P(job, e1)),
-                      "f");
+  assert_null(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)));
+  assert_null(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)));
+  assert_null(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'y', false)", P(job, e1)));
   assert_null(sql_val("SELECT genq_job_requeue($1, $2, 0, 'x', 'y')", P(job, e1)));
   assert_string_equal(job_field(job, "{status}"), "running");
   assert_string_equal(job_field(job, "{steps,0,status}"), "running");
@@ -317,7 +315,7 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   assert_int_equal(held(u), 10);
   assert_int_equal(ledger_rows(u, "capture"), 0);
 
-  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "running");
   assert_string_equal(
       sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL, NULL)", P(job, e2)),
       "succeeded");
@@ -465,9 +463,9 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   char *job = submit(u, "video", "{\"prompt\":\"p\"}");
   char *e = claim(job, "w1");
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-r')", P(job, e)),
-                      "t");
+                      "running");
   const char *mine = "SELECT count(*) FROM genq_refs_to_release(NULL, 100000) WHERE job_id = $1";
   assert_int_equal(sql_int(mine, P(job)), 0); /* running: its worker still needs it */
   assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job)), "canceled");
@@ -484,9 +482,9 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   char *job2 = submit(u, "video", "{\"prompt\":\"p\"}");
   char *e2 = claim(job2, "w1");
   assert_non_null(e2);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job2, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job2, e2)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-s')", P(job2, e2)),
-                      "t");
+                      "running");
   const char *by_job =
       "SELECT count(*) FROM genq_refs_to_release($1, 100) WHERE provider_ref = 'gen-s'";
   assert_int_equal(sql_int(by_job, P(job2)), 0); /* still running */

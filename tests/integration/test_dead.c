@@ -162,7 +162,7 @@ static void test_a_refusal_is_plain_failed_not_dead(void **state) {
   assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'image', 'content_policy', "
                               "'refused', false)::text",
                               P(job, e)),
-                      "true");
+                      "failed");
   assert_string_equal(job_field(job, "{status}"), "failed");
   assert_null(job_field(job, "{dead_at}"));
   assert_false(is_dead(job));
@@ -201,7 +201,8 @@ static void test_reclaims_past_the_limit_bury_the_job_as_worker_lost(void **stat
   char *job = submit(u, "video", "{\"prompt\":\"p\"}", "10");
   char *e = claim(job);
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')::text", P(job, e)), "true");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')::text", P(job, e)),
+                      "running");
   /* three reclaims are allowed by default (the worker's three-argument call) */
   for (int i = 1; i <= 3; i++) {
     lapse(job);
@@ -271,9 +272,10 @@ static void test_retry_holds_price_minus_captured_and_keeps_succeeded_steps(void
                               P(job, e)),
                       "running");
   assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video_1')::text", P(job, e)),
-                      "true");
+                      "running");
   assert_string_equal(
-      sql_val("SELECT genq_step_checkpoint($1, $2, 'video_1', 'gen-v')::text", P(job, e)), "true");
+      sql_val("SELECT genq_step_checkpoint($1, $2, 'video_1', 'gen-v')::text", P(job, e)),
+      "running");
   assert_string_equal(requeue(job, e, "video_1"), "failed");
   assert_true(is_dead(job));
   assert_int_equal(job_int(job, "{cost,captured}"), 1);
