@@ -101,6 +101,7 @@ begin
   set status = 'queued', epoch = epoch + 1, attempt = 0, reclaims = 0, retries = v_n,
       max_attempts = coalesce(p_max_attempts, max_attempts), dead_at = null,
       held = held + v_need, released = released - v_need, dispatched = false,
+      dispatch_gen = dispatch_gen + 1,
       next_attempt_at = now(), finished_at = null, lease_until = null, worker_id = null
   where id = p_job;
   perform set_config('genq.retry_job', '', true);

@@ -10,46 +10,47 @@
 -- sends them all again. Sending a job twice is harmless: only one claim can
 -- win.
 
--- genq_mark_dispatched(ids, epochs) → how many of them are now marked as
+-- genq_mark_dispatched(ids, gens) → how many of them are now marked as
 -- pushed to Redis: queued jobs, and running jobs whose lease lapsed (re-sent
--- so that someone reclaims them). genq_undispatched skips marked jobs; a
--- claim clears the mark, so a job is re-sent once per lapse, not on every
--- scan. A mark names the epoch the job had when it was sent: a mark that
--- arrives late, after the job was claimed and requeued (a new epoch), must
--- not hide the requeued job from the relay.
-create or replace function genq_mark_dispatched(p_ids uuid[], p_epochs bigint[]) returns int
+-- so that someone reclaims them). genq_undispatched skips marked jobs, so a
+-- job is re-sent once per change, not on every scan. A mark names the
+-- dispatch generation the job had when it was sent (jobs.dispatch_gen): a
+-- claim, a renewal, a requeue, a hand-back, a retry or a reset moves it on
+-- and clears the mark, so a mark that arrives after any of them matches
+-- nothing and cannot hide the job from the relay.
+create or replace function genq_mark_dispatched(p_ids uuid[], p_gens bigint[]) returns int
 language plpgsql as $$
 declare
   n int;
 begin
   update jobs j set dispatched = true
-  from unnest(p_ids, p_epochs) as m(id, epoch)
-  where j.id = m.id and j.epoch = m.epoch and not j.dispatched
+  from unnest(p_ids, p_gens) as m(id, gen)
+  where j.id = m.id and j.dispatch_gen = m.gen and not j.dispatched
     and (j.status = 'queued' or (j.status = 'running' and j.lease_until < now()));
   get diagnostics n = row_count;
   return n;
 end $$;
 
 -- genq_undispatched(min_age_ms, limit) → the jobs the relay must (re)send to
--- Redis, oldest first, with the epoch to mark them with: queued jobs never
+-- Redis, oldest first, with the generation to mark them with: queued jobs never
 -- pushed (or requeued since), older than min_age_ms and due; and running
 -- jobs whose lease has lapsed (their worker died or was cut off; SPEC §5),
 -- not yet re-sent since.
 create or replace function genq_undispatched(p_min_age_ms int, p_limit int)
-returns table (id uuid, kind text, epoch bigint)
+returns table (id uuid, kind text, gen bigint)
 language plpgsql stable as $$
 #variable_conflict use_column
 begin
   return query
-  select u.id, u.kind, u.epoch from (
-    (select j.id, j.kind, j.epoch, j.created_at from jobs j
+  select u.id, u.kind, u.dispatch_gen from (
+    (select j.id, j.kind, j.dispatch_gen, j.created_at from jobs j
      where j.status = 'queued' and not j.dispatched
        and j.created_at < now() - make_interval(secs => coalesce(p_min_age_ms, 0) / 1000.0)
        and (j.next_attempt_at is null or j.next_attempt_at <= now())
      order by j.created_at
      limit greatest(coalesce(p_limit, 100), 1))
     union all
-    (select j.id, j.kind, j.epoch, j.created_at from jobs j
+    (select j.id, j.kind, j.dispatch_gen, j.created_at from jobs j
      where j.status = 'running' and j.lease_until < now() and not j.dispatched
      order by j.lease_until
      limit greatest(coalesce(p_limit, 100), 1))
@@ -64,7 +65,7 @@ end $$;
 -- lost its data since: the marked messages are gone). The first scan of a
 -- new installation records the token the same way (nothing is marked yet).
 create or replace function genq_relay_scan(p_min_age_ms int, p_limit int, p_incarnation text)
-returns table (id uuid, kind text, epoch bigint)
+returns table (id uuid, kind text, gen bigint)
 language plpgsql as $$
 #variable_conflict use_column
 declare
@@ -75,7 +76,7 @@ begin
     update dispatch_state s set redis_incarnation = p_incarnation
     where s.redis_incarnation is distinct from p_incarnation;
     if found then
-      update jobs j set dispatched = false
+      update jobs j set dispatched = false, dispatch_gen = j.dispatch_gen + 1
       where j.status in ('queued', 'running') and j.dispatched;
       get diagnostics n = row_count;
       update dispatch_state s set reset_at = now(), reset_jobs = s.reset_jobs + n;

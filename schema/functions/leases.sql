@@ -81,7 +81,8 @@ begin
   set status = 'running', epoch = j.epoch + 1, attempt = j.attempt + 1,
       reclaims = j.reclaims + case when v_reclaim then 1 else 0 end,
       lease_until = now() + make_interval(secs => p_lease_s), worker_id = p_worker,
-      started_at = coalesce(j.started_at, now()), next_attempt_at = null, dispatched = false
+      started_at = coalesce(j.started_at, now()), next_attempt_at = null, dispatched = false,
+      dispatch_gen = j.dispatch_gen + 1
   where jobs.id = j.id;
   return query
   select j.epoch + 1, j.kind, j.input, j.attempt + 1, j.max_attempts,
@@ -119,11 +120,15 @@ end $$;
 -- genq_jobs_renew(jobs, epochs, lease_s) → the jobs of the batch still
 -- running at the given epochs, whose leases now run lease_s from now. A
 -- worker renews everything it holds with one call, every third of the lease;
--- a job missing from the answer was reclaimed or canceled meanwhile.
+-- a job missing from the answer was reclaimed or canceled meanwhile. A
+-- renewal clears the dispatch mark: a message the relay sent while the lease
+-- had lapsed is dropped by whoever reads it now, so when this lease lapses
+-- the relay must send the job again.
 create or replace function genq_jobs_renew(p_jobs uuid[], p_epochs bigint[], p_lease_s int)
 returns table (id uuid)
 language sql as $$
-  update jobs j set lease_until = now() + make_interval(secs => p_lease_s)
+  update jobs j set lease_until = now() + make_interval(secs => p_lease_s), dispatched = false,
+                    dispatch_gen = j.dispatch_gen + 1
   from unnest(p_jobs, p_epochs) as h (id, epoch)
   where j.id = h.id and j.epoch = h.epoch and j.status = 'running'
   returning j.id
@@ -154,7 +159,8 @@ begin
   end if;
   update jobs
   set status = 'queued', attempt = greatest(attempt - 1, 0), lease_until = null,
-      worker_id = null, dispatched = false, next_attempt_at = null
+      worker_id = null, dispatched = false, dispatch_gen = dispatch_gen + 1,
+      next_attempt_at = null
   where id = p_job;
   return 'queued';
 end $$;

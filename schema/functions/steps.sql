@@ -188,6 +188,7 @@ begin
   end if;
   update jobs
   set status = 'queued', lease_until = null, worker_id = null, dispatched = false,
+      dispatch_gen = dispatch_gen + 1,
       next_attempt_at = now() + make_interval(secs => greatest(coalesce(p_delay_ms, 0), 0) / 1000.0),
       error = jsonb_build_object('code', p_code, 'message', p_message, 'retryable', true)
   where id = p_job;
