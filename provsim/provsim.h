@@ -5,7 +5,8 @@
  * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
  * serves (sim_media.c, with the id tables and clocks the providers share), one
  * for the schema-driven filler, one for the counters, one for delayed answers,
- * one for fault injection (faults.c). */
+ * one for fault injection (faults.c), and a multipart/form-data reader
+ * (multipart.h) for the uploads. */
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
