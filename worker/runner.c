@@ -354,6 +354,9 @@ static void step_succeeded(const db_result *r, void *arg) {
     step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "database error"};
     note_failure(j, s, &f);
   } else if (!db_fenced_ok(r)) {
+    /* NULL: no asset row has this asset's id (a resend of a success that
+     * committed answers the job's status instead), so the bytes are ours
+     * alone and nobody will ever read them */
     log_warn("job fenced at step commit", LS("job_id", j->id), LI("epoch", j->epoch));
     drop_asset_bytes(j->w, s->asset_key);
     runner_job_lost(j);

@@ -76,6 +76,12 @@ end $$;
 -- bytes are already stored) the asset row is recorded in the same
 -- transaction as the capture. When every step has succeeded the job
 -- succeeds, its error is cleared and any remainder is released.
+--
+-- A resend of a success that already committed (its answer was lost) is
+-- recognised by its own result — the asset row with this asset's id, or,
+-- for a step without an asset, the succeeded step with this very output —
+-- and answers the job's status as it is now, not NULL: a worker that reads
+-- NULL deletes the bytes it stored, and those bytes are the user's asset.
 create or replace function genq_step_succeed(p_job uuid, p_epoch bigint, p_step text,
                                              p_output jsonb, p_job_output jsonb, p_asset jsonb)
 returns text
@@ -86,7 +92,12 @@ declare
 begin
   j := genq_job_fenced(p_job, p_epoch, false);
   if j.id is null then
-    return null;
+    return (select jb.status from jobs jb join job_steps s on s.job_id = jb.id
+            where jb.id = p_job and s.name = p_step and s.status = 'succeeded'
+              and case when p_asset is null then s.output = p_output
+                       else exists (select 1 from assets a
+                                    where a.id = (p_asset ->> 'id')::uuid and a.job_id = p_job
+                                      and a.step = p_step) end);
   end if;
   select s.price into v_price from job_steps s
   where s.job_id = p_job and s.name = p_step and s.status in ('pending', 'running')

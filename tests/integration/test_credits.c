@@ -193,9 +193,59 @@ static void test_step_succeed_captures_exactly_once(void **state) {
   assert_int_equal(job_int(job, "{cost,captured}"), 19);
   assert_non_null(job_field(job, "{finished_at}"));
   assert_string_equal(job_field(job, "{output,storyboard}"), "{}");
-  /* the job is terminal now: a late duplicate is fenced and charges nothing */
-  assert_null(sql_val(succeed, P(job, e, "lipsync")));
+  /* the job is terminal now: a late duplicate is recognised as the commit it
+   * repeats and charges nothing */
+  assert_string_equal(sql_val(succeed, P(job, e, "lipsync")), "succeeded");
   assert_int_equal(balance(u), 81);
+  assert_audit_clean();
+}
+
+/* The last step's success commits (capture, asset row, job succeeded) but
+ * its answer is lost; the worker sends the same statement again. The resend
+ * must recognise its own committed result: NULL would tell the worker it was
+ * fenced out, and it would delete the stored bytes the asset row points at.
+ * Another owner's success (a different asset) stays fenced out. */
+static void test_a_resent_step_success_recognises_its_own_commit(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit(u, "image", "{\"prompt\":\"p\"}");
+  char *e = claim(job, "w1");
+  assert_non_null(e);
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'image')", P(job, e)), "running");
+  const char *asset = "{\"id\": \"6f1c1a9e-0000-4000-8000-000000000001\", \"kind\": \"image\", "
+                      "\"content_type\": \"image/png\", \"bytes\": 3, \"sha256\": "
+                      "\"0000000000000000000000000000000000000000000000000000000000000000\", "
+                      "\"storage_key\": \"assets/one\"}";
+  char *id = val_keep(job);
+  /* a fresh asset id per run of the test: the row is unique */
+  char *aid = sql_val("SELECT gen_random_uuid()::text", NOP);
+  char *a1 =
+      sql_val("SELECT jsonb_set($1::jsonb, '{id}', to_jsonb($2::text))::text", P(asset, aid));
+  const char *succeed = "SELECT genq_step_succeed($1, $2, 'image', '{}', NULL, $3::jsonb)";
+  assert_string_equal(sql_val(succeed, P(id, e, a1)), "succeeded");
+  char *again = sql_val(succeed, P(id, e, a1)); /* the resend */
+  assert_non_null(again);
+  assert_string_equal(again, "succeeded");
+  assert_int_equal(job_int(job, "{cost,captured}"), 2);
+  assert_int_equal(sql_int("SELECT count(*) FROM assets WHERE job_id = $1", P(id)), 1);
+  assert_int_equal(ledger_rows(u, "capture"), 1);
+  /* a success with another asset (another owner's bytes) is fenced out */
+  char *bid = sql_val("SELECT gen_random_uuid()::text", NOP);
+  char *a2 =
+      sql_val("SELECT jsonb_set($1::jsonb, '{id}', to_jsonb($2::text))::text", P(asset, bid));
+  assert_null(sql_val(succeed, P(id, e, a2)));
+  assert_int_equal(sql_int("SELECT count(*) FROM assets WHERE job_id = $1", P(id)), 1);
+  /* a step without an asset: the same output is recognised, another is not */
+  char *job2 = submit(u, "storyboard", "{\"prompt\":\"p\"}");
+  char *e2 = claim(job2, "w1");
+  assert_non_null(e2);
+  sql_do("SELECT genq_step_begin($1, $2, 'storyboard')", P(job2, e2));
+  const char *sb = "SELECT genq_step_succeed($1, $2, 'storyboard', $3::jsonb, NULL, NULL)";
+  assert_string_equal(sql_val(sb, P(job2, e2, "{\"title\": \"t\"}")), "succeeded");
+  again = sql_val(sb, P(job2, e2, "{\"title\": \"t\"}"));
+  assert_non_null(again);
+  assert_string_equal(again, "succeeded");
+  assert_null(sql_val(sb, P(job2, e2, "{\"title\": \"other\"}")));
   assert_audit_clean();
 }
 
@@ -599,6 +649,7 @@ int main(void) {
       cmocka_unit_test(test_submit_holds_the_full_price),
       cmocka_unit_test(test_insufficient_credits_is_gq402_and_creates_nothing),
       cmocka_unit_test(test_step_succeed_captures_exactly_once),
+      cmocka_unit_test(test_a_resent_step_success_recognises_its_own_commit),
       cmocka_unit_test(test_fail_releases_what_is_held),
       cmocka_unit_test(test_requeue_waits_then_fails_after_max_attempts),
       cmocka_unit_test(test_stale_epoch_is_fenced_after_reclaim),
