@@ -448,6 +448,38 @@ static void test_failed_stays_terminal_outside_genq_job_retry(void **state) {
   assert_audit_clean();
 }
 
+/* A lip-sync whose job failed while its Hedra job was running (a worker's
+ * lease lapsed past its attempts, another step failed, ...): Hedra has no
+ * cancel, so nothing deletes its generation and the ref must not be marked
+ * released; the retry then resumes it under the same idempotency key
+ * instead of paying Hedra for a new one. */
+static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state) {
+  char *u = new_user();
+  grant(u, "20");
+  char ids[2][40];
+  for (int i = 0; i < 2; i++) {
+    snprintf(ids[i], sizeof ids[i], "%s", sql_val("SELECT gen_random_uuid()::text", NOP));
+    sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
+           P(u, ids[i], i ? "audio/mpeg" : "image/png"));
+  }
+  char in[256];
+  snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
+           ids[1]);
+  char *job = submit(u, "lipsync", in, "1");
+  char *e = claim(job);
+  assert_non_null(e);
+  sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
+  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  assert_string_equal(
+      sql_val("SELECT genq_job_fail($1, $2, NULL, 'worker_lost', 'gone', true)", P(job, e)),
+      "failed");
+  assert_string_equal(job_field(job, "{steps,0,status}"), "canceled");
+  assert_int_equal(sql_int("SELECT count(*) FROM genq_refs_to_release($1, 100)", P(job)), 0);
+  assert_string_equal(
+      sql_val("SELECT genq_job_retry($1, NULL)->'steps'->0->>'provider_ref'", P(job)), "hedra-1");
+  assert_audit_clean();
+}
+
 /* A lip-sync whose Hedra generation failed: the retry gives its step a
  * fresh idempotency key (ref "retry:r1"); with an input upload gone, the
  * retry is refused (GQ410) and changes nothing. */
@@ -516,6 +548,7 @@ int main(void) {
       cmocka_unit_test(test_only_a_failed_job_can_be_retried),
       cmocka_unit_test(test_failed_stays_terminal_outside_genq_job_retry),
       cmocka_unit_test(test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone),
+      cmocka_unit_test(test_lipsync_retry_resumes_a_hedra_job_nothing_deleted),
       cmocka_unit_test(test_audit_checks_each_job_against_its_ledger_rows),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
