@@ -124,7 +124,7 @@ static void he_error(provsim *ps, http_request *req, int status, const char *cod
   char *body = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!body) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    provsim_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   static const char *const retry[] = {"Retry-After: 1", NULL};
