@@ -26,21 +26,12 @@ typedef struct {
 } submit_ctx;
 
 /* GQ400 is an input the database refused (an upload that is not the
- * user's, expired, or of the wrong media class). Its message names the
- * field: "ERROR:  input.<field>: ..." and maybe CONTEXT lines after. */
-static void invalid_input(http_request *req, const char *error) {
-  char msg[256];
-  const char *m = error ? error : "";
-  if (strncmp(m, "ERROR:", 6) == 0) m += 6;
-  while (*m == ' ')
-    m++;
-  size_t n = strcspn(m, "\r\n");
-  if (strncmp(m, "input.", 6) != 0 || n == 0) {
-    m = "input: refused";
-    n = strlen(m);
-  }
-  snprintf(msg, sizeof(msg), "%.*s", (int)n, m);
-  api_reply_error(req, 400, "invalid_input", msg, NULL);
+ * user's, expired, or of the wrong media class): the error's column names
+ * the input field, and its primary message says what is wrong with it. */
+static void invalid_input(http_request *req, const db_result *r) {
+  const char *m = r->message;
+  if (!r->column || strncmp(r->column, "input.", 6) != 0 || !m || !*m) m = "input: refused";
+  api_reply_error(req, 400, "invalid_input", m, NULL);
 }
 
 static void submitted(const db_result *r, void *arg) {
@@ -49,7 +40,7 @@ static void submitted(const db_result *r, void *arg) {
   if (!r->ok) {
     const char *st = r->sqlstate ? r->sqlstate : "";
     if (strcmp(st, "GQ400") == 0)
-      invalid_input(req, r->error);
+      invalid_input(req, r);
     else if (strcmp(st, "GQ402") == 0)
       api_reply_error(req, 402, "insufficient_credits", "not enough credits available for this job",
                       NULL);

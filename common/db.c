@@ -254,7 +254,11 @@ static void db_complete(db_conn *c) {
     const char *st = PQresultErrorField(err, PG_DIAG_SQLSTATE);
     char msg[DB_ERR_MAX];
     db_trim(msg, sizeof msg, PQresultErrorMessage(err));
-    db_result r = {.ok = 0, .sqlstate = st ? st : "XX000", .error = msg};
+    db_result r = {.ok = 0,
+                   .sqlstate = st ? st : "XX000",
+                   .error = msg,
+                   .message = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY),
+                   .column = PQresultErrorField(err, PG_DIAG_COLUMN_NAME)};
     s->cb(&r, s->arg);
   } else {
     db_result r = {.ok = 1, .res = last};

@@ -24,7 +24,12 @@ typedef struct {
   const char *sqlstate; /* on failure: 5-char SQLSTATE; "08006" connection lost mid-statement,
                            "08001" no connection in time, "57014" canceled */
   const char *error;    /* on failure: the server's or libpq's message */
-  PGresult *res;        /* on success: the result (PGRES_TUPLES_OK or COMMAND_OK) */
+  /* On a server's refusal, its structured fields (NULL when absent): the
+   * primary message alone, and the column it names — genq's functions name
+   * the offending input field there ("input.image_upload_id") with GQ400. */
+  const char *message;
+  const char *column;
+  PGresult *res; /* on success: the result (PGRES_TUPLES_OK or COMMAND_OK) */
 } db_result;
 
 /* Called exactly once per db_query that returned 0, on the loop thread. r and

@@ -37,7 +37,8 @@ end $$;
 -- genq_job_link_uploads(job, user, kind, input): internal to submit. Every
 -- upload the input names must be the user's, still stored, and of the right
 -- media class; the uploads are locked (FOR SHARE) so the sweeper cannot
--- delete one between this check and the commit. GQ400 names the field.
+-- delete one between this check and the commit. GQ400 names the field in
+-- the error's column (and its message starts with it).
 -- With job NULL it only checks (submit checks before it looks at credits:
 -- bad input is answered before payment).
 create or replace function genq_job_link_uploads(p_job uuid, p_user text, p_kind text,
@@ -52,7 +53,7 @@ begin
   if p_kind = 'lipsync' and p_input ? 'video_asset_id' then
     -- Hedra animates a start image; a video has no place in its request.
     raise exception 'input.video_asset_id: lip-sync of a video is not supported by the lip-sync provider; use image_upload_id'
-      using errcode = 'GQ400';
+      using errcode = 'GQ400', column = 'input.video_asset_id';
   end if;
   for f in select * from genq_upload_fields(p_kind) loop
     if p_input ->> f.field is null then
@@ -61,19 +62,21 @@ begin
     begin
       v_id := (p_input ->> f.field)::uuid;
     exception when invalid_text_representation then
-      raise exception 'input.%: not an upload id', f.field using errcode = 'GQ400';
+      raise exception 'input.%: not an upload id', f.field
+        using errcode = 'GQ400', column = 'input.' || f.field;
     end;
     select * into u from uploads where id = v_id and user_id = p_user for share;
     if not found then
-      raise exception 'input.%: no such upload', f.field using errcode = 'GQ400';
+      raise exception 'input.%: no such upload', f.field
+        using errcode = 'GQ400', column = 'input.' || f.field;
     end if;
     if u.deleted_at is not null then
       raise exception 'input.%: the upload has expired; upload it again', f.field
-        using errcode = 'GQ400';
+        using errcode = 'GQ400', column = 'input.' || f.field;
     end if;
     if split_part(u.content_type, '/', 1) <> f.media then
       raise exception 'input.%: the upload is %, an % is needed', f.field, u.content_type, f.media
-        using errcode = 'GQ400';
+        using errcode = 'GQ400', column = 'input.' || f.field;
     end if;
     if p_job is not null then
       insert into job_uploads (job_id, role, upload_id) values (p_job, f.role, v_id);
