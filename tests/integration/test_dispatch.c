@@ -492,7 +492,6 @@ static void a_job_sent_twice_is_claimed_once(void **state) {
   int second = claim(job, who[1]);
   assert_int_equal(first, 1);
   assert_int_equal(second, 0);
-  assert_int_equal(first + second, 1);
   assert_string_equal(sql_val("SELECT epoch::text FROM jobs WHERE id = $1", P(job)), "1");
   assert_string_equal(sql_val("SELECT worker_id FROM jobs WHERE id = $1", P(job)), who[0]);
   /* both messages are acknowledged and deleted whatever the claim said */
