@@ -43,6 +43,15 @@ int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
 int api_authenticated(api_ctx *ctx, const http_request *req);
 
 /* ---- reply.c ---- */
+/* Answers with genq's error shape (SPEC §4):
+ * {"error":{"code":"...","message":"...","request_id":"<the X-Request-Id>"}},
+ * as application/json. extra_headers as for http_respond. */
+void api_reply_error(http_request *req, int status, const char *code, const char *message,
+                     const char *const *extra_headers);
+/* The server's error writer (http_server_set_error_writer): its own
+ * refusals (400, 408, 413, 431, 503) in the same shape. */
+void api_server_error(http_request *req, int status, const char *code, const char *message,
+                      void *arg);
 void api_reply_json_text(http_request *req, int status, const char *json, size_t len);
 /* Serializes and frees obj. */
 void api_reply_json(http_request *req, int status, cJSON *obj);

@@ -12,7 +12,7 @@ static const char *const asset_headers[] = {"Cache-Control: private, max-age=315
 
 void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   if (!api_is_uuid(id)) {
-    http_respond_error(req, 404, "not_found", "no such asset", NULL);
+    api_reply_error(req, 404, "not_found", "no such asset", NULL);
     return;
   }
   api_stored_opts o = {.max_bytes = ctx->cfg.asset_max_bytes,

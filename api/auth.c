@@ -35,7 +35,7 @@ static int cookie_value(const char *header, const char *name, char *out, size_t 
 
 static int unauthorized(http_request *req, const char *message) {
   static const char *const challenge[] = {"WWW-Authenticate: Bearer", NULL};
-  http_respond_error(req, 401, "unauthorized", message, challenge);
+  api_reply_error(req, 401, "unauthorized", message, challenge);
   return -1;
 }
 

@@ -11,7 +11,7 @@ static void credits_row(const db_result *r, void *arg) {
   }
   const char *v = PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : "";
   if (!*v) {
-    http_respond_error(req, 500, "internal", "internal error", NULL);
+    api_reply_error(req, 500, "internal", "internal error", NULL);
     return;
   }
   api_reply_json_text(req, 200, v, strlen(v));
@@ -21,6 +21,6 @@ void api_credits_get(api_ctx *ctx, http_request *req, const api_user *u) {
   const char *params[1] = {u->user};
   if (db_query(ctx->db, "select genq_credits($1)", 1, params, credits_row, req) != 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "the database is overloaded", retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded", retry);
   }
 }

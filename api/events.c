@@ -124,7 +124,7 @@ static void ev_close(ev_stream *s, const char *why) {
               LS("job_id", s->job_id), LS("reason", why), LI("events", s->seq));
     if (!s->begun && !http_req_gone(s->req)) {
       static const char *const retry[] = {"Retry-After: 1", NULL};
-      http_respond_error(s->req, 503, "unavailable", "the server is shutting down", retry);
+      api_reply_error(s->req, 503, "unavailable", "the server is shutting down", retry);
     } else {
       http_stream_end(s->req);
     }
@@ -241,7 +241,7 @@ static void ev_fetched(const db_result *r, void *arg) {
   } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     /* not the user's, or no longer visible to them (account deleted) */
     if (!s->begun) {
-      http_respond_error(s->req, 404, "not_found", "no such job", NULL);
+      api_reply_error(s->req, 404, "not_found", "no such job", NULL);
       s->req = NULL;
     }
     ev_close(s, "no such job");
@@ -276,7 +276,7 @@ static void ev_fetch(ev_stream *s) {
     s->fetching = 0;
     if (!s->begun && !s->closing) {
       static const char *const retry[] = {"Retry-After: 1", NULL};
-      http_respond_error(s->req, 503, "unavailable", "the database is overloaded", retry);
+      api_reply_error(s->req, 503, "unavailable", "the database is overloaded", retry);
       s->req = NULL;
       ev_close(s, "database overloaded");
     }
@@ -324,22 +324,22 @@ static void ev_on_notice(const char *channel, const char *msg, size_t len, void 
 void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   static const char *const retry[] = {"Retry-After: 5", NULL};
   if (!api_is_uuid(id)) { /* an id that cannot exist is simply not found */
-    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
   if (!ctx->events) { /* not started, or stopping */
-    http_respond_error(req, 503, "unavailable", "job events are not available", retry);
+    api_reply_error(req, 503, "unavailable", "job events are not available", retry);
     return;
   }
   if (ctx->events->nstreams >= EV_MAX_STREAMS) {
     log_warn("job events: too many open streams", LS("request_id", http_req_id(req)),
              LI("streams", ctx->events->nstreams));
-    http_respond_error(req, 503, "unavailable", "too many open event streams; retry later", retry);
+    api_reply_error(req, 503, "unavailable", "too many open event streams; retry later", retry);
     return;
   }
   ev_stream *s = calloc(1, sizeof(*s));
   if (!s) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   s->ctx = ctx;

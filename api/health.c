@@ -31,7 +31,7 @@ static void ping_done(const db_result *r, void *arg) {
 void api_readyz(api_ctx *ctx, http_request *req) {
   ready_ctx *rc = malloc(sizeof(*rc));
   if (!rc) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   rc->req = req;

@@ -40,7 +40,7 @@ static void invalid_input(http_request *req, const char *error) {
     n = strlen(m);
   }
   snprintf(msg, sizeof(msg), "%.*s", (int)n, m);
-  http_respond_error(req, 400, "invalid_input", msg, NULL);
+  api_reply_error(req, 400, "invalid_input", msg, NULL);
 }
 
 static void submitted(const db_result *r, void *arg) {
@@ -51,18 +51,18 @@ static void submitted(const db_result *r, void *arg) {
     if (strcmp(st, "GQ400") == 0)
       invalid_input(req, r->error);
     else if (strcmp(st, "GQ402") == 0)
-      http_respond_error(req, 402, "insufficient_credits",
-                         "not enough credits available for this job", NULL);
+      api_reply_error(req, 402, "insufficient_credits", "not enough credits available for this job",
+                      NULL);
     else if (strcmp(st, "GQ409") == 0)
-      http_respond_error(req, 409, "idempotency_conflict",
-                         "Idempotency-Key was already used with a different request", NULL);
+      api_reply_error(req, 409, "idempotency_conflict",
+                      "Idempotency-Key was already used with a different request", NULL);
     else
       api_reply_db_error(req, r);
     free(s);
     return;
   }
   if (PQntuples(r->res) != 1) {
-    http_respond_error(req, 500, "internal", "internal error", NULL);
+    api_reply_error(req, 500, "internal", "internal error", NULL);
     free(s);
     return;
   }
@@ -90,8 +90,8 @@ static int idempotency_key_ok(const char *k) {
 void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   const char *ct = http_req_header(req, "content-type");
   if (ct && strncmp(ct, "application/json", 16) != 0) {
-    http_respond_error(req, 415, "unsupported_media_type", "Content-Type must be application/json",
-                       NULL);
+    api_reply_error(req, 415, "unsupported_media_type", "Content-Type must be application/json",
+                    NULL);
     return;
   }
   size_t len;
@@ -100,20 +100,20 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   char field[64], msg[256], full[360];
   if (job_submission_parse(body, len, &sub, field, sizeof(field), msg, sizeof(msg)) != 0) {
     int bad_json = field[0] == 0 && strstr(msg, "JSON") != NULL;
-    http_respond_error(req, 400, bad_json ? "invalid_json" : "invalid_request", msg, NULL);
+    api_reply_error(req, 400, bad_json ? "invalid_json" : "invalid_request", msg, NULL);
     return;
   }
   if (!job_kind_runnable(sub.kind)) {
     snprintf(full, sizeof(full), "kind: '%s' jobs are not available yet", job_kind_name(sub.kind));
     job_submission_free(&sub);
-    http_respond_error(req, 400, "invalid_request", full, NULL);
+    api_reply_error(req, 400, "invalid_request", full, NULL);
     return;
   }
   const char *idem = http_req_header(req, "idempotency-key");
   if (idem && !idempotency_key_ok(idem)) {
     job_submission_free(&sub);
-    http_respond_error(req, 400, "invalid_request",
-                       "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
+    api_reply_error(req, 400, "invalid_request",
+                    "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
     return;
   }
   /* the request hash tells a replay from a reuse of the key with another body */
@@ -135,7 +135,7 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
     free(input);
     free(s);
     job_submission_free(&sub);
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   s->ctx = ctx;
@@ -152,8 +152,8 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   if (rc != 0) {
     free(s);
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
-                       retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
+                    retry);
   }
 }
 
@@ -166,7 +166,7 @@ static void one_json_row(const db_result *r, void *arg) {
     return;
   }
   if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
-    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
   const char *v = PQgetvalue(r->res, 0, 0);
@@ -177,14 +177,14 @@ static void query_or_503(api_ctx *ctx, http_request *req, const char *sql, int n
                          const char *const *params) {
   if (db_query(ctx->db, sql, n, params, one_json_row, req) != 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "the database is overloaded", retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded", retry);
   }
 }
 
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   /* an id that cannot exist is simply not found: never tell ids apart */
   if (!api_is_uuid(id)) {
-    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
   const char *params[2] = {u->user, id};
@@ -199,9 +199,8 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
   if ((rc = api_query_param(q, "status", status, sizeof(status))) != 0) {
     job_status st;
     if (rc < 0 || job_status_parse(status, &st) != 0) {
-      http_respond_error(req, 400, "invalid_request",
-                         "status must be one of queued, running, succeeded, failed, canceled",
-                         NULL);
+      api_reply_error(req, 400, "invalid_request",
+                      "status must be one of queued, running, succeeded, failed, canceled", NULL);
       return;
     }
     p_status = status;
@@ -209,8 +208,8 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
   if ((rc = api_query_param(q, "kind", kind, sizeof(kind))) != 0) {
     job_kind k;
     if (rc < 0 || job_kind_parse(kind, &k) != 0) {
-      http_respond_error(req, 400, "invalid_request",
-                         "kind must be one of storyboard, image, video, lipsync, campaign", NULL);
+      api_reply_error(req, 400, "invalid_request",
+                      "kind must be one of storyboard, image, video, lipsync, campaign", NULL);
       return;
     }
     p_kind = kind;
@@ -219,15 +218,15 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
     char *end;
     long n = rc > 0 ? strtol(limit, &end, 10) : 0;
     if (rc < 0 || !limit[0] || *end || n < 1 || n > 100) {
-      http_respond_error(req, 400, "invalid_request", "limit must be an integer between 1 and 100",
-                         NULL);
+      api_reply_error(req, 400, "invalid_request", "limit must be an integer between 1 and 100",
+                      NULL);
       return;
     }
     p_limit = limit;
   }
   if ((rc = api_query_param(q, "cursor", cursor, sizeof(cursor))) != 0) {
     if (rc < 0 || !api_is_uuid(cursor)) {
-      http_respond_error(req, 400, "invalid_request", "cursor is not a valid cursor", NULL);
+      api_reply_error(req, 400, "invalid_request", "cursor is not a valid cursor", NULL);
       return;
     }
     p_cursor = cursor;
@@ -246,7 +245,7 @@ static void canceled(const db_result *r, void *arg) {
     return;
   }
   if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
-    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
   const char *job = PQgetvalue(r->res, 0, 0), *id = PQgetvalue(r->res, 0, 1);
@@ -261,7 +260,7 @@ static void canceled(const db_result *r, void *arg) {
 
 void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   if (!api_is_uuid(id)) {
-    http_respond_error(req, 404, "not_found", "no such job", NULL);
+    api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
   http_req_set_data(req, ctx);
@@ -269,7 +268,7 @@ void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const c
   if (db_query(ctx->db, "select j, j->>'id', j->>'status' from genq_job_cancel($1, $2::uuid) as j",
                2, params, canceled, req) != 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    http_respond_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
-                       retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
+                    retry);
   }
 }

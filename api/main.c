@@ -22,7 +22,7 @@ static void method_not_allowed(http_request *req, const char *allow) {
   char hdr[64];
   snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
   const char *const headers[] = {hdr, NULL};
-  http_respond_error(req, 405, "method_not_allowed", "method not allowed", headers);
+  api_reply_error(req, 405, "method_not_allowed", "method not allowed", headers);
 }
 
 /* The routes genq-api serves, and the methods each allows. */
@@ -106,7 +106,7 @@ static void route(http_request *req, void *arg) {
   api_user u;
 
   if (r == R_NONE) {
-    http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
+    api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
     return;
   }
   if (!method_allowed(route_allow[r], m)) {
@@ -152,7 +152,7 @@ static void route(http_request *req, void *arg) {
     api_assets_get(ctx, req, &u, id);
     break;
   default:
-    http_respond_error(req, 404, "not_found", "no such endpoint", NULL);
+    api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
   }
 }
 
@@ -257,6 +257,7 @@ int main(int argc, char **argv) {
   int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
   if (rc == 0) {
     http_server_set_body_limit(ctx.server, body_limit, &ctx);
+    http_server_set_error_writer(ctx.server, api_server_error, NULL);
     rc = http_server_listen(ctx.server, ctx.cfg.api_host, ctx.cfg.api_port);
   }
   if (rc != 0) {

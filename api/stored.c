@@ -21,7 +21,7 @@ static const char *const retry[] = {"Retry-After: 1", NULL};
 
 static void not_found(stored_op *op, const char *why) {
   log_debug("stored bytes refused", LS("request_id", http_req_id(op->req)), LS("reason", why));
-  http_respond_error(op->req, 404, "not_found", op->o.not_found_message, NULL);
+  api_reply_error(op->req, 404, "not_found", op->o.not_found_message, NULL);
   free(op);
 }
 
@@ -43,7 +43,7 @@ static void got_bytes(const char *data, size_t len, int missing, const char *err
   }
   if (err) {
     log_error("storage read failed", LS("request_id", http_req_id(req)), LS("error", err));
-    http_respond_error(req, 503, "unavailable", "storage is unavailable; retry", retry);
+    api_reply_error(req, 503, "unavailable", "storage is unavailable; retry", retry);
   } else {
     char *owned = op->ctx->storage ? storage_take(op->ctx->storage) : NULL;
     if (owned)
@@ -68,7 +68,7 @@ static void row(const db_result *r, void *arg) {
   set_type(op, PQgetvalue(r->res, 0, 0));
   if (!op->ctx->storage || storage_get(op->ctx->storage, PQgetvalue(r->res, 0, 1), op->o.max_bytes,
                                        got_bytes, op) != 0) {
-    http_respond_error(op->req, 503, "unavailable", "storage is unavailable; retry", retry);
+    api_reply_error(op->req, 503, "unavailable", "storage is unavailable; retry", retry);
     free(op);
   }
 }
@@ -77,7 +77,7 @@ void api_reply_stored(api_ctx *ctx, http_request *req, const api_stored_opts *o,
                       int nparams, const char *const *params) {
   stored_op *op = calloc(1, sizeof(*op));
   if (!op) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   op->ctx = ctx;
@@ -85,6 +85,6 @@ void api_reply_stored(api_ctx *ctx, http_request *req, const api_stored_opts *o,
   op->o = *o;
   if (db_query(ctx->db, sql, nparams, params, row, op) != 0) {
     free(op);
-    http_respond_error(req, 503, "unavailable", "the database is overloaded", retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded", retry);
   }
 }

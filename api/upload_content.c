@@ -29,7 +29,7 @@ static const char *const content_headers[] = {"Cache-Control: private, max-age=3
 
 static void not_found(http_request *req, const char *why) {
   log_debug("upload content refused", LS("request_id", http_req_id(req)), LS("reason", why));
-  http_respond_error(req, 404, "not_found", "no such upload", NULL);
+  api_reply_error(req, 404, "not_found", "no such upload", NULL);
 }
 
 void api_upload_content(api_ctx *ctx, http_request *req, const char *id) {

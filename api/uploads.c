@@ -52,7 +52,7 @@ static void recorded(const db_result *r, void *arg) {
   if (!r->ok || PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     drop_bytes(op->ctx, op->key);
     if (r->ok)
-      http_respond_error(req, 500, "internal", "internal error", NULL);
+      api_reply_error(req, 500, "internal", "internal error", NULL);
     else
       api_reply_db_error(req, r);
     free(op);
@@ -71,8 +71,7 @@ static void stored(const char *err, void *arg) {
   static const char *const retry[] = {"Retry-After: 1", NULL};
   if (err) {
     log_error("upload storage failed", LS("request_id", http_req_id(req)), LS("error", err));
-    http_respond_error(req, 503, "unavailable", "storage is unavailable; nothing was stored",
-                       retry);
+    api_reply_error(req, 503, "unavailable", "storage is unavailable; nothing was stored", retry);
     free(op);
     return;
   }
@@ -80,8 +79,8 @@ static void stored(const char *err, void *arg) {
   if (db_query(op->ctx->db, "select genq_upload_create($1, $2::uuid, $3, $4::bigint, $5, $6)", 6,
                params, recorded, op) != 0) {
     drop_bytes(op->ctx, op->key);
-    http_respond_error(req, 503, "unavailable", "the database is overloaded; nothing was stored",
-                       retry);
+    api_reply_error(req, 503, "unavailable", "the database is overloaded; nothing was stored",
+                    retry);
     free(op);
   }
 }
@@ -111,38 +110,38 @@ static void hashed(uv_work_t *w, int status) {
     return;
   free(op);
   static const char *const retry[] = {"Retry-After: 1", NULL};
-  http_respond_error(req, 503, "unavailable", "storage is unavailable; nothing was stored", retry);
+  api_reply_error(req, 503, "unavailable", "storage is unavailable; nothing was stored", retry);
 }
 
 void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
   char type[32], msg[160];
   if (declared_type(http_req_header(req, "content-type"), type, sizeof(type)) != 0) {
-    http_respond_error(req, 415, "unsupported_media_type",
-                       "Content-Type must be one of " UPLOAD_TYPES, NULL);
+    api_reply_error(req, 415, "unsupported_media_type", "Content-Type must be one of " UPLOAD_TYPES,
+                    NULL);
     return;
   }
   size_t len;
   const unsigned char *body = (const unsigned char *)http_req_body(req, &len);
   if (len == 0) {
-    http_respond_error(req, 400, "invalid_request", "the upload is empty", NULL);
+    api_reply_error(req, 400, "invalid_request", "the upload is empty", NULL);
     return;
   }
   if (len > ctx->cfg.upload_max_bytes) {
     /* the server refuses it on Content-Length; this catches any other way */
     snprintf(msg, sizeof(msg), "an upload may be at most %zu bytes", ctx->cfg.upload_max_bytes);
-    http_respond_error(req, 413, "payload_too_large", msg, NULL);
+    api_reply_error(req, 413, "payload_too_large", msg, NULL);
     return;
   }
   if (!media_matches(type, body, len)) {
     const char *seen = media_sniff(body, len);
     snprintf(msg, sizeof(msg), "the body is not %s (its bytes look like %s)", type,
              seen ? seen : "no supported media type");
-    http_respond_error(req, 415, "unsupported_media_type", msg, NULL);
+    api_reply_error(req, 415, "unsupported_media_type", msg, NULL);
     return;
   }
   upload_op *op = calloc(1, sizeof(*op));
   if (!op) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   op->ctx = ctx;
@@ -153,7 +152,7 @@ void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
   snprintf(op->bytes, sizeof(op->bytes), "%zu", len);
   if (media_uuid4(op->id) != 0) {
     free(op);
-    http_respond_error(req, 500, "internal", "no randomness for an id", NULL);
+    api_reply_error(req, 500, "internal", "no randomness for an id", NULL);
     return;
   }
   snprintf(op->key, sizeof(op->key), "uploads/%s", op->id);
@@ -162,6 +161,6 @@ void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
   /* 25 MiB hash in ~0.1 s: off the loop thread */
   if (uv_queue_work(ctx->loop, &op->work, hash_work, hashed) != 0) {
     free(op);
-    http_respond_error(req, 500, "internal", "cannot hash the upload", NULL);
+    api_reply_error(req, 500, "internal", "cannot hash the upload", NULL);
   }
 }

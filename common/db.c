@@ -455,6 +455,10 @@ int db_transient(const db_result *r) {
          strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0;
 }
 
+int db_fenced_ok(const db_result *r) {
+  return r->ok && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0);
+}
+
 int db_connected(const db *d) {
   int n = 0;
   for (int i = 0; i < d->n; i++)

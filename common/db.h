@@ -50,6 +50,10 @@ int db_query(db *d, const char *sql, int nparams, const char *const *params, db_
  * failure or deadlock (40001, 40P01). Only idempotent statements may be
  * resent: one that lost its connection mid-way may have committed. */
 int db_transient(const db_result *r);
+/* 1 when a fenced statement (schema/functions/leases.sql: one row, the job's
+ * status after the call, or NULL when the caller was fenced out) succeeded
+ * and was not fenced out. */
+int db_fenced_ok(const db_result *r);
 /* Number of connections currently up. */
 int db_connected(const db *d);
 /* Fails queued statements (sqlstate "57014"), waits for running ones to

@@ -13,9 +13,9 @@
  *   read; headers not complete within header_timeout_ms, or a body not
  *   complete within body_timeout_ms (e.g. Content-Length larger than what is
  *   sent) → 408; malformed request → 400; an idle keep-alive connection is
- *   closed after idle_timeout_ms. Errors the server answers itself use the
- *   JSON error shape {"error":{"code","message","request_id"}} and close the
- *   connection.
+ *   closed after idle_timeout_ms. The server answers these refusals itself,
+ *   through its error writer (plain text unless the caller sets its own,
+ *   http_server_set_error_writer), and closes the connection.
  * - Every response carries X-Request-Id: the client's X-Request-Id when it is
  *   1..64 bytes of [A-Za-z0-9._-], else a fresh random id.
  * - max_body_bytes can be replaced per request (http_server_set_body_limit),
@@ -23,7 +23,7 @@
  *
  * Callback contract: the handler is called once per complete request, on the
  * loop thread. It must release the request exactly once, with http_respond()
- * (or http_respond_take/http_respond_error), or with http_stream_end() after
+ * (or http_respond_take), or with http_stream_end() after
  * http_stream_begin(), either inside the handler or later from any callback
  * on the same loop. The request (and every string its accessors return)
  * stays valid until that call returns. If the client goes away first, the
@@ -58,6 +58,17 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_limits *limit
  * max_body_bytes for every request. */
 typedef size_t (*http_body_limit_cb)(const http_request *req, void *arg);
 void http_server_set_body_limit(http_server *s, http_body_limit_cb fn, void *arg);
+/* How the server words the refusals it answers itself, before or instead of
+ * the handler: 400 (malformed), 408 (too slow), 413 (body too large), 431
+ * (headers too large), 503 (out of memory). code names the refusal in
+ * snake_case ("payload_too_large"), message says it in a few words ("request
+ * body too large"); the request's id is set. fn must answer r with
+ * http_respond or http_respond_take before it returns; the connection closes
+ * after that answer, and a HEAD request gets the body too. The default
+ * writer sends message as text/plain. NULL restores it. */
+typedef void (*http_error_writer)(http_request *r, int status, const char *code,
+                                  const char *message, void *arg);
+void http_server_set_error_writer(http_server *s, http_error_writer fn, void *arg);
 /* host is an IPv4 or IPv6 literal; port 0 picks a free port. */
 int http_server_listen(http_server *s, const char *host, int port);
 int http_server_port(const http_server *s);
@@ -127,10 +138,6 @@ int http_stream_begin(http_request *r, int status, const char *content_type,
                       const char *const *extra_headers);
 int http_stream_write(http_request *r, const char *data, size_t len);
 void http_stream_end(http_request *r);
-
-/* Answers with the JSON error shape of SPEC §4: {"error":{"code","message","request_id"}}. */
-void http_respond_error(http_request *r, int status, const char *code, const char *message,
-                        const char *const *extra_headers);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" if not known. */
 const char *http_status_text(int status);

@@ -27,15 +27,15 @@ struct relay {
   char token[33]; /* a fresh candidate incarnation token for each scan */
   struct mark {
     char id[37];
-    long long epoch; /* the job's epoch when it was sent */
-  } * marks;         /* dispatched, not yet marked */
+    long long gen; /* the job's dispatch generation when it was sent */
+  } * marks;       /* dispatched, not yet marked */
   int nmarks;
 };
 
 typedef struct {
   relay *rl;
   char id[37];
-  long long epoch;
+  long long gen;
 } send_ctx;
 
 static void maybe_free(relay *rl) {
@@ -54,48 +54,48 @@ static void mark_done(const db_result *r, void *arg) {
   maybe_free(rl);
 }
 
-/* One UPDATE for the batch: genq_mark_dispatched($ids, $epochs) with two
+/* One UPDATE for the batch: genq_mark_dispatched($ids, $gens) with two
  * PostgreSQL array literals. A mark that cannot be written only means the
  * scan sends the job once more. */
 static void flush_marks(relay *rl) {
   int n = rl->nmarks;
   rl->nmarks = 0;
   if (n == 0) return;
-  char *ids = malloc((size_t)n * 37 + 3), *epochs = malloc((size_t)n * 21 + 3);
-  if (ids && epochs) {
+  char *ids = malloc((size_t)n * 37 + 3), *gens = malloc((size_t)n * 21 + 3);
+  if (ids && gens) {
     size_t io = 0, eo = 0;
     ids[io++] = '{';
-    epochs[eo++] = '{';
+    gens[eo++] = '{';
     for (int i = 0; i < n; i++) {
       if (i) {
         ids[io++] = ',';
-        epochs[eo++] = ',';
+        gens[eo++] = ',';
       }
       memcpy(ids + io, rl->marks[i].id, 36);
       io += 36;
-      eo += (size_t)snprintf(epochs + eo, 21, "%lld", rl->marks[i].epoch);
+      eo += (size_t)snprintf(gens + eo, 21, "%lld", rl->marks[i].gen);
     }
     ids[io++] = '}';
     ids[io] = 0;
-    epochs[eo++] = '}';
-    epochs[eo] = 0;
-    const char *params[2] = {ids, epochs};
+    gens[eo++] = '}';
+    gens[eo] = 0;
+    const char *params[2] = {ids, gens};
     if (db_query(rl->db, "select genq_mark_dispatched($1::uuid[], $2::bigint[])", 2, params,
                  mark_done, rl) == 0)
       rl->outstanding++;
   }
   free(ids);
-  free(epochs);
+  free(gens);
 }
 
 static void flush_cb(uv_timer_t *t) {
   flush_marks(t->data);
 }
 
-static void add_mark(relay *rl, const char *id, long long epoch) {
+static void add_mark(relay *rl, const char *id, long long gen) {
   if (rl->stopping) return;
   memcpy(rl->marks[rl->nmarks].id, id, 37);
-  rl->marks[rl->nmarks++].epoch = epoch;
+  rl->marks[rl->nmarks++].gen = gen;
   if (rl->nmarks == RELAY_BATCH)
     flush_marks(rl);
   else if (!uv_is_active((uv_handle_t *)&rl->flush_timer))
@@ -111,17 +111,17 @@ static void sent(const char *err, void *arg) {
   if (err)
     log_warn("relay dispatch failed", LS("job_id", s->id), LS("error", err));
   else
-    add_mark(rl, s->id, s->epoch);
+    add_mark(rl, s->id, s->gen);
   free(s);
   maybe_free(rl);
 }
 
-static void send_job(relay *rl, const char *kind, const char *job_id, long long epoch) {
+static void send_job(relay *rl, const char *kind, const char *job_id, long long gen) {
   if (rl->stopping || strlen(job_id) != 36) return;
   send_ctx *s = malloc(sizeof(*s));
   if (!s) return;
   s->rl = rl;
-  s->epoch = epoch;
+  s->gen = gen;
   memcpy(s->id, job_id, 37);
   if (queue_dispatch(rl->redis, kind, job_id, sent, s) != 0) {
     free(s); /* Redis down: the scan will send it */
@@ -131,7 +131,7 @@ static void send_job(relay *rl, const char *kind, const char *job_id, long long 
 }
 
 void relay_job(relay *rl, const char *kind, const char *job_id) {
-  send_job(rl, kind, job_id, 0); /* just committed: never claimed, epoch 0 */
+  send_job(rl, kind, job_id, 0); /* just committed: dispatch generation 0 */
 }
 
 /* ---- the periodic scan ---- */
@@ -158,8 +158,8 @@ static void scan_sql(relay *rl, const char *incarnation) {
   char grace[16];
   snprintf(grace, sizeof(grace), "%u", rl->grace_ms);
   const char *params[3] = {grace, RELAY_SCAN_LIMIT, incarnation};
-  if (db_query(rl->db, "select id, kind, epoch from genq_relay_scan($1::int, $2::int, $3)", 3,
-               params, scan_rows, rl) == 0)
+  if (db_query(rl->db, "select id, kind, gen from genq_relay_scan($1::int, $2::int, $3)", 3, params,
+               scan_rows, rl) == 0)
     rl->outstanding++;
   else
     rl->scanning = 0;

@@ -9,9 +9,9 @@
  * PostgreSQL is the source of truth: a job exists once its submit
  * transaction commits, with dispatched = false. relay_job() sends it to its
  * stream right after the commit and, once Redis has it, marks it dispatched
- * (marks are batched into one UPDATE; each names the epoch the job had when it
- * was sent, so a late mark cannot hide a job that was claimed and requeued
- * meanwhile). If that fails — Redis down, the
+ * (marks are batched into one UPDATE; each names the dispatch generation the
+ * job had when it was sent, so a late mark cannot hide a job that was
+ * claimed, renewed, requeued or handed back meanwhile). If that fails — Redis down, the
  * process killed between commit and XADD — nothing is lost: every
  * interval, the relay asks PostgreSQL for queued jobs still undispatched
  * after a grace period (and retries whose time has come) and sends them.
@@ -27,7 +27,7 @@ typedef struct relay relay;
  * may wait for its immediate dispatch before the scan sends it. */
 int relay_start(relay **out, uv_loop_t *loop, db *d, rds *r, unsigned interval_ms,
                 unsigned grace_ms);
-/* Sends a job genq_submit_job just committed (never claimed: epoch 0) now.
+/* Sends a job genq_submit_job just committed (dispatch generation 0) now.
  * Never fails visibly: failures are left to the scan. kind and job_id are
  * copied. */
 void relay_job(relay *rl, const char *kind, const char *job_id);

@@ -371,7 +371,7 @@ static void answer_error(provsim *ps, http_request *req, sim_provider p, int sta
   const char *const *headers = status != 429 ? NULL : p == SIM_OPENAI ? openai_429 : other_429;
   char *body = error_body(p, status, ra);
   if (!body) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    provsim_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   provsim_reply(ps, req, -1, status, "application/json", headers, body, strlen(body));

@@ -45,7 +45,7 @@ static void on_request(http_request *req, void *arg) {
   http_req_body(req, &blen);
   log_debug("request", LS("method", method), LS("path", path), LS("request_id", http_req_id(req)));
   if (blen > PROVSIM_MAX_JSON_BODY && strcmp(path, UPLOAD_PATH) != 0) {
-    http_respond_error(req, 413, "payload_too_large", "request body too large", NULL);
+    provsim_error(req, 413, "payload_too_large", "request body too large", NULL);
   } else if (prefixed(path, "/openai", &rest)) {
     if (simfaults_begin(&a->ps, req, SIM_OPENAI)) sim_openai_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/luma", &rest)) {
@@ -62,16 +62,16 @@ static void on_request(http_request *req, void *arg) {
     if (s)
       http_respond(req, 200, "application/json", NULL, s, strlen(s));
     else
-      http_respond_error(req, 500, "internal", "out of memory", NULL);
+      provsim_error(req, 500, "internal", "out of memory", NULL);
     cJSON_free(s);
   } else if (!strcmp(path, "/_sim/reset") && post) {
     static const char ok[] = "{\"reset\":true}";
     simstats_reset(a->ps.stats);
     http_respond(req, 200, "application/json", NULL, ok, sizeof ok - 1);
   } else if (!strcmp(path, "/_sim/stats") || !strcmp(path, "/_sim/reset")) {
-    http_respond_error(req, 405, "method_not_allowed", "method not allowed", NULL);
+    provsim_error(req, 405, "method_not_allowed", "method not allowed", NULL);
   } else {
-    http_respond_error(req, 404, "not_found", "no such simulated endpoint", NULL);
+    provsim_error(req, 404, "not_found", "no such simulated endpoint", NULL);
   }
 }
 
@@ -115,6 +115,7 @@ int main(void) {
   }
   http_limits limits = {.max_body_bytes = PROVSIM_MAX_BODY};
   int r = http_server_new(&a.server, a.ps.loop, &limits, on_request, &a);
+  if (r == 0) http_server_set_error_writer(a.server, provsim_server_error, NULL);
   if (r == 0) r = http_server_listen(a.server, cfg.provsim_host, cfg.provsim_port);
   if (r < 0) {
     log_error("cannot listen", LS("host", cfg.provsim_host), LI("port", cfg.provsim_port),

@@ -5,7 +5,8 @@
  * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
  * serves (sim_media.c, with the id tables and clocks the providers share), one
  * for the schema-driven filler, one for the counters, one for delayed answers,
- * one for fault injection (faults.c). */
+ * one for fault injection (faults.c), and a multipart/form-data reader
+ * (multipart.h) for the uploads. */
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
@@ -134,6 +135,15 @@ void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
                    size_t len);
 /* Answers every delayed request now and closes their timers (shutdown). */
 void provsim_flush_pending(provsim *ps);
+/* Answers at once, in genq's own error shape (not a provider's):
+ * {"error":{"code","message","request_id"}}; for what no provider serves
+ * (no such endpoint, a body too large, out of memory). */
+void provsim_error(http_request *req, int status, const char *code, const char *message,
+                   const char *const *extra_headers);
+/* The server's error writer (http_server_set_error_writer): its own
+ * refusals (400, 408, 413, 431, 503) in that shape too. */
+void provsim_server_error(http_request *req, int status, const char *code, const char *message,
+                          void *arg);
 
 /* ---- fault injection (faults.c) -------------------------------------- */
 

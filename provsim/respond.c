@@ -1,5 +1,5 @@
 /* Provider answers: simulated latency on uv timers, then the request's fault
- * applied by faults.c (see provsim.h). */
+ * applied by faults.c (see provsim.h); and the simulator's own errors. */
 #include "provsim.h"
 
 #include <stdlib.h>
@@ -87,4 +87,28 @@ void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
 void provsim_flush_pending(provsim *ps) {
   while (ps->pending)
     deliver(ps->pending);
+}
+
+void provsim_error(http_request *req, int status, const char *code, const char *message,
+                   const char *const *extra_headers) {
+  if (http_req_gone(req)) { /* nobody to tell: just release it */
+    http_respond(req, status, NULL, NULL, NULL, 0);
+    return;
+  }
+  cJSON *root = cJSON_CreateObject();
+  cJSON *e = cJSON_AddObjectToObject(root, "error");
+  cJSON_AddStringToObject(e, "code", code);
+  cJSON_AddStringToObject(e, "message", message);
+  cJSON_AddStringToObject(e, "request_id", http_req_id(req));
+  char *json = e ? cJSON_PrintUnformatted(root) : NULL;
+  cJSON_Delete(root);
+  http_respond(req, status, "application/json", extra_headers, json ? json : "",
+               json ? strlen(json) : 0);
+  cJSON_free(json);
+}
+
+void provsim_server_error(http_request *req, int status, const char *code, const char *message,
+                          void *arg) {
+  (void)arg;
+  provsim_error(req, status, code, message, NULL);
 }

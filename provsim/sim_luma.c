@@ -145,7 +145,7 @@ static void lu_detail(provsim *ps, http_request *req, int status, const char *co
   char *body = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!body) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    provsim_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   provsim_reply(ps, req, -1, status, "application/json", headers, body, strlen(body));

@@ -375,13 +375,13 @@ void simmedia_handle(provsim *ps, http_request *req, const char *path) {
   const char *method = http_req_method(req);
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
     static const char *const allow[] = {"Allow: GET, HEAD", NULL};
-    http_respond_error(req, 405, "method_not_allowed", "files are read with GET or HEAD", allow);
+    provsim_error(req, 405, "method_not_allowed", "files are read with GET or HEAD", allow);
     return;
   }
   simtab_node *n =
       path[0] == '/' && name_ok(path + 1) ? simtab_get(&ps->media->files, path + 1) : NULL;
   if (!n) {
-    http_respond_error(req, 404, "not_found", "no such file", NULL);
+    provsim_error(req, 404, "not_found", "no such file", NULL);
     return;
   }
   const media_file *f = SIMTAB_ENTRY(n, media_file, node);

@@ -78,7 +78,7 @@ static void oa_error(provsim *ps, http_request *req, int delay, int status, cons
   char *body = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
   if (!body) {
-    http_respond_error(req, 500, "internal", "out of memory", NULL);
+    provsim_error(req, 500, "internal", "out of memory", NULL);
     return;
   }
   provsim_reply(ps, req, delay, status, "application/json", NULL, body, strlen(body));

@@ -1,30 +1,11 @@
--- 0001_core: genq's tables (SPEC §5, §6), the legal job state moves and the
--- trigger that enforces them, and genq_uuid7().
+-- 0001_core: genq's tables (SPEC §5, §6) and the legal job state moves.
 --
--- Every money or job-state change happens inside one plpgsql function call
--- (0002_credits.sql, 0003_jobs.sql), so each is one transaction. The checks
+-- Numbered migrations hold tables, columns, indexes and data; every function,
+-- trigger and view lives once in schema/functions/ and is applied after them
+-- by every genqctl migrate (common/migrations.c). Every money or job-state
+-- change happens inside one function call, so each is one transaction. The checks
 -- below are the last line of defence behind those functions: a bug there
 -- fails loudly instead of corrupting balances.
-
--- genq_uuid7(): a UUIDv7 (RFC 9562): 48-bit Unix millisecond timestamp, the
--- sub-millisecond fraction in the next 12 bits (the RFC's "increased clock
--- precision" method, as PostgreSQL 18's uuidv7() does), then random bits,
--- version 7 and variant 10. Ids sort by creation time to the microsecond,
--- which queue positions and cursor pagination (id desc) rely on.
-create or replace function genq_uuid7() returns uuid
-language plpgsql volatile parallel safe as $$
-declare
-  b bytea := uuid_send(gen_random_uuid());
-  us bigint := floor(extract(epoch from clock_timestamp()) * 1000000)::bigint;
-  ms bigint := us / 1000;
-  frac int := ((us % 1000) * 4096 / 1000)::int;  -- 0..4095
-begin
-  b := overlay(b placing substring(int8send(ms) from 3) from 1 for 6);
-  b := set_byte(b, 6, 112 | (frac >> 8));  -- version 7, high 4 bits of frac
-  b := set_byte(b, 7, frac & 255);
-  b := set_byte(b, 8, (get_byte(b, 8) & 63) | 128);  -- variant 10
-  return encode(b, 'hex')::uuid;
-end $$;
 
 -- Operator knobs. signup_grant: credits a new account receives (0 = none).
 create table settings (
@@ -76,7 +57,7 @@ create index ledger_job on ledger (job_id) where job_id is not null;
 -- conditional on it (SPEC §5). Cost columns: held is what is still held now;
 -- held + captured + released = price at every moment.
 create table jobs (
-  id              uuid primary key default genq_uuid7(),
+  id              uuid primary key, -- genq_uuid7(), given by genq_submit_job
   user_id         text not null references accounts,
   kind            text not null
                   check (kind in ('storyboard', 'image', 'video', 'lipsync', 'campaign')),
@@ -133,8 +114,9 @@ create table job_steps (
   primary key (job_id, name)
 );
 
--- The legal job state moves; common/job.h (job_status_can_move) mirrors it.
--- Terminal states (succeeded, failed, canceled) never move.
+-- The legal job state moves, enforced by the jobs_before_update trigger
+-- (schema/functions/jobs.sql). Terminal states (succeeded, failed, canceled)
+-- never move, but for an operator's retry (genq_job_retry).
 create table job_transitions (
   from_status text not null,
   to_status   text not null,
@@ -144,22 +126,3 @@ insert into job_transitions (from_status, to_status) values
   ('queued', 'running'), ('queued', 'canceled'), ('queued', 'failed'),
   ('running', 'queued'), ('running', 'succeeded'), ('running', 'failed'),
   ('running', 'canceled');
-
--- The single place job state moves are checked: any UPDATE of jobs.status
--- along a pair not in job_transitions raises SQLSTATE GQ500 (and the whole
--- calling function's transaction rolls back). Also keeps updated_at.
-create or replace function genq_jobs_before_update() returns trigger
-language plpgsql as $$
-begin
-  if new.status is distinct from old.status
-     and not exists (select 1 from job_transitions t
-                     where t.from_status = old.status and t.to_status = new.status) then
-    raise exception 'illegal job transition % -> % (job %)', old.status, new.status, old.id
-      using errcode = 'GQ500';
-  end if;
-  new.updated_at := now();
-  return new;
-end $$;
-
-create trigger jobs_before_update before update on jobs
-  for each row execute function genq_jobs_before_update();

@@ -94,12 +94,8 @@ static void beat(uv_timer_t *t) {
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
   const char *p[3] = {ids, epochs, lease};
-  if (db_query(w->db,
-               "update jobs set lease_until = now() + make_interval(secs => $3::int) "
-               "from unnest($1::uuid[], $2::bigint[]) as h(id, epoch) "
-               "where jobs.id = h.id and jobs.epoch = h.epoch and jobs.status = 'running' "
-               "returning jobs.id",
-               3, p, renewed, b) == 0) {
+  if (db_query(w->db, "select id from genq_jobs_renew($1::uuid[], $2::bigint[], $3::int)", 3, p,
+               renewed, b) == 0) {
     b = NULL;
   }
 out:
@@ -127,7 +123,7 @@ typedef struct {
 static void confirmed(const db_result *r, void *arg) {
   confirm_ctx *c = arg;
   wjob *j = c->s->j;
-  int ok = r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "t") == 0;
+  int ok = db_fenced_ok(r);
   if (ok)
     j->lease_until = c->sent_at + (uint64_t)j->w->cfg.lease_seconds * 1000;
   else

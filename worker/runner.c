@@ -199,7 +199,7 @@ static void final_write_done(const db_result *r, void *arg) {
   if (!r->ok) {
     /* not committed: the lease lapses and the job is picked up again */
     log_error("job write failed", LS("job_id", j->id), LS("error", r->error));
-  } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+  } else if (!db_fenced_ok(r)) {
     log_warn("job fenced: another worker owns it now", LS("job_id", j->id), LI("epoch", j->epoch));
   } else {
     const char *st = PQgetvalue(r->res, 0, 0);
@@ -226,10 +226,7 @@ static void fail_job(wjob *j) {
                       j->fail_message};
   log_warn("job failed", LS("job_id", j->id), LS("step", j->fail_step), LS("code", j->fail_code),
            LS("message", j->fail_message));
-  final_write(j,
-              "select case when genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false) "
-              "then 'failed' end",
-              5, p);
+  final_write(j, "select genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false)", 5, p);
 }
 
 static void requeue_job(wjob *j) {
@@ -293,8 +290,7 @@ static void job_maybe_end(wjob *j) {
     epoch_str(j, epoch);
     const char *p[2] = {j->id, epoch};
     j->ending = 2;
-    final_write(j, "select case when genq_job_handback($1::uuid, $2::bigint) then 'queued' end", 2,
-                p);
+    final_write(j, "select genq_job_handback($1::uuid, $2::bigint)", 2, p);
   } else {
     start_stage(j);
   }
@@ -357,7 +353,10 @@ static void step_succeeded(const db_result *r, void *arg) {
     log_error("step write failed", LS("job_id", j->id), LS("step", s->name), LS("error", r->error));
     step_result f = {.ok = 0, .retryable = 1, .code = "internal", .message = "database error"};
     note_failure(j, s, &f);
-  } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+  } else if (!db_fenced_ok(r)) {
+    /* NULL: no asset row has this asset's id (a resend of a success that
+     * committed answers the job's status instead), so the bytes are ours
+     * alone and nobody will ever read them */
     log_warn("job fenced at step commit", LS("job_id", j->id), LI("epoch", j->epoch));
     drop_asset_bytes(j->w, s->asset_key);
     runner_job_lost(j);
@@ -439,7 +438,7 @@ typedef struct {
 static void checkpointed(const db_result *r, void *arg) {
   ckpt_ctx *c = arg;
   wstep *s = c->s;
-  int ok = r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "t") == 0;
+  int ok = db_fenced_ok(r);
   if (!r->ok)
     log_error("checkpoint failed", LS("job_id", s->j->id), LS("step", s->name),
               LS("error", r->error));
@@ -503,7 +502,7 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
 static void progress_written(const db_result *r, void *arg) {
   wjob *j = arg;
   j->db_busy--;
-  if (r->ok && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "f") == 0)
+  if (r->ok && !db_fenced_ok(r))
     runner_job_lost(j); /* canceled or reclaimed: stop paying for it */
   else if (r->ok)
     job_changed(j);
@@ -553,7 +552,7 @@ static const step_executor executors[] = {
 static void step_begun(const db_result *r, void *arg) {
   wstep *s = arg;
   wjob *j = s->j;
-  if (!r->ok || PQntuples(r->res) != 1 || strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
+  if (!db_fenced_ok(r)) {
     if (!r->ok)
       log_error("step begin failed", LS("job_id", j->id), LS("error", r->error));
     else

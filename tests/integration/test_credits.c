@@ -126,7 +126,8 @@ static void test_step_succeed_captures_exactly_once(void **state) {
   assert_int_equal(held(u), 19);
   char *e = claim(job, "w1");
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e)),
+                      "running");
   const char *succeed =
       "SELECT genq_step_succeed($1, $2, $3, '{\"n\":1}', '{\"storyboard\":{}}', NULL)";
   assert_string_equal(sql_val(succeed, P(job, e, "storyboard")), "running");
@@ -144,9 +145,59 @@ static void test_step_succeed_captures_exactly_once(void **state) {
   assert_int_equal(job_int(job, "{cost,captured}"), 19);
   assert_non_null(job_field(job, "{finished_at}"));
   assert_string_equal(job_field(job, "{output,storyboard}"), "{}");
-  /* the job is terminal now: a late duplicate is fenced and charges nothing */
-  assert_null(sql_val(succeed, P(job, e, "lipsync")));
+  /* the job is terminal now: a late duplicate is recognised as the commit it
+   * repeats and charges nothing */
+  assert_string_equal(sql_val(succeed, P(job, e, "lipsync")), "succeeded");
   assert_int_equal(balance(u), 81);
+  assert_audit_clean();
+}
+
+/* The last step's success commits (capture, asset row, job succeeded) but
+ * its answer is lost; the worker sends the same statement again. The resend
+ * must recognise its own committed result: NULL would tell the worker it was
+ * fenced out, and it would delete the stored bytes the asset row points at.
+ * Another owner's success (a different asset) stays fenced out. */
+static void test_a_resent_step_success_recognises_its_own_commit(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char *job = submit(u, "image", "{\"prompt\":\"p\"}");
+  char *e = claim(job, "w1");
+  assert_non_null(e);
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'image')", P(job, e)), "running");
+  const char *asset = "{\"id\": \"6f1c1a9e-0000-4000-8000-000000000001\", \"kind\": \"image\", "
+                      "\"content_type\": \"image/png\", \"bytes\": 3, \"sha256\": "
+                      "\"0000000000000000000000000000000000000000000000000000000000000000\", "
+                      "\"storage_key\": \"assets/one\"}";
+  char *id = val_keep(job);
+  /* a fresh asset id per run of the test: the row is unique */
+  char *aid = sql_val("SELECT gen_random_uuid()::text", NOP);
+  char *a1 =
+      sql_val("SELECT jsonb_set($1::jsonb, '{id}', to_jsonb($2::text))::text", P(asset, aid));
+  const char *succeed = "SELECT genq_step_succeed($1, $2, 'image', '{}', NULL, $3::jsonb)";
+  assert_string_equal(sql_val(succeed, P(id, e, a1)), "succeeded");
+  char *again = sql_val(succeed, P(id, e, a1)); /* the resend */
+  assert_non_null(again);
+  assert_string_equal(again, "succeeded");
+  assert_int_equal(job_int(job, "{cost,captured}"), 2);
+  assert_int_equal(sql_int("SELECT count(*) FROM assets WHERE job_id = $1", P(id)), 1);
+  assert_int_equal(ledger_rows(u, "capture"), 1);
+  /* a success with another asset (another owner's bytes) is fenced out */
+  char *bid = sql_val("SELECT gen_random_uuid()::text", NOP);
+  char *a2 =
+      sql_val("SELECT jsonb_set($1::jsonb, '{id}', to_jsonb($2::text))::text", P(asset, bid));
+  assert_null(sql_val(succeed, P(id, e, a2)));
+  assert_int_equal(sql_int("SELECT count(*) FROM assets WHERE job_id = $1", P(id)), 1);
+  /* a step without an asset: the same output is recognised, another is not */
+  char *job2 = submit(u, "storyboard", "{\"prompt\":\"p\"}");
+  char *e2 = claim(job2, "w1");
+  assert_non_null(e2);
+  sql_do("SELECT genq_step_begin($1, $2, 'storyboard')", P(job2, e2));
+  const char *sb = "SELECT genq_step_succeed($1, $2, 'storyboard', $3::jsonb, NULL, NULL)";
+  assert_string_equal(sql_val(sb, P(job2, e2, "{\"title\": \"t\"}")), "succeeded");
+  again = sql_val(sb, P(job2, e2, "{\"title\": \"t\"}"));
+  assert_non_null(again);
+  assert_string_equal(again, "succeeded");
+  assert_null(sql_val(sb, P(job2, e2, "{\"title\": \"other\"}")));
   assert_audit_clean();
 }
 
@@ -161,7 +212,7 @@ static void test_fail_releases_what_is_held(void **state) {
   assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video_1', 'content_policy', "
                               "'refused', false)",
                               P(job, e)),
-                      "t");
+                      "failed");
   assert_string_equal(job_field(job, "{status}"), "failed");
   assert_string_equal(job_field(job, "{error,code}"), "content_policy");
   assert_string_equal(job_field(job, "{error,retryable}"), "false");
@@ -175,8 +226,7 @@ static void test_fail_releases_what_is_held(void **state) {
   assert_int_equal(held(u), 0);
   assert_int_equal(ledger_rows(u, "release"), 1);
   /* failing again is fenced (the job is no longer running) */
-  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'y', false)", P(job, e)),
-                      "f");
+  assert_null(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'y', false)", P(job, e)));
   assert_int_equal(ledger_rows(u, "release"), 1);
   assert_audit_clean();
 }
@@ -230,9 +280,9 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   char *e1 = claim(job, "w1");
   assert_non_null(e1);
   assert_null(claim(job, "w2")); /* the lease is live */
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-1')", P(job, e1)),
-                      "t");
+                      "running");
   sql_do("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", P(job));
   /* the relay re-sends a lapsed job once, not on every scan */
   const char *undispatched = "SELECT count(*) FROM genq_undispatched(0, 100000) WHERE id = $1";
@@ -241,7 +291,7 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
       sql_int("SELECT genq_mark_dispatched(ARRAY[$1::uuid], ARRAY[$2::bigint])", P(job, e1)), 1);
   assert_int_equal(sql_int(undispatched, P(job)), 0);
   /* a lapsed lease does not let the old owner start new work */
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)), "f");
+  assert_null(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e1)));
   PGresult *r = sql_on(conn,
                        "SELECT epoch, steps->0->>'provider_ref' FROM genq_claim_job($1, "
                        "'w2', 60)",
@@ -255,11 +305,9 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
 
   assert_null(
       sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', '{\"x\":1}', NULL)", P(job, e1)));
-  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)), "f");
-  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)),
-                      "f");
-  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'y', false)", P(job, e1)),
-                      "f");
+  assert_null(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e1)));
+  assert_null(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-2')", P(job, e1)));
+  assert_null(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'y', false)", P(job, e1)));
   assert_null(sql_val("SELECT genq_job_requeue($1, $2, 0, 'x', 'y')", P(job, e1)));
   assert_string_equal(job_field(job, "{status}"), "running");
   assert_string_equal(job_field(job, "{steps,0,status}"), "running");
@@ -269,7 +317,7 @@ static void test_stale_epoch_is_fenced_after_reclaim(void **state) {
   assert_int_equal(held(u), 10);
   assert_int_equal(ledger_rows(u, "capture"), 0);
 
-  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_job_heartbeat($1, $2, 60)", P(job, e2)), "running");
   assert_string_equal(
       sql_val("SELECT genq_step_succeed($1, $2, 'video', '{}', NULL, NULL)", P(job, e2)),
       "succeeded");
@@ -417,9 +465,9 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   char *job = submit(u, "video", "{\"prompt\":\"p\"}");
   char *e = claim(job, "w1");
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job, e)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-r')", P(job, e)),
-                      "t");
+                      "running");
   const char *mine = "SELECT count(*) FROM genq_refs_to_release(NULL, 100000) WHERE job_id = $1";
   assert_int_equal(sql_int(mine, P(job)), 0); /* running: its worker still needs it */
   assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job)), "canceled");
@@ -436,9 +484,9 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   char *job2 = submit(u, "video", "{\"prompt\":\"p\"}");
   char *e2 = claim(job2, "w1");
   assert_non_null(e2);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job2, e2)), "t");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')", P(job2, e2)), "running");
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'video', 'gen-s')", P(job2, e2)),
-                      "t");
+                      "running");
   const char *by_job =
       "SELECT count(*) FROM genq_refs_to_release($1, 100) WHERE provider_ref = 'gen-s'";
   assert_int_equal(sql_int(by_job, P(job2)), 0); /* still running */
@@ -553,6 +601,7 @@ int main(void) {
       cmocka_unit_test(test_submit_holds_the_full_price),
       cmocka_unit_test(test_insufficient_credits_is_gq402_and_creates_nothing),
       cmocka_unit_test(test_step_succeed_captures_exactly_once),
+      cmocka_unit_test(test_a_resent_step_success_recognises_its_own_commit),
       cmocka_unit_test(test_fail_releases_what_is_held),
       cmocka_unit_test(test_requeue_waits_then_fails_after_max_attempts),
       cmocka_unit_test(test_stale_epoch_is_fenced_after_reclaim),

@@ -113,7 +113,7 @@ static void test_a_refusal_is_plain_failed_not_dead(void **state) {
   assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'image', 'content_policy', "
                               "'refused', false)::text",
                               P(job, e)),
-                      "true");
+                      "failed");
   assert_string_equal(job_field(job, "{status}"), "failed");
   assert_null(job_field(job, "{dead_at}"));
   assert_false(is_dead(job));
@@ -152,7 +152,8 @@ static void test_reclaims_past_the_limit_bury_the_job_as_worker_lost(void **stat
   char *job = submit(u, "video", "{\"prompt\":\"p\"}", "10");
   char *e = claim(job);
   assert_non_null(e);
-  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')::text", P(job, e)), "true");
+  assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video')::text", P(job, e)),
+                      "running");
   /* three reclaims are allowed by default (the worker's three-argument call) */
   for (int i = 1; i <= 3; i++) {
     lapse(job);
@@ -222,9 +223,10 @@ static void test_retry_holds_price_minus_captured_and_keeps_succeeded_steps(void
                               P(job, e)),
                       "running");
   assert_string_equal(sql_val("SELECT genq_step_begin($1, $2, 'video_1')::text", P(job, e)),
-                      "true");
+                      "running");
   assert_string_equal(
-      sql_val("SELECT genq_step_checkpoint($1, $2, 'video_1', 'gen-v')::text", P(job, e)), "true");
+      sql_val("SELECT genq_step_checkpoint($1, $2, 'video_1', 'gen-v')::text", P(job, e)),
+      "running");
   assert_string_equal(requeue(job, e, "video_1"), "failed");
   assert_true(is_dead(job));
   assert_int_equal(job_int(job, "{cost,captured}"), 1);
@@ -397,6 +399,38 @@ static void test_failed_stays_terminal_outside_genq_job_retry(void **state) {
   assert_audit_clean();
 }
 
+/* A lip-sync whose job failed while its Hedra job was running (a worker's
+ * lease lapsed past its attempts, another step failed, ...): Hedra has no
+ * cancel, so nothing deletes its generation and the ref must not be marked
+ * released; the retry then resumes it under the same idempotency key
+ * instead of paying Hedra for a new one. */
+static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state) {
+  char *u = new_user();
+  grant(u, "20");
+  char ids[2][40];
+  for (int i = 0; i < 2; i++) {
+    snprintf(ids[i], sizeof ids[i], "%s", sql_val("SELECT gen_random_uuid()::text", NOP));
+    sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
+           P(u, ids[i], i ? "audio/mpeg" : "image/png"));
+  }
+  char in[256];
+  snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
+           ids[1]);
+  char *job = submit(u, "lipsync", in, "1");
+  char *e = claim(job);
+  assert_non_null(e);
+  sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
+  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  assert_string_equal(
+      sql_val("SELECT genq_job_fail($1, $2, NULL, 'worker_lost', 'gone', true)", P(job, e)),
+      "failed");
+  assert_string_equal(job_field(job, "{steps,0,status}"), "canceled");
+  assert_int_equal(sql_int("SELECT count(*) FROM genq_refs_to_release($1, 100)", P(job)), 0);
+  assert_string_equal(
+      sql_val("SELECT genq_job_retry($1, NULL)->'steps'->0->>'provider_ref'", P(job)), "hedra-1");
+  assert_audit_clean();
+}
+
 /* A lip-sync whose Hedra generation failed: the retry gives its step a
  * fresh idempotency key (ref "retry:r1"); with an input upload gone, the
  * retry is refused (GQ410) and changes nothing. */
@@ -444,10 +478,66 @@ static void test_audit_checks_each_job_against_its_ledger_rows(void **state) {
   sql_do("UPDATE ledger SET held_delta = held_delta - 1 WHERE id = (SELECT min(id) FROM ledger "
          "WHERE user_id = $1)",
          P(u));
-  char *check = sql_val(
-      "SELECT string_agg(check_name, ',') FROM genq_audit() WHERE subject IN ($1, $2)", P(job, u));
+  char *check = sql_val("SELECT string_agg(check_name, ',' ORDER BY check_name) FROM genq_audit() "
+                        "WHERE subject IN ($1, $2)",
+                        P(job, u));
   sql_do("ROLLBACK", NOP);
-  assert_string_equal(check, "job_vs_ledger");
+  /* the grant row that took the held delta has the wrong shape, too */
+  assert_string_equal(check, "job_vs_ledger,ledger_row_shape");
+  assert_audit_clean();
+}
+
+/* The audit's verdict on u and job after changes made in a transaction that
+ * is rolled back: the checks that failed, comma-separated, or "clean". */
+static char *audit_after(const char *u, const char *job, const char *const *sql, int n) {
+  sql_do("BEGIN", NOP);
+  for (int i = 0; i < n; i++)
+    sql_do(sql[i], P(job, u));
+  char *check = sql_val("SELECT string_agg(DISTINCT check_name, ',' ORDER BY check_name) FROM "
+                        "genq_audit() WHERE subject IN ($1, $2)",
+                        P(job, u));
+  sql_do("ROLLBACK", NOP);
+  return check ? check : "clean";
+}
+
+/* Violations that kept every account total and every job total in step:
+ * a hold or release row that moved a balance (the account moved to match),
+ * an adjustment on a job, a step whose captured disagrees with its own
+ * capture row, and a ledger row whose job is gone. */
+static void test_audit_checks_every_ledger_row_of_every_job(void **state) {
+  char *u = new_user();
+  grant(u, "30");
+  char *job = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":1}", "1");
+  char *e = claim(job);
+  assert_non_null(e);
+  sql_do("SELECT genq_step_begin($1, $2, 'storyboard')", P(job, e));
+  sql_do("SELECT genq_step_succeed($1, $2, 'storyboard', '{}', NULL, NULL)", P(job, e));
+  assert_audit_clean();
+
+  const char *hold_moved_balance[] = {
+      "UPDATE ledger SET balance_delta = 1 WHERE idem_key = 'job:' || $1 || ':hold' "
+      "AND $2::text IS NOT NULL",
+      "UPDATE accounts SET balance = balance + 1 WHERE user_id = $2 AND $1::text IS NOT NULL"};
+  assert_string_equal(audit_after(u, job, hold_moved_balance, 2), "job_vs_ledger,ledger_row_shape");
+
+  const char *adjusted[] = {
+      "INSERT INTO ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key) "
+      "VALUES ($2, $1::uuid, 'adjust', 5, 0, 'test-adjust:' || $1::text)",
+      "UPDATE accounts SET balance = balance + 5 WHERE user_id = $2 AND $1::text IS NOT NULL"};
+  assert_string_equal(audit_after(u, job, adjusted, 2), "job_vs_ledger,ledger_row_shape");
+
+  /* the job's captured still equals its steps' sum, and its capture rows' */
+  const char *step_moved[] = {
+      "UPDATE job_steps SET captured = 0 WHERE job_id = $1 AND name = 'storyboard' "
+      "AND $2::text IS NOT NULL",
+      "UPDATE job_steps SET captured = 1 WHERE job_id = $1 AND name = 'video_1' "
+      "AND $2::text IS NOT NULL"};
+  assert_string_equal(audit_after(u, job, step_moved, 2), "step_vs_ledger");
+
+  const char *job_gone[] = {
+      "INSERT INTO ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key) "
+      "VALUES ($2, gen_random_uuid(), 'hold', 0, 0, 'test-gone:' || $1)"};
+  assert_string_equal(audit_after(u, job, job_gone, 1), "ledger_job_missing");
   assert_audit_clean();
 }
 
@@ -465,7 +555,9 @@ int main(void) {
       cmocka_unit_test(test_only_a_failed_job_can_be_retried),
       cmocka_unit_test(test_failed_stays_terminal_outside_genq_job_retry),
       cmocka_unit_test(test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone),
+      cmocka_unit_test(test_lipsync_retry_resumes_a_hedra_job_nothing_deleted),
       cmocka_unit_test(test_audit_checks_each_job_against_its_ledger_rows),
+      cmocka_unit_test(test_audit_checks_every_ledger_row_of_every_job),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -57,6 +57,18 @@ typedef struct {
   fixture *f;
 } delayed;
 
+/* The error writer of these tests, in the shape genq-api gives its errors:
+ * {"error":{"code","message","request_id"}} (no escaping needed here). */
+static void json_error(http_request *r, int status, const char *code, const char *message,
+                       void *arg) {
+  char out[512];
+  int n = snprintf(out, sizeof(out),
+                   "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}", code,
+                   message, http_req_id(r));
+  (void)arg;
+  http_respond(r, status, "application/json", NULL, out, (size_t)n);
+}
+
 static void echo(http_request *r, fixture *f) {
   size_t blen;
   const char *body = http_req_body(r, &blen);
@@ -164,7 +176,7 @@ static void streamer_gone(http_request *r, void *arg) {
 static void start_stream(http_request *r, fixture *f) {
   streamer *s = calloc(1, sizeof(*s));
   if (!s) {
-    http_respond_error(r, 500, "internal", "out of memory", NULL);
+    json_error(r, 500, "internal", "out of memory", NULL);
     return;
   }
   memset(big, 'x', sizeof(big));
@@ -191,7 +203,7 @@ static void take(http_request *r) {
   for (size_t i = 0; body && i < n; i++)
     body[i] = take_byte(i);
   if (n && !body) {
-    http_respond_error(r, 500, "internal", "out of memory", NULL);
+    json_error(r, 500, "internal", "out of memory", NULL);
     return;
   }
   http_respond_take(r, 200, "application/octet-stream", NULL, body, n);
@@ -223,7 +235,7 @@ static void handler(http_request *r, void *arg) {
   if (strcmp(http_req_path(r), "/delay") == 0) {
     delayed *d = calloc(1, sizeof(*d));
     if (!d) { /* no cmocka asserts off the test thread */
-      http_respond_error(r, 500, "internal", "out of memory", NULL);
+      json_error(r, 500, "internal", "out of memory", NULL);
       return;
     }
     d->req = r;
@@ -255,7 +267,8 @@ static void *loop_thread(void *arg) {
   return NULL;
 }
 
-static int start_server(void **state, unsigned max_connections, int with_body_limit) {
+static int start_server(void **state, unsigned max_connections, int with_body_limit,
+                        int plain_errors) {
   fixture *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   http_limits lim = {
@@ -271,6 +284,7 @@ static int start_server(void **state, unsigned max_connections, int with_body_li
   f->stop.data = f;
   assert_int_equal(http_server_new(&f->srv, &f->loop, &lim, handler, f), 0);
   if (with_body_limit) http_server_set_body_limit(f->srv, body_limit, f);
+  if (!plain_errors) http_server_set_error_writer(f->srv, json_error, f);
   assert_int_equal(http_server_listen(f->srv, "127.0.0.1", 0), 0);
   f->port = http_server_port(f->srv);
   assert_true(f->port > 0);
@@ -280,15 +294,20 @@ static int start_server(void **state, unsigned max_connections, int with_body_li
 }
 
 static int setup(void **state) {
-  return start_server(state, 0, 0);
+  return start_server(state, 0, 0, 0);
 }
 
 static int setup_one_connection(void **state) {
-  return start_server(state, 1, 0);
+  return start_server(state, 1, 0, 0);
 }
 
 static int setup_body_limit(void **state) {
-  return start_server(state, 0, 1);
+  return start_server(state, 0, 1, 0);
+}
+
+/* No error writer set: the server's own, plain one. */
+static int setup_plain_errors(void **state) {
+  return start_server(state, 0, 0, 1);
 }
 
 /* The loop only returns once every handle is closed, so a clean
@@ -689,6 +708,24 @@ static void test_garbage_request_line_gets_400(void **state) {
   client_close(c);
 }
 
+static void test_default_error_writer_answers_plain_text(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  response r;
+  char v[128];
+  send_str(c, "HELLO\x01WORLD \r\n\r\n");
+  read_response(c, &r);
+  assert_int_equal(r.status, 400);
+  assert_non_null(strstr(r.head, "HTTP/1.1 400 Bad Request\r\n"));
+  assert_string_equal(resp_header(&r, "Content-Type", v, sizeof(v)), "text/plain; charset=utf-8");
+  assert_string_equal(r.body, "malformed HTTP request");
+  assert_true(is_hex_id(resp_header(&r, "X-Request-Id", v, sizeof(v))));
+  assert_string_equal(resp_header(&r, "Connection", v, sizeof(v)), "close");
+  expect_closed(c);
+  assert_int_equal(atomic_load(&f->handled), 0);
+  client_close(c);
+}
+
 static void test_idle_keep_alive_connection_is_closed_silently(void **state) {
   client *c = client_open(*state);
   response r;
@@ -1043,6 +1080,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_slow_headers_get_408, setup, teardown),
       cmocka_unit_test_setup_teardown(test_garbage_request_line_gets_400, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_default_error_writer_answers_plain_text,
+                                      setup_plain_errors, teardown),
       cmocka_unit_test_setup_teardown(test_idle_keep_alive_connection_is_closed_silently, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_client_disconnect_while_request_pending_is_safe, setup,
