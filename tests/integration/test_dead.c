@@ -15,11 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "integration/pg_helpers.h"
-#include "migrations.h"
 
 static char *submit(const char *user, const char *kind, const char *input,
                     const char *max_attempts) {
@@ -47,16 +44,6 @@ static void lapse(const char *job) {
   sql_do("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", P(job));
 }
 
-static char *job_field(const char *job, const char *path) {
-  return sql_val("SELECT genq_job_json($1) #>> $2::text[]", P(job, path));
-}
-
-static long long job_int(const char *job, const char *path) {
-  char *v = job_field(job, path);
-  if (!v) fail_msg("job %s has no %s", job, path);
-  return atoll(v);
-}
-
 static int is_dead(const char *job) {
   return sql_int("SELECT count(*) FROM genq_dead_list(NULL, NULL, NULL) WHERE id = $1", P(job)) ==
          1;
@@ -75,48 +62,12 @@ static void exhaust(const char *job, const char *step, int attempts) {
   }
 }
 
-/* The audit, restricted to this run's accounts and jobs (the database may be
- * shared with other tests). */
-static void assert_audit_clean(void) {
-  char like[80];
-  snprintf(like, sizeof like, "%s%%", run_prefix);
-  PGresult *r = sql_on(conn,
-                       "SELECT a.check_name, a.subject, a.detail FROM genq_audit() a "
-                       "WHERE a.subject LIKE $1 OR a.subject IN "
-                       "(SELECT id::text FROM jobs WHERE user_id LIKE $1)",
-                       P(like));
-  int n = PQntuples(r);
-  for (int i = 0; i < n; i++)
-    print_error("audit: %s %s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-  PQclear(r);
-  assert_int_equal(n, 0);
-}
-
 static int group_setup(void **state) {
-  const char *url = getenv("GENQ_DATABASE_URL");
-  if (!url || !*url) {
-    fprintf(stderr, "GENQ_DATABASE_URL is not set: integration tests need a real PostgreSQL\n");
-    return -1;
-  }
-  conn = PQconnectdb(url);
-  if (PQstatus(conn) != CONNECTION_OK) {
-    fprintf(stderr, "cannot connect to %s: %s", url, PQerrorMessage(conn));
-    PQfinish(conn);
-    conn = NULL;
-    return -1;
-  }
-  snprintf(run_prefix, sizeof run_prefix, "d-%ld-%ld-", (long)getpid(), (long)time(NULL));
-  char err[1024];
-  if (migrations_apply(conn, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "%s\n", err);
-    return -1;
-  }
-  return 0;
+  return pg_connect(getenv("GENQ_DATABASE_URL"), "d");
 }
 
 static int group_teardown(void **state) {
-  PQfinish(conn);
-  conn = NULL;
+  pg_disconnect();
   return 0;
 }
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "hedra.h"
-#include "http_server.h"
+#include "unit/loopback.h"
 
 /* ---- hedra_reply_read on 2xx bodies ---- */
 
@@ -395,51 +395,16 @@ static void submit_body_refuses_unusable_input(void **state) {
 /* ---- the client over loopback ---- */
 
 typedef struct {
-  int status;
-  const char *body;
-  const char *extra[3];
-} canned;
-
-typedef struct {
-  uv_loop_t loop;
-  httpc *h;
-  http_server *srv;
-  char base[96];
+  loopback lb;
   hedra_opts opts;
-  canned next;
-  int requests;
-  char method[16], path[256], auth[256], content_type[256];
-  char *body;
-  size_t body_len;
-  int calls;
+  char base[96];
   hedra_result r;
   char url[512], job_id[160], state[32], code[64], message[512], output_url[512], request_id[128];
-  int closed;
 } fixture;
-
-static void on_request(http_request *req, void *arg) {
-  fixture *f = arg;
-  size_t len;
-  const char *b = http_req_body(req, &len);
-  const char *a = http_req_header(req, "authorization");
-  const char *ct = http_req_header(req, "content-type");
-  f->requests++;
-  snprintf(f->method, sizeof f->method, "%s", http_req_method(req));
-  snprintf(f->path, sizeof f->path, "%s", http_req_path(req));
-  snprintf(f->auth, sizeof f->auth, "%s", a ? a : "");
-  snprintf(f->content_type, sizeof f->content_type, "%s", ct ? ct : "");
-  free(f->body);
-  f->body = malloc(len + 1);
-  memcpy(f->body, b, len + 1);
-  f->body_len = len;
-  const char *body = f->next.body ? f->next.body : "";
-  http_respond(req, f->next.status, *body ? "application/json" : NULL, f->next.extra, body,
-               strlen(body));
-}
 
 static void on_result(const hedra_result *r, void *arg) {
   fixture *f = arg;
-  f->calls++;
+  f->lb.calls++;
   f->r = *r; /* the strings are copied below; the pointers die with the callback */
   snprintf(f->url, sizeof f->url, "%s", r->url ? r->url : "");
   snprintf(f->job_id, sizeof f->job_id, "%s", r->job_id ? r->job_id : "");
@@ -452,39 +417,22 @@ static void on_result(const hedra_result *r, void *arg) {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  uv_loop_init(&f->loop);
   http_limits lim = {.max_body_bytes = 16u << 20};
-  if (httpc_new(&f->h, &f->loop) != 0) return -1;
-  if (http_server_new(&f->srv, &f->loop, &lim, on_request, f) != 0) return -1;
-  if (http_server_listen(f->srv, "127.0.0.1", 0) != 0) return -1;
-  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d/hedra/v3", http_server_port(f->srv));
+  if (!f || loopback_open(&f->lb, &lim) != 0) {
+    free(f);
+    return -1;
+  }
+  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d/hedra/v3", f->lb.port);
   f->opts = (hedra_opts){.base_url = f->base, .api_key = "kid:hedra-secret-9", .timeout_ms = 10000};
   *state = f;
   return 0;
 }
 
-static void server_closed(void *arg) {
-  ((fixture *)arg)->closed = 1;
-}
-
 static int teardown(void **state) {
   fixture *f = *state;
-  httpc_close(f->h);
-  http_server_close(f->srv, server_closed, f);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_true(f->closed);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  free(f->body);
+  loopback_close(&f->lb);
   free(f);
   return 0;
-}
-
-static void run_until_called(fixture *f) {
-  uint64_t deadline = uv_hrtime() + 10ull * 1000000000ull;
-  while (f->calls == 0 && uv_hrtime() < deadline)
-    uv_run(&f->loop, UV_RUN_ONCE);
-  assert_int_equal(f->calls, 1);
-  f->calls = 0;
 }
 
 static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m) {
@@ -495,25 +443,26 @@ static const char *find_bytes(const char *hay, size_t n, const char *needle, siz
 
 static void client_uploads_one_multipart_file_part(void **state) {
   fixture *f = *state;
-  f->next = (canned){201,
-                     "{\"url\":\"http://127.0.0.1:1/files/f1.png\",\"content_type\":\"image/png\","
-                     "\"expires_at\":\"2025-01-02T00:00:00Z\"}",
-                     {"X-Request-Id: hedra-req-3", NULL}};
+  f->lb.next = (loopback_answer){
+      201,
+      "{\"url\":\"http://127.0.0.1:1/files/f1.png\",\"content_type\":\"image/png\","
+      "\"expires_at\":\"2025-01-02T00:00:00Z\"}",
+      {"X-Request-Id: hedra-req-3", NULL}};
   char data[5000];
   for (size_t i = 0; i < sizeof data; i++)
     data[i] = (char)(i * 31 + 7); /* binary, with NULs and CRLFs */
-  assert_int_equal(
-      hedra_upload(f->h, &f->opts, data, sizeof data, "image/png", "image.png", on_result, f, NULL),
-      0);
-  run_until_called(f);
-  assert_string_equal(f->method, "POST");
-  assert_string_equal(f->path, "/hedra/v3/files");
-  assert_string_equal(f->auth, "Key kid:hedra-secret-9");
-  assert_int_equal(strncmp(f->content_type, "multipart/form-data; boundary=", 30), 0);
+  assert_int_equal(hedra_upload(f->lb.h, &f->opts, data, sizeof data, "image/png", "image.png",
+                                on_result, f, NULL),
+                   0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.method, "POST");
+  assert_string_equal(f->lb.path, "/hedra/v3/files");
+  assert_string_equal(f->lb.auth, "Key kid:hedra-secret-9");
+  assert_int_equal(strncmp(f->lb.content_type, "multipart/form-data; boundary=", 30), 0);
   const char *disp = "Content-Disposition: form-data; name=\"file\"; filename=\"image.png\"";
-  assert_non_null(find_bytes(f->body, f->body_len, disp, strlen(disp)));
-  assert_non_null(find_bytes(f->body, f->body_len, "Content-Type: image/png", 23));
-  assert_non_null(find_bytes(f->body, f->body_len, data, sizeof data));
+  assert_non_null(find_bytes(f->lb.body, f->lb.body_len, disp, strlen(disp)));
+  assert_non_null(find_bytes(f->lb.body, f->lb.body_len, "Content-Type: image/png", 23));
+  assert_non_null(find_bytes(f->lb.body, f->lb.body_len, data, sizeof data));
   assert_true(f->r.ok);
   assert_string_equal(f->url, "http://127.0.0.1:1/files/f1.png");
   assert_string_equal(f->request_id, "hedra-req-3");
@@ -521,49 +470,50 @@ static void client_uploads_one_multipart_file_part(void **state) {
 
 static void client_submits_polls_and_reads_the_result(void **state) {
   fixture *f = *state;
-  f->next = (canned){202, "{\"job_id\":\"job-77\",\"status\":\"IN_QUEUE\"}", {NULL}};
+  f->lb.next = (loopback_answer){202, "{\"job_id\":\"job-77\",\"status\":\"IN_QUEUE\"}", {NULL}};
   hedra_submit_req q = {.prompt = "hello",
                         .image_url = "http://127.0.0.1:1/files/f1.png",
                         .audio_url = "http://127.0.0.1:1/files/f2.mp3",
                         .idempotency_key = "job-1:lipsync"};
-  assert_int_equal(hedra_submit(f->h, &f->opts, &q, on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->path, "/hedra/v3/models/hedra-character-3");
-  assert_string_equal(f->content_type, "application/json");
-  cJSON *j = cJSON_Parse(f->body);
+  assert_int_equal(hedra_submit(f->lb.h, &f->opts, &q, on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.path, "/hedra/v3/models/hedra-character-3");
+  assert_string_equal(f->lb.content_type, "application/json");
+  cJSON *j = cJSON_Parse(f->lb.body);
   assert_string_equal(cJSON_GetObjectItem(j, "idempotency_key")->valuestring, "job-1:lipsync");
   cJSON_Delete(j);
   assert_true(f->r.ok);
   assert_string_equal(f->job_id, "job-77");
 
-  f->next =
-      (canned){200, "{\"job_id\":\"job-77\",\"status\":\"IN_PROGRESS\",\"progress\":0.5}", {NULL}};
-  assert_int_equal(hedra_status(f->h, &f->opts, "job-77", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->method, "GET");
-  assert_string_equal(f->path, "/hedra/v3/jobs/job-77/status");
+  f->lb.next = (loopback_answer){
+      200, "{\"job_id\":\"job-77\",\"status\":\"IN_PROGRESS\",\"progress\":0.5}", {NULL}};
+  assert_int_equal(hedra_status(f->lb.h, &f->opts, "job-77", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.method, "GET");
+  assert_string_equal(f->lb.path, "/hedra/v3/jobs/job-77/status");
   assert_string_equal(f->state, "IN_PROGRESS");
   assert_true(f->r.progress == 0.5);
 
-  f->next = (canned){200,
-                     "{\"job_id\":\"job-77\",\"status\":\"COMPLETED\",\"outputs\":[{\"url\":"
-                     "\"http://127.0.0.1:1/o.mp4\",\"content_type\":\"video/mp4\"}]}",
-                     {NULL}};
-  assert_int_equal(hedra_get_result(f->h, &f->opts, "job-77", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->path, "/hedra/v3/jobs/job-77");
+  f->lb.next =
+      (loopback_answer){200,
+                        "{\"job_id\":\"job-77\",\"status\":\"COMPLETED\",\"outputs\":[{\"url\":"
+                        "\"http://127.0.0.1:1/o.mp4\",\"content_type\":\"video/mp4\"}]}",
+                        {NULL}};
+  assert_int_equal(hedra_get_result(f->lb.h, &f->opts, "job-77", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.path, "/hedra/v3/jobs/job-77");
   assert_true(f->r.ok);
   assert_string_equal(f->output_url, "http://127.0.0.1:1/o.mp4");
 }
 
 static void client_honours_rate_limits_and_scrubs_the_key(void **state) {
   fixture *f = *state;
-  f->next = (canned){429,
-                     "{\"error\":{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"key "
-                     "kid:hedra-secret-9 is over its limit\",\"retryable\":true}}",
-                     {"Retry-After: 4", NULL}};
-  assert_int_equal(hedra_status(f->h, &f->opts, "job-77", on_result, f, NULL), 0);
-  run_until_called(f);
+  f->lb.next = (loopback_answer){429,
+                                 "{\"error\":{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"key "
+                                 "kid:hedra-secret-9 is over its limit\",\"retryable\":true}}",
+                                 {"Retry-After: 4", NULL}};
+  assert_int_equal(hedra_status(f->lb.h, &f->opts, "job-77", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
   assert_false(f->r.ok);
   assert_true(f->r.retryable);
   assert_string_equal(f->code, "provider_rate_limited");
@@ -576,47 +526,51 @@ static void client_refuses_unusable_calls(void **state) {
   fixture *f = *state;
   char big[64];
   memset(big, 0, sizeof big);
-  assert_int_equal(hedra_status(f->h, &f->opts, "../files", on_result, f, NULL), -1);
-  assert_int_equal(hedra_get_result(f->h, &f->opts, "", on_result, f, NULL), -1);
-  assert_int_equal(hedra_status(f->h, &f->opts, NULL, on_result, f, NULL), -1);
-  assert_int_equal(hedra_upload(f->h, &f->opts, big, 0, "image/png", "a.png", on_result, f, NULL),
+  assert_int_equal(hedra_status(f->lb.h, &f->opts, "../files", on_result, f, NULL), -1);
+  assert_int_equal(hedra_get_result(f->lb.h, &f->opts, "", on_result, f, NULL), -1);
+  assert_int_equal(hedra_status(f->lb.h, &f->opts, NULL, on_result, f, NULL), -1);
+  assert_int_equal(
+      hedra_upload(f->lb.h, &f->opts, big, 0, "image/png", "a.png", on_result, f, NULL), -1);
+  assert_int_equal(
+      hedra_upload(f->lb.h, &f->opts, big, sizeof big, "text/html", "a.png", on_result, f, NULL),
+      -1);
+  assert_int_equal(hedra_upload(f->lb.h, &f->opts, big, sizeof big, "image/png\r\nX: y", "a",
+                                on_result, f, NULL),
                    -1);
   assert_int_equal(
-      hedra_upload(f->h, &f->opts, big, sizeof big, "text/html", "a.png", on_result, f, NULL), -1);
-  assert_int_equal(
-      hedra_upload(f->h, &f->opts, big, sizeof big, "image/png\r\nX: y", "a", on_result, f, NULL),
+      hedra_upload(f->lb.h, &f->opts, big, sizeof big, "image/png", "a\".png", on_result, f, NULL),
       -1);
   assert_int_equal(
-      hedra_upload(f->h, &f->opts, big, sizeof big, "image/png", "a\".png", on_result, f, NULL),
-      -1);
-  assert_int_equal(
-      hedra_upload(f->h, &f->opts, big, sizeof big, "image/png", "../a.png", on_result, f, NULL),
+      hedra_upload(f->lb.h, &f->opts, big, sizeof big, "image/png", "../a.png", on_result, f, NULL),
       -1);
   /* an image over Hedra's 10 MiB limit (the length is checked before the bytes are read) */
-  assert_int_equal(hedra_upload(f->h, &f->opts, big, HEDRA_MAX_IMAGE_UPLOAD + 1, "image/png",
+  assert_int_equal(hedra_upload(f->lb.h, &f->opts, big, HEDRA_MAX_IMAGE_UPLOAD + 1, "image/png",
                                 "a.png", on_result, f, NULL),
                    -1);
-  assert_int_equal(hedra_upload(f->h, &f->opts, big, HEDRA_MAX_UPLOAD + 1, "audio/mpeg", "a.mp3",
+  assert_int_equal(hedra_upload(f->lb.h, &f->opts, big, HEDRA_MAX_UPLOAD + 1, "audio/mpeg", "a.mp3",
                                 on_result, f, NULL),
                    -1);
   hedra_opts bad = f->opts;
   bad.api_key = "k\r\nX-Evil: 1";
-  assert_int_equal(hedra_status(f->h, &bad, "job-1", on_result, f, NULL), -1);
+  assert_int_equal(hedra_status(f->lb.h, &bad, "job-1", on_result, f, NULL), -1);
   hedra_submit_req q = {.image_url = "https://f/i.png", .audio_url = "https://f/a.mp3"};
-  assert_int_equal(hedra_submit(f->h, &f->opts, &q, on_result, f, NULL), -1);
-  assert_int_equal(f->requests, 0);
-  assert_int_equal(httpc_in_flight(f->h), 0);
+  assert_int_equal(hedra_submit(f->lb.h, &f->opts, &q, on_result, f, NULL), -1);
+  assert_int_equal(httpc_in_flight(f->lb.h), 0);
+  /* nothing reaches the server, and no callback runs, once the loop had time */
+  loopback_run_for(&f->lb, 200);
+  assert_int_equal(f->lb.requests, 0);
+  assert_int_equal(f->lb.calls, 0);
 }
 
 static void client_without_a_key_sends_no_authorization(void **state) {
   fixture *f = *state;
-  f->next =
-      (canned){401, "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"missing key\"}}", {NULL}};
+  f->lb.next = (loopback_answer){
+      401, "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"missing key\"}}", {NULL}};
   hedra_opts o = f->opts;
   o.api_key = "";
-  assert_int_equal(hedra_status(f->h, &o, "job-1", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->auth, "");
+  assert_int_equal(hedra_status(f->lb.h, &o, "job-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.auth, "");
   assert_string_equal(f->code, "provider_auth");
   assert_false(f->r.retryable);
 }
@@ -625,8 +579,8 @@ static void client_reports_a_refused_connection(void **state) {
   fixture *f = *state;
   hedra_opts o = f->opts;
   o.base_url = "http://127.0.0.1:1/v3"; /* nothing listens on port 1 */
-  assert_int_equal(hedra_status(f->h, &o, "job-1", on_result, f, NULL), 0);
-  run_until_called(f);
+  assert_int_equal(hedra_status(f->lb.h, &o, "job-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
   assert_false(f->r.ok);
   assert_true(f->r.retryable);
   assert_string_equal(f->code, "provider_network");

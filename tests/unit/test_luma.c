@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_server.h"
 #include "luma.h"
+#include "unit/loopback.h"
 
 static const char *gen_queued =
     "{\"id\":\"0b3a5e1c-4d2f-4a8e-9c1b-2f6d7e8a9b0c\",\"generation_type\":\"video\","
@@ -408,48 +408,16 @@ static void create_bodies_refuse_unusable_input(void **state) {
 /* ---- the client over loopback ---- */
 
 typedef struct {
-  int status;
-  const char *body;
-  const char *extra[3];
-} canned;
-
-typedef struct {
-  uv_loop_t loop;
-  httpc *h;
-  http_server *srv;
-  char base[96];
+  loopback lb;
   luma_opts opts;
-  canned next; /* what the server answers */
-  int requests;
-  char method[16], path[256], auth[256], content_type[128];
-  char *body;
-  int calls; /* client callbacks */
+  char base[96];
   luma_result r;
   char id[160], state[32], code[64], message[512], asset_url[512], request_id[128];
-  int closed;
 } fixture;
-
-static void on_request(http_request *req, void *arg) {
-  fixture *f = arg;
-  size_t len;
-  const char *b = http_req_body(req, &len);
-  const char *a = http_req_header(req, "authorization");
-  const char *ct = http_req_header(req, "content-type");
-  f->requests++;
-  snprintf(f->method, sizeof f->method, "%s", http_req_method(req));
-  snprintf(f->path, sizeof f->path, "%s", http_req_path(req));
-  snprintf(f->auth, sizeof f->auth, "%s", a ? a : "");
-  snprintf(f->content_type, sizeof f->content_type, "%s", ct ? ct : "");
-  free(f->body);
-  f->body = strndup(b, len);
-  const char *body = f->next.body ? f->next.body : "";
-  http_respond(req, f->next.status, *body ? "application/json" : NULL, f->next.extra, body,
-               strlen(body));
-}
 
 static void on_result(const luma_result *r, void *arg) {
   fixture *f = arg;
-  f->calls++;
+  f->lb.calls++;
   f->r = *r; /* the strings are copied below; the pointers die with the callback */
   snprintf(f->id, sizeof f->id, "%s", r->id ? r->id : "");
   snprintf(f->state, sizeof f->state, "%s", r->state ? r->state : "");
@@ -461,58 +429,40 @@ static void on_result(const luma_result *r, void *arg) {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  uv_loop_init(&f->loop);
-  if (httpc_new(&f->h, &f->loop) != 0) return -1;
-  if (http_server_new(&f->srv, &f->loop, NULL, on_request, f) != 0) return -1;
-  if (http_server_listen(f->srv, "127.0.0.1", 0) != 0) return -1;
-  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d/luma/dream-machine/v1/",
-           http_server_port(f->srv));
+  if (!f || loopback_open(&f->lb, NULL) != 0) {
+    free(f);
+    return -1;
+  }
+  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d/luma/dream-machine/v1/", f->lb.port);
   f->opts = (luma_opts){.base_url = f->base, .api_key = "luma-secret-key-123", .timeout_ms = 10000};
   *state = f;
   return 0;
 }
 
-static void server_closed(void *arg) {
-  ((fixture *)arg)->closed = 1;
-}
-
 static int teardown(void **state) {
   fixture *f = *state;
-  httpc_close(f->h);
-  http_server_close(f->srv, server_closed, f);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_true(f->closed);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  free(f->body);
+  loopback_close(&f->lb);
   free(f);
   return 0;
 }
 
-static void run_until_called(fixture *f) {
-  uint64_t deadline = uv_hrtime() + 10ull * 1000000000ull;
-  while (f->calls == 0 && uv_hrtime() < deadline)
-    uv_run(&f->loop, UV_RUN_ONCE);
-  assert_int_equal(f->calls, 1);
-  f->calls = 0;
-}
-
 static void client_creates_a_video_with_bearer_auth_and_json(void **state) {
   fixture *f = *state;
-  f->next = (canned){201, gen_queued, {"X-Request-Id: luma-req-7", NULL}};
+  f->lb.next = (loopback_answer){201, gen_queued, {"X-Request-Id: luma-req-7", NULL}};
   luma_create c = {.model = "ray-2",
                    .prompt = "a cup",
                    .aspect_ratio = "16:9",
                    .duration = "5s",
                    .keyframe_url = "http://127.0.0.1:1/k.png"};
   uint64_t xfer = 0;
-  assert_int_equal(luma_create_video(f->h, &f->opts, &c, on_result, f, &xfer), 0);
+  assert_int_equal(luma_create_video(f->lb.h, &f->opts, &c, on_result, f, &xfer), 0);
   assert_true(xfer != 0);
-  run_until_called(f);
-  assert_string_equal(f->method, "POST");
-  assert_string_equal(f->path, "/luma/dream-machine/v1/generations/video");
-  assert_string_equal(f->auth, "Bearer luma-secret-key-123");
-  assert_string_equal(f->content_type, "application/json");
-  cJSON *j = cJSON_Parse(f->body);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.method, "POST");
+  assert_string_equal(f->lb.path, "/luma/dream-machine/v1/generations/video");
+  assert_string_equal(f->lb.auth, "Bearer luma-secret-key-123");
+  assert_string_equal(f->lb.content_type, "application/json");
+  cJSON *j = cJSON_Parse(f->lb.body);
   assert_string_equal(cJSON_GetObjectItem(j, "prompt")->valuestring, "a cup");
   assert_non_null(cJSON_GetObjectItem(j, "keyframes"));
   cJSON_Delete(j);
@@ -525,40 +475,40 @@ static void client_creates_a_video_with_bearer_auth_and_json(void **state) {
 
 static void client_creates_an_image(void **state) {
   fixture *f = *state;
-  f->next = (canned){
+  f->lb.next = (loopback_answer){
       201, "{\"id\":\"img-1\",\"generation_type\":\"image\",\"state\":\"queued\"}", {NULL}};
   luma_create c = {.model = "photon-1", .prompt = "a logo", .format = "jpg"};
-  assert_int_equal(luma_create_image(f->h, &f->opts, &c, on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->path, "/luma/dream-machine/v1/generations/image");
+  assert_int_equal(luma_create_image(f->lb.h, &f->opts, &c, on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.path, "/luma/dream-machine/v1/generations/image");
   assert_true(f->r.ok);
   assert_string_equal(f->id, "img-1");
 }
 
 static void client_polls_and_deletes_by_id(void **state) {
   fixture *f = *state;
-  f->next = (canned){200, gen_video_done, {NULL}};
-  assert_int_equal(luma_get(f->h, &f->opts, "gen-1", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->method, "GET");
-  assert_string_equal(f->path, "/luma/dream-machine/v1/generations/gen-1");
+  f->lb.next = (loopback_answer){200, gen_video_done, {NULL}};
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "gen-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.method, "GET");
+  assert_string_equal(f->lb.path, "/luma/dream-machine/v1/generations/gen-1");
   assert_true(f->r.ok);
   assert_string_equal(f->asset_url, "https://cdn.example/v.mp4?sig=abc");
 
-  f->next = (canned){204, NULL, {NULL}};
-  assert_int_equal(luma_delete(f->h, &f->opts, "gen-1", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->method, "DELETE");
+  f->lb.next = (loopback_answer){204, NULL, {NULL}};
+  assert_int_equal(luma_delete(f->lb.h, &f->opts, "gen-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.method, "DELETE");
   assert_true(f->r.ok);
   assert_string_equal(f->id, "");
 }
 
 static void client_honours_retry_after_and_scrubs_the_key(void **state) {
   fixture *f = *state;
-  f->next =
-      (canned){429, "{\"detail\":\"slow down, luma-secret-key-123\"}", {"Retry-After: 7", NULL}};
-  assert_int_equal(luma_get(f->h, &f->opts, "gen-1", on_result, f, NULL), 0);
-  run_until_called(f);
+  f->lb.next = (loopback_answer){
+      429, "{\"detail\":\"slow down, luma-secret-key-123\"}", {"Retry-After: 7", NULL}};
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "gen-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
   assert_false(f->r.ok);
   assert_true(f->r.retryable);
   assert_string_equal(f->code, "provider_rate_limited");
@@ -570,28 +520,31 @@ static void client_honours_retry_after_and_scrubs_the_key(void **state) {
 static void client_refuses_unusable_calls(void **state) {
   fixture *f = *state;
   luma_create c = {.model = "ray-2", .prompt = "p"};
-  assert_int_equal(luma_get(f->h, &f->opts, "../credits", on_result, f, NULL), -1);
-  assert_int_equal(luma_get(f->h, &f->opts, "", on_result, f, NULL), -1);
-  assert_int_equal(luma_delete(f->h, &f->opts, NULL, on_result, f, NULL), -1);
-  assert_int_equal(luma_get(f->h, &f->opts, "a", NULL, f, NULL), -1);
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "../credits", on_result, f, NULL), -1);
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "", on_result, f, NULL), -1);
+  assert_int_equal(luma_delete(f->lb.h, &f->opts, NULL, on_result, f, NULL), -1);
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "a", NULL, f, NULL), -1);
   luma_opts bad = f->opts;
   bad.api_key = "k\r\nX-Evil: 1";
-  assert_int_equal(luma_create_video(f->h, &bad, &c, on_result, f, NULL), -1);
+  assert_int_equal(luma_create_video(f->lb.h, &bad, &c, on_result, f, NULL), -1);
   bad = f->opts;
   bad.base_url = "///";
-  assert_int_equal(luma_create_video(f->h, &bad, &c, on_result, f, NULL), -1);
-  assert_int_equal(f->requests, 0);
-  assert_int_equal(httpc_in_flight(f->h), 0);
+  assert_int_equal(luma_create_video(f->lb.h, &bad, &c, on_result, f, NULL), -1);
+  assert_int_equal(httpc_in_flight(f->lb.h), 0);
+  /* nothing reaches the server, and no callback runs, once the loop had time */
+  loopback_run_for(&f->lb, 200);
+  assert_int_equal(f->lb.requests, 0);
+  assert_int_equal(f->lb.calls, 0);
 }
 
 static void client_without_a_key_sends_no_authorization(void **state) {
   fixture *f = *state;
-  f->next = (canned){401, "{\"detail\":\"Invalid API key\"}", {NULL}};
+  f->lb.next = (loopback_answer){401, "{\"detail\":\"Invalid API key\"}", {NULL}};
   luma_opts o = f->opts;
   o.api_key = "";
-  assert_int_equal(luma_get(f->h, &o, "gen-1", on_result, f, NULL), 0);
-  run_until_called(f);
-  assert_string_equal(f->auth, "");
+  assert_int_equal(luma_get(f->lb.h, &o, "gen-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
+  assert_string_equal(f->lb.auth, "");
   assert_string_equal(f->code, "provider_auth");
   assert_false(f->r.retryable);
 }
@@ -600,8 +553,8 @@ static void client_reports_a_refused_connection(void **state) {
   fixture *f = *state;
   luma_opts o = f->opts;
   o.base_url = "http://127.0.0.1:1/v1"; /* nothing listens on port 1 */
-  assert_int_equal(luma_get(f->h, &o, "gen-1", on_result, f, NULL), 0);
-  run_until_called(f);
+  assert_int_equal(luma_get(f->lb.h, &o, "gen-1", on_result, f, NULL), 0);
+  loopback_run_until_called(&f->lb);
   assert_false(f->r.ok);
   assert_true(f->r.retryable);
   assert_string_equal(f->code, "provider_network");
@@ -610,12 +563,12 @@ static void client_reports_a_refused_connection(void **state) {
 
 static void client_cancel_reports_canceled(void **state) {
   fixture *f = *state;
-  f->next = (canned){200, gen_queued, {NULL}};
+  f->lb.next = (loopback_answer){200, gen_queued, {NULL}};
   uint64_t xfer = 0;
-  assert_int_equal(luma_get(f->h, &f->opts, "gen-1", on_result, f, &xfer), 0);
-  httpc_cancel(f->h, xfer);
-  assert_int_equal(f->calls, 1);
-  f->calls = 0;
+  assert_int_equal(luma_get(f->lb.h, &f->opts, "gen-1", on_result, f, &xfer), 0);
+  httpc_cancel(f->lb.h, xfer);
+  assert_int_equal(f->lb.calls, 1);
+  f->lb.calls = 0;
   assert_string_equal(f->code, "provider_canceled");
   assert_true(f->r.retryable);
 }
