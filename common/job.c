@@ -192,19 +192,27 @@ static int is_uuid(const char *s) {
   return s[36] == '\0';
 }
 
-static const field_spec *find_field(job_kind k, const char *name) {
-  for (const field_spec *f = kind_fields[k]; f->name; f++)
-    if (strcmp(f->name, name) == 0) return f;
-  return NULL;
-}
+/* Every key of o must be one of names (NULL-terminated, at most
+ * KEYS_KNOWN_MAX), each at most once. One pass over the keys with a bit per
+ * name seen: the work is linear in the number of keys (a body may hold
+ * ~100,000) and stops at the first offending key, which is named. kind, when
+ * given, ends the message for an unknown key. */
+#define KEYS_KNOWN_MAX 16
+_Static_assert(FIELDS_MAX <= KEYS_KNOWN_MAX, "a field table must fit the seen-bits of check_keys");
 
-static int has_duplicate_key(const cJSON *o, const char **dup) {
-  for (const cJSON *a = o->child; a; a = a->next)
-    for (const cJSON *b = a->next; b; b = b->next)
-      if (strcmp(a->string, b->string) == 0) {
-        *dup = a->string;
-        return 1;
-      }
+static int check_keys(verr *e, const cJSON *o, const char *const *names, const char *kind) {
+  unsigned seen = 0;
+  for (const cJSON *it = o->child; it; it = it->next) {
+    const char *key = it->string ? it->string : "";
+    int i = 0;
+    while (i < KEYS_KNOWN_MAX && names[i] && strcmp(names[i], key) != 0)
+      i++;
+    if (i == KEYS_KNOWN_MAX || !names[i])
+      return kind ? fail(e, key, "is not a known field for kind %s", kind)
+                  : fail(e, key, "is not a known field");
+    if (seen & 1u << i) return fail(e, key, "appears more than once");
+    seen |= 1u << i;
+  }
   return 0;
 }
 
@@ -278,11 +286,10 @@ static int validate_input(job_kind k, const cJSON *in, cJSON **out, verr *e) {
                    "kind must be one of storyboard, image, video, lipsync, campaign");
   if (!cJSON_IsObject(in)) /* the whole input is the offending field */
     return set_err(e, *e->prefix ? "input" : "", "input must be a JSON object");
-  const char *dup;
-  if (has_duplicate_key(in, &dup)) return fail(e, dup, "appears more than once");
-  for (const cJSON *it = in->child; it; it = it->next)
-    if (!find_field(k, it->string))
-      return fail(e, it->string, "is not a known field for kind %s", job_kind_names[k]);
+  const char *names[FIELDS_MAX + 1] = {0};
+  for (int i = 0; kind_fields[k][i].name; i++)
+    names[i] = kind_fields[k][i].name;
+  if (check_keys(e, in, names, job_kind_names[k]) < 0) return -1;
 
   cJSON *o = cJSON_CreateObject();
   if (!o) return set_err(e, "", "out of memory");
@@ -371,17 +378,8 @@ int job_submission_parse(const char *body, size_t len, job_submission *out, char
     set_err(&e, "", "body must be a JSON object");
     goto bad;
   }
-  const char *dup;
-  if (has_duplicate_key(root, &dup)) {
-    fail(&e, dup, "appears more than once");
-    goto bad;
-  }
-  for (const cJSON *it = root->child; it; it = it->next)
-    if (strcmp(it->string, "kind") != 0 && strcmp(it->string, "input") != 0 &&
-        strcmp(it->string, "webhook_url") != 0) {
-      fail(&e, it->string, "is not a known field");
-      goto bad;
-    }
+  static const char *const root_names[] = {"kind", "input", "webhook_url", NULL};
+  if (check_keys(&e, root, root_names, NULL) < 0) goto bad;
   const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
   if (!kind) {
     fail(&e, "kind", "is required");

@@ -19,6 +19,7 @@
 #define JWT_PART_MAX 6144 /* decoded header or payload */
 #define JWT_SIG_MAX 1024  /* RSA-8192 */
 #define JWT_PARTIES_MAX 32
+#define JWT_KEYS_MAX 64   /* members of the header or of the payload */
 #define JWT_TIME_MAX 1e15 /* claims beyond this are nonsense, and would overflow */
 
 struct jwt_verifier {
@@ -168,8 +169,13 @@ void jwt_verifier_free(jwt_verifier *v) {
   free(v);
 }
 
-/* A duplicated key would let two parsers read two different tokens. */
-static int has_duplicate_keys(const cJSON *o) {
+/* A duplicated key would let two parsers read two different tokens. The
+ * pairwise check runs only on an object of at most JWT_KEYS_MAX keys (a Clerk
+ * token has ~15 claims), so an unsigned token cannot buy quadratic work. */
+static int has_duplicate_or_too_many_keys(const cJSON *o) {
+  int n = 0;
+  for (const cJSON *a = o->child; a; a = a->next)
+    if (++n > JWT_KEYS_MAX) return 1;
   for (const cJSON *a = o->child; a; a = a->next)
     for (const cJSON *b = a->next; b; b = b->next)
       if (a->string && b->string && strcmp(a->string, b->string) == 0) return 1;
@@ -182,7 +188,7 @@ static cJSON *decode_json_object(const char *in, size_t len) {
   if (n <= 0) return NULL;
   cJSON *o = cJSON_ParseWithLength((const char *)buf, (size_t)n);
   if (!o) return NULL;
-  if (!cJSON_IsObject(o) || has_duplicate_keys(o)) {
+  if (!cJSON_IsObject(o) || has_duplicate_or_too_many_keys(o)) {
     cJSON_Delete(o);
     return NULL;
   }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "job.h"
 
@@ -166,6 +167,98 @@ static void test_duplicate_keys_are_rejected(void **state) {
   expect_error("{\"kind\":\"image\",\"kind\":\"video\",\"input\":{\"prompt\":\"x\"}}", "kind",
                NULL);
   storyboard_error("{\"prompt\":\"x\",\"prompt\":\"y\"}", "input.prompt", NULL);
+}
+
+/* ---- bodies with many keys ---- */
+
+#define MAX_BODY (1 << 20) /* GENQ_MAX_BODY_BYTES, the API's default body limit */
+
+static char *big; /* freed by free_big, also when an assertion fails */
+
+static int free_big(void **state) {
+  free(big);
+  big = NULL;
+  return 0;
+}
+
+/* head, then members (member_fmt with the member's number) separated by
+ * commas for as long as the body stays within MAX_BODY, then tail. */
+static char *many_keys_body(const char *head, const char *member_fmt, const char *tail,
+                            int *members) {
+  char *body = big = malloc(MAX_BODY + 1);
+  assert_non_null(body);
+  size_t len = (size_t)snprintf(body, MAX_BODY + 1, "%s", head), tlen = strlen(tail);
+  int n = 0;
+  for (;;) {
+    char m[64];
+    size_t mlen = (size_t)snprintf(m, sizeof m, member_fmt, n);
+    if (len + (n > 0) + mlen + tlen > MAX_BODY) break;
+    if (n++ > 0) body[len++] = ',';
+    memcpy(body + len, m, mlen);
+    len += mlen;
+  }
+  memcpy(body + len, tail, tlen + 1);
+  *members = n;
+  return body;
+}
+
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A refusal costs one parse and one pass over the keys: milliseconds of CPU
+ * even with sanitizers. Comparing every key with every other costs
+ * ~4.5e9 string comparisons for the ~95,000 keys a 1 MiB body holds, which
+ * is tens of seconds of CPU. The 1 s bound tells the two apart by the work
+ * done (process CPU time, so a busy machine does not count); it is no speed
+ * target. */
+static void expect_error_quickly(const char *body, const char *field, const char *msg) {
+  double t0 = cpu_seconds();
+  expect_error(body, field, msg);
+  double spent = cpu_seconds() - t0;
+  if (spent > 1.0) fail_msg("refusing a %zu-byte body took %.1f s of CPU", strlen(body), spent);
+}
+
+static void test_many_unknown_input_keys_are_refused_in_linear_time(void **state) {
+  int n;
+  char *body = many_keys_body("{\"kind\":\"image\",\"input\":{", "\"k%05d\":0", "}}", &n);
+  assert_true(n > 90000);
+  expect_error_quickly(body, "input.k00000", "input.k00000 is not a known field for kind image");
+}
+
+static void test_one_input_key_repeated_is_refused_in_linear_time(void **state) {
+  int n;
+  char *body = many_keys_body("{\"kind\":\"storyboard\",\"input\":{\"prompt\":\"x\",",
+                              "\"scenes\":1", "}}", &n);
+  assert_true(n > 90000);
+  expect_error_quickly(body, "input.scenes", "input.scenes appears more than once");
+}
+
+static void test_many_root_keys_are_refused_in_linear_time(void **state) {
+  int n;
+  char *body =
+      many_keys_body("{\"kind\":\"image\",\"input\":{\"prompt\":\"x\"},", "\"r%05d\":0", "}", &n);
+  assert_true(n > 90000);
+  expect_error_quickly(body, "r00000", "r00000 is not a known field");
+}
+
+/* The first offending key in document order is the one named. */
+static void test_first_offending_key_is_named(void **state) {
+  storyboard_error("{\"prompt\":\"x\",\"model\":1,\"prompt\":\"y\"}", "input.model",
+                   "input.model is not a known field for kind storyboard");
+  storyboard_error("{\"prompt\":\"x\",\"prompt\":\"y\",\"model\":1}", "input.prompt",
+                   "input.prompt appears more than once");
+  expect_error("{\"kind\":\"image\",\"x\":1,\"kind\":\"image\",\"input\":{\"prompt\":\"x\"}}", "x",
+               "x is not a known field");
+  expect_error("{\"kind\":\"image\",\"input\":{\"prompt\":\"x\"},\"input\":{},\"x\":1}", "input",
+               "input appears more than once");
+  /* every known key once passes */
+  parsed p = parse("{\"webhook_url\":\"https://h\",\"input\":{\"aspect_ratio\":\"1:1\","
+                   "\"prompt\":\"x\"},\"kind\":\"image\"}");
+  assert_int_equal(p.rc, 0);
+  job_submission_free(&p.sub);
 }
 
 /* ---- webhook_url ---- */
@@ -494,6 +587,10 @@ int main(void) {
       cmocka_unit_test(test_input_must_be_an_object),
       cmocka_unit_test(test_unknown_top_level_field_is_named),
       cmocka_unit_test(test_duplicate_keys_are_rejected),
+      cmocka_unit_test_teardown(test_many_unknown_input_keys_are_refused_in_linear_time, free_big),
+      cmocka_unit_test_teardown(test_one_input_key_repeated_is_refused_in_linear_time, free_big),
+      cmocka_unit_test_teardown(test_many_root_keys_are_refused_in_linear_time, free_big),
+      cmocka_unit_test(test_first_offending_key_is_named),
       cmocka_unit_test(test_webhook_url_accepted_and_copied),
       cmocka_unit_test(test_webhook_url_validation),
       cmocka_unit_test(test_storyboard_minimal_gets_defaults),

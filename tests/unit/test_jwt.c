@@ -426,6 +426,56 @@ static void test_other_algs_and_headers_are_rejected(void **state) {
 
 /* ---- malformed tokens ---- */
 
+/* Appends member i (fmt holds one %d) to the string in buf. */
+static void append_member(char *buf, size_t cap, const char *fmt, int i) {
+  size_t n = strlen(buf);
+  assert_true(snprintf(buf + n, cap - n, fmt, i) < (int)(cap - n));
+}
+
+/* At most 64 members in the header and in the payload: the duplicate check
+ * compares every pair, so the count is bounded first. */
+static void test_too_many_members_are_malformed(void **state) {
+  jwt_verifier *v = verifier(PARTIES);
+  const char *why;
+  char extra[2048] = "";
+  /* claims(NULL) has 6 members: 58 more reach the bound */
+  for (int i = 0; i < 58; i++)
+    append_member(extra, sizeof extra, i ? ",\"c%02d\":0" : "\"c%02d\":0", i);
+  char *tok = sign(priv_pem, claims(extra));
+  assert_int_equal(verify(v, tok, &why, NULL), 0);
+  free(tok);
+  append_member(extra, sizeof extra, ",\"c%02d\":0", 58);
+  tok = sign(priv_pem, claims(extra));
+  expect_reject(v, tok, "malformed");
+  free(tok);
+
+  /* alg and 63 more members, then 64 more */
+  char header[2048] = "{\"alg\":\"RS256\"";
+  for (int i = 0; i < 63; i++)
+    append_member(header, sizeof header, ",\"h%02d\":0", i);
+  append_member(header, sizeof header, "}", 0);
+  tok = rsa_token(header, claims(NULL), EVP_sha256());
+  assert_int_equal(verify(v, tok, &why, NULL), 0);
+  free(tok);
+  header[strlen(header) - 1] = '\0'; /* reopened */
+  append_member(header, sizeof header, ",\"h%02d\":0}", 63);
+  tok = rsa_token(header, claims(NULL), EVP_sha256());
+  expect_reject(v, tok, "malformed");
+  free(tok);
+
+  /* a valid claim set padded to ~700 members, a token within the size bound */
+  char big[5600];
+  snprintf(big, sizeof big, "%s", claims(NULL));
+  big[strlen(big) - 1] = '\0'; /* reopened */
+  for (int i = 0; strlen(big) + 16 < sizeof big; i++)
+    append_member(big, sizeof big, ",\"%d\":0", i);
+  append_member(big, sizeof big, "}", 0);
+  tok = sign(priv_pem, big);
+  expect_reject(v, tok, "malformed");
+  free(tok);
+  jwt_verifier_free(v);
+}
+
 static void test_garbage_and_truncated_tokens_are_malformed(void **state) {
   jwt_verifier *v = verifier(PARTIES);
   char *good = sign(priv_pem, claims(NULL));
@@ -564,6 +614,7 @@ int main(void) {
       cmocka_unit_test(test_hs256_signed_with_the_public_key_is_rejected),
       cmocka_unit_test(test_other_algs_and_headers_are_rejected),
       cmocka_unit_test(test_garbage_and_truncated_tokens_are_malformed),
+      cmocka_unit_test(test_too_many_members_are_malformed),
       cmocka_unit_test(test_verifier_construction_errors),
       cmocka_unit_test(test_sign_rejects_bad_input),
   };
