@@ -89,9 +89,9 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   const char *body = http_req_body(req, &len);
   job_submission sub;
   char field[64], msg[256], full[360];
-  if (job_submission_parse(body, len, &sub, field, sizeof(field), msg, sizeof(msg)) != 0) {
-    int bad_json = field[0] == 0 && strstr(msg, "JSON") != NULL;
-    api_reply_error(req, 400, bad_json ? "invalid_json" : "invalid_request", msg, NULL);
+  int bad = job_submission_parse(body, len, &sub, field, sizeof(field), msg, sizeof(msg));
+  if (bad != 0) {
+    api_reply_error(req, 400, bad == JOB_ERR_JSON ? "invalid_json" : "invalid_request", msg, NULL);
     return;
   }
   if (!job_kind_runnable(sub.kind)) {

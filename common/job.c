@@ -1,4 +1,4 @@
-/* Job kinds, statuses and their legal moves, and validation of submissions.
+/* Job kinds and statuses, and validation of submissions.
  * Inputs are checked against one field table per kind and rebuilt from the
  * validated values, so what is stored holds only known keys with defaults
  * filled in, whatever else the client sent. */
@@ -49,18 +49,6 @@ int job_status_terminal(job_status s) {
   return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELED;
 }
 
-/* [from][to]; keep in step with the trigger in schema/. */
-static const unsigned char job_moves[JOB_STATUS_COUNT][JOB_STATUS_COUNT] = {
-    /*                 queued running succeeded failed canceled */
-    [JOB_QUEUED] = {0, 1, 0, 1, 1},
-    [JOB_RUNNING] = {1, 0, 1, 1, 1},
-};
-
-int job_status_can_move(job_status from, job_status to) {
-  if ((unsigned)from >= JOB_STATUS_COUNT || (unsigned)to >= JOB_STATUS_COUNT) return 0;
-  return job_moves[from][to];
-}
-
 /* ---- validation ---- */
 
 typedef struct {
@@ -91,7 +79,9 @@ static int set_err(verr *e, const char *field, const char *msg) {
   return -1;
 }
 
-typedef enum { F_PROMPT, F_SCENES, F_STYLE, F_ASPECT, F_DURATION, F_ID } field_type;
+/* F_UPLOAD: an id of one of the user's uploads (schema/functions/media.sql,
+ * genq_upload_fields, names the same fields); F_ID: any other id. */
+typedef enum { F_PROMPT, F_SCENES, F_STYLE, F_ASPECT, F_DURATION, F_ID, F_UPLOAD } field_type;
 
 typedef struct {
   const char *name;
@@ -109,15 +99,15 @@ static const field_spec kind_fields[JOB_KIND_COUNT][FIELDS_MAX + 1] = {
     [JOB_VIDEO] = {{"prompt", F_PROMPT, 1},
                    {"aspect_ratio", F_ASPECT, 0},
                    {"duration", F_DURATION, 0},
-                   {"keyframe_upload_id", F_ID, 0}},
+                   {"keyframe_upload_id", F_UPLOAD, 0}},
     /* exactly one of the first two: checked after the table */
-    [JOB_LIPSYNC] = {{"image_upload_id", F_ID, 0},
+    [JOB_LIPSYNC] = {{"image_upload_id", F_UPLOAD, 0},
                      {"video_asset_id", F_ID, 0},
-                     {"audio_upload_id", F_ID, 1}},
+                     {"audio_upload_id", F_UPLOAD, 1}},
     [JOB_CAMPAIGN] = {{"prompt", F_PROMPT, 1},
                       {"scenes", F_SCENES, 0},
-                      {"avatar_upload_id", F_ID, 1},
-                      {"voice_upload_id", F_ID, 1},
+                      {"avatar_upload_id", F_UPLOAD, 1},
+                      {"voice_upload_id", F_UPLOAD, 1},
                       {"aspect_ratio", F_ASPECT, 0},
                       {"style", F_STYLE, 0}},
 };
@@ -262,7 +252,8 @@ static int add_field(verr *e, const field_spec *f, const cJSON *it, cJSON *out) 
       return fail(e, f->name, "must be \"5s\" or \"9s\"");
     v = cJSON_CreateString(it->valuestring);
     break;
-  case F_ID: {
+  case F_ID:
+  case F_UPLOAD: {
     if (!cJSON_IsString(it) || !is_uuid(it->valuestring))
       return fail(e, f->name, "must be an id (a UUID)");
     char id[37];
@@ -299,7 +290,9 @@ static int validate_input(job_kind k, const cJSON *in, cJSON **out, verr *e) {
       fail(e, f->name, "is required");
       goto bad;
     }
-    if (!it && (f->type == F_PROMPT || f->type == F_STYLE || f->type == F_ID)) continue;
+    if (!it &&
+        (f->type == F_PROMPT || f->type == F_STYLE || f->type == F_ID || f->type == F_UPLOAD))
+      continue;
     if (add_field(e, f, it, o) < 0) goto bad;
   }
   if (k == JOB_LIPSYNC) {
@@ -319,6 +312,13 @@ static int validate_input(job_kind k, const cJSON *in, cJSON **out, verr *e) {
 bad:
   cJSON_Delete(o);
   return -1;
+}
+
+const char *job_kind_field(job_kind k, int i, int *names_upload) {
+  if ((unsigned)k >= JOB_KIND_COUNT || i < 0 || i >= FIELDS_MAX) return NULL;
+  const field_spec *f = &kind_fields[k][i];
+  if (f->name && names_upload) *names_upload = f->type == F_UPLOAD;
+  return f->name;
 }
 
 int job_input_validate(job_kind k, const cJSON *input, cJSON **out, char *field, size_t fieldlen,
@@ -369,14 +369,15 @@ int job_submission_parse(const char *body, size_t len, job_submission *out, char
         root = NULL;
         break;
       }
-  if (!root) return set_err(&e, "", "body is not valid JSON");
+  if (!root) return set_err(&e, "", "body is not valid JSON"), JOB_ERR_JSON;
   if (has_nul_escape(body, len)) {
     set_err(&e, "", "body must not contain \\u0000");
     goto bad;
   }
   if (!cJSON_IsObject(root)) {
     set_err(&e, "", "body must be a JSON object");
-    goto bad;
+    cJSON_Delete(root);
+    return JOB_ERR_JSON;
   }
   static const char *const root_names[] = {"kind", "input", "webhook_url", NULL};
   if (check_keys(&e, root, root_names, NULL) < 0) goto bad;

@@ -4,8 +4,13 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* The job model shared by the API and the workers: kinds, statuses and their
- * legal moves, and validation of what a user submits. The persistent job
+/* The job model shared by the API and the workers: kinds, statuses and
+ * validation of what a user submits. PostgreSQL is the source of truth for
+ * the vocabulary (schema/functions/jobs.sql plans each kind's steps,
+ * media.sql names the upload fields, job_transitions the legal state
+ * moves); the tables here are what the API validates against before it
+ * asks, and tests/integration/test_vocabulary.c holds them to the
+ * database's. The persistent job
  * (steps, attempt, epoch, cost) lives in PostgreSQL (schema/); its JSON is
  * rendered there by genq_job_json() so the API and workers agree. */
 
@@ -35,12 +40,6 @@ int job_kind_runnable(job_kind k);
 const char *job_status_name(job_status s);
 int job_status_parse(const char *s, job_status *out); /* 0 or -1 */
 int job_status_terminal(job_status s);
-/* The legal moves: queued→running|canceled|failed, running→queued (retry or
- * hand back)|succeeded|failed|canceled. Terminal states never move on
- * their own; the one exception is an operator's retry of a failed job
- * (genq_job_retry: failed→queued, its unpaid price held again), which
- * schema/ allows only inside that function. schema/ enforces the table. */
-int job_status_can_move(job_status from, job_status to);
 
 #define JOB_PROMPT_MAX 4000 /* bytes */
 #define JOB_STYLE_MAX 200
@@ -59,13 +58,19 @@ typedef struct {
 
 /* Parses and validates a POST /v1/jobs body. Unknown top-level or input
  * fields, wrong types, out-of-range values, empty prompts, bad aspect ratios
- * and bad ids are rejected. Returns 0, or -1 with the offending field
- * ("kind", "input.prompt", "input.scenes", "webhook_url", or "" for the body
- * itself) and a human message. Bad JSON → field "" and a message saying so;
- * an unknown kind → field "kind". */
+ * and bad ids are rejected. Returns 0; JOB_ERR_JSON when the body is not a
+ * JSON object (field "" and a message saying so); or JOB_ERR_FIELD with the
+ * offending field ("kind", "input.prompt", "input.scenes", "webhook_url",
+ * or "" for the body itself) and a human message. */
+#define JOB_ERR_FIELD (-1)
+#define JOB_ERR_JSON (-2)
 int job_submission_parse(const char *body, size_t len, job_submission *out, char *field,
                          size_t fieldlen, char *msg, size_t msglen);
 void job_submission_free(job_submission *s);
+
+/* The i-th field (from 0) of kind k's input, NULL past the last; with
+ * names_upload set to 1 when the field names one of the user's uploads. */
+const char *job_kind_field(job_kind k, int i, int *names_upload);
 
 /* Validates one kind's input object and returns a normalized copy in *out.
  * Same error contract as above (field without the "input." prefix). */
