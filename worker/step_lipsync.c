@@ -8,8 +8,10 @@
  * Uploads to Hedra are free and repeated on every run; the paid submit
  * carries the idempotency key, so a submit repeated after a crash (before
  * its id was committed) finds the same Hedra job. After a failed generation
- * the step's ref becomes "retry:<failed id>" and the next key names it, so
- * the retry is a fresh job and still idempotent across crashes. */
+ * the step forgets its ref (a checkpoint of no ref), which becomes the
+ * step's retry_key, and the next key names it
+ * (<job id>:<step>:<retry_key>): the retry is a fresh job and still
+ * idempotent across crashes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,6 @@
 #include "log.h"
 #include "worker.h"
 
-#define RETRY_PREFIX "retry:"
 #define URL_MAX 2048 /* each of the two Hedra file URLs, in s->buf */
 
 static void poll_now(wstep *s);
@@ -55,9 +56,7 @@ static void forgotten(wstep *s, int ok);
 /* The Hedra job is of no more use (gone at Hedra, or its output unusable):
  * the retry submits a fresh one under a key of its own. */
 static void forget(wstep *s, const step_result *err) {
-  char ref[sizeof s->ref];
-  snprintf(ref, sizeof ref, RETRY_PREFIX "%.100s", s->ref);
-  if (runner_step_checkpoint(s, ref, forgotten) != 0) runner_step_done(s, err);
+  if (runner_step_checkpoint(s, NULL, forgotten) != 0) runner_step_done(s, err);
 }
 
 /* Hedra no longer knows the job (expired, or never committed there). */
@@ -213,8 +212,9 @@ static int hedra_aspect_ok(const char *a) {
 static void submit(wstep *s) {
   worker *w = s->j->w;
   char key[256];
-  if (strncmp(s->ref, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0)
-    snprintf(key, sizeof key, "%s:%s:%s", s->j->id, s->name, s->ref + strlen(RETRY_PREFIX));
+  const char *retry_key = str(s->step, "retry_key");
+  if (retry_key)
+    snprintf(key, sizeof key, "%s:%s:%.100s", s->j->id, s->name, retry_key);
   else
     snprintf(key, sizeof key, "%s:%s", s->j->id, s->name);
   const cJSON *in = s->j->input;
@@ -298,7 +298,7 @@ static void read_input(wstep *s) {
 int step_lipsync_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http || !w->storage) return -1;
-  if (s->ref[0] && strncmp(s->ref, RETRY_PREFIX, strlen(RETRY_PREFIX)) != 0) {
+  if (s->ref[0]) {
     log_info("resuming hedra job", LS("job_id", s->j->id), LS("step", s->name),
              LS("hedra_job_id", s->ref));
     poll_now(s);

@@ -193,10 +193,12 @@ static const char *str(const cJSON *o, const char *k) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* A campaign's video_<n> films scene n of the storyboard. */
+/* A campaign's video step n (its index, genq_plan_steps) films scene n of
+ * the storyboard. */
 static const cJSON *campaign_scene(const wstep *s) {
-  int n = 0;
-  if (sscanf(s->name, "video_%d", &n) != 1 || n < 1) return NULL;
+  const cJSON *idx = cJSON_GetObjectItemCaseSensitive(s->step, "index");
+  if (strcmp(s->j->kind, "campaign") != 0 || !cJSON_IsNumber(idx) || idx->valueint < 1) return NULL;
+  int n = idx->valueint;
   const cJSON *sb = runner_step_output(s->j, "storyboard");
   const cJSON *scenes = cJSON_GetObjectItemCaseSensitive(sb, "scenes");
   return cJSON_GetArrayItem(scenes, n - 1);

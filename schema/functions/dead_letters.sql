@@ -30,7 +30,7 @@
 -- others go back to pending with attempt 0 and no error. A step that had
 -- failed, or whose generation was already deleted at the provider
 -- (ref_released), drops its provider_ref so a fresh generation is made; a
--- Hedra step gets instead "retry:r<n>", which makes its next submit's
+-- Hedra step also gets retry_key r<n>, which makes its next submit's
 -- idempotency key new (see worker/step_lipsync.c). A canceled step keeps a
 -- live generation's ref, which the next run resumes instead of paying again.
 --
@@ -90,10 +90,10 @@ begin
   update job_steps s
   set status = 'pending', attempt = 0, error = null, progress = null, started_at = null,
       finished_at = null, ref_released = false,
-      provider_ref = case
-        when s.status = 'failed' or s.ref_released then
-          case when s.provider = 'hedra' then 'retry:r' || v_n end
-        else s.provider_ref end
+      provider_ref = case when s.status = 'failed' or s.ref_released then null
+                          else s.provider_ref end,
+      retry_key = case when (s.status = 'failed' or s.ref_released) and s.provider = 'hedra'
+                       then 'r' || v_n else s.retry_key end
   where s.job_id = p_job and s.status <> 'succeeded';
 
   perform set_config('genq.retry_job', p_job::text, true);

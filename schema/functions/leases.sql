@@ -89,7 +89,8 @@ begin
          coalesce((select jsonb_agg(jsonb_build_object(
                             'name', s.name, 'step_kind', s.step_kind, 'provider', s.provider,
                             'stage', s.stage, 'status', s.status, 'attempt', s.attempt,
-                            'provider_ref', s.provider_ref, 'output', s.output)
+                            'provider_ref', s.provider_ref, 'retry_key', s.retry_key,
+                            'index', s.idx, 'output', s.output)
                           order by s.idx)
                    from job_steps s where s.job_id = j.id), '[]'::jsonb),
          coalesce((select jsonb_object_agg(ju.role, jsonb_build_object(

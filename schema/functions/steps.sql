@@ -27,10 +27,14 @@ begin
 end $$;
 
 -- genq_step_checkpoint(job, epoch, step, ref) → 'running' when the provider's
--- generation id is recorded (NULL clears it, to start a fresh generation);
--- NULL when fenced out or the step is finished. Fenced on status and epoch
--- but not on the lease: while the epoch is ours nobody else owns the job,
--- and losing a paid generation's id costs money.
+-- generation id is recorded; NULL when fenced out or the step is finished.
+-- A NULL ref forgets the step's generation (it failed, is gone at the
+-- provider, or its output was unusable) to start a fresh one: the forgotten
+-- id becomes the step's retry_key, so that the next create's idempotency
+-- key (<job>:<step>:<retry_key> at Hedra) is new, and the same across
+-- crashes. Fenced on status and epoch but not on the lease: while the epoch
+-- is ours nobody else owns the job, and losing a paid generation's id costs
+-- money.
 create or replace function genq_step_checkpoint(p_job uuid, p_epoch bigint, p_step text,
                                                 p_ref text)
 returns text
@@ -42,7 +46,10 @@ begin
   if j.id is null then
     return null;
   end if;
-  update job_steps set provider_ref = p_ref
+  update job_steps
+  set provider_ref = p_ref,
+      retry_key = case when p_ref is null and provider_ref is not null then provider_ref
+                       else retry_key end
   where job_id = p_job and name = p_step and status in ('pending', 'running');
   return case when found then 'running' end;
 end $$;

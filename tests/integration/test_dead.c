@@ -431,8 +431,45 @@ static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state)
   assert_audit_clean();
 }
 
+/* A Hedra job that failed or is gone is forgotten (a checkpoint of no ref):
+ * its id becomes the step's retry_key (the next submit's key names it), and
+ * a second forget keeps it. Fenced like any checkpoint. */
+static void test_a_forgotten_provider_job_becomes_the_retry_key(void **state) {
+  char *u = new_user();
+  grant(u, "20");
+  char ids[2][40];
+  for (int i = 0; i < 2; i++) {
+    snprintf(ids[i], sizeof ids[i], "%s", sql_val("SELECT gen_random_uuid()::text", NOP));
+    sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
+           P(u, ids[i], i ? "audio/mpeg" : "image/png"));
+  }
+  char in[256];
+  snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
+           ids[1]);
+  char *job = submit(u, "lipsync", in, "3");
+  char *e = claim(job);
+  assert_non_null(e);
+  sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
+  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'lipsync', NULL)", P(job, e)),
+                      "running");
+  const char *q = "SELECT coalesce(provider_ref, '-') || ' ' || coalesce(retry_key, '-') FROM "
+                  "job_steps WHERE job_id = $1";
+  assert_string_equal(sql_val(q, P(job)), "- hedra-1");
+  assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'lipsync', NULL)", P(job, e)),
+                      "running");
+  assert_string_equal(sql_val(q, P(job)), "- hedra-1");
+  char stale[24];
+  snprintf(stale, sizeof stale, "%lld", atoll(e) - 1);
+  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-2')", P(job, e));
+  assert_null(sql_val("SELECT genq_step_checkpoint($1, $2, 'lipsync', NULL)", P(job, stale)));
+  assert_string_equal(sql_val(q, P(job)), "hedra-2 hedra-1");
+  assert_string_equal(job_field(job, "{steps,0,provider_ref}"), "hedra-2");
+  assert_audit_clean();
+}
+
 /* A lip-sync whose Hedra generation failed: the retry gives its step a
- * fresh idempotency key (ref "retry:r1"); with an input upload gone, the
+ * fresh idempotency key (no ref, retry_key r1); with an input upload gone, the
  * retry is refused (GQ410) and changes nothing. */
 static void test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone(void **state) {
   char *u = new_user();
@@ -452,8 +489,11 @@ static void test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone(void
   sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
   sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
   assert_string_equal(requeue(job, e, "lipsync"), "failed");
-  assert_string_equal(
-      sql_val("SELECT genq_job_retry($1, NULL)->'steps'->0->>'provider_ref'", P(job)), "retry:r1");
+  sql_do("SELECT genq_job_retry($1, NULL)", P(job));
+  assert_string_equal(sql_val("SELECT coalesce(provider_ref, '-') || ' ' || retry_key FROM "
+                              "job_steps WHERE job_id = $1",
+                              P(job)),
+                      "- r1");
   exhaust(job, "lipsync", 1);
   sql_do("UPDATE uploads SET deleted_at = now() WHERE id = $1::uuid", P(ids[1]));
   long long rows = job_ledger_rows(job);
@@ -556,6 +596,7 @@ int main(void) {
       cmocka_unit_test(test_failed_stays_terminal_outside_genq_job_retry),
       cmocka_unit_test(test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone),
       cmocka_unit_test(test_lipsync_retry_resumes_a_hedra_job_nothing_deleted),
+      cmocka_unit_test(test_a_forgotten_provider_job_becomes_the_retry_key),
       cmocka_unit_test(test_audit_checks_each_job_against_its_ledger_rows),
       cmocka_unit_test(test_audit_checks_every_ledger_row_of_every_job),
   };
