@@ -133,7 +133,8 @@ end $$;
 -- (created = false) when request_hash matches, else GQ409. Insufficient
 -- available credits raise GQ402 and create nothing. Submits of one user
 -- serialize on the account row, so the key check after the lock also covers
--- concurrent submits with the same key (the ON CONFLICT is the backstop).
+-- concurrent submits with the same key (the unique (user_id,
+-- idempotency_key) is the backstop: it would refuse, never create twice).
 create or replace function genq_submit_job(p_user text, p_kind text, p_input jsonb,
                                            p_webhook text, p_idem_key text,
                                            p_request_hash text, p_max_attempts int)
@@ -181,17 +182,7 @@ begin
                     max_attempts, price, held)
   values (genq_uuid7(), p_user, p_kind, p_input, p_webhook, p_idem_key, p_request_hash,
           p_max_attempts, v_price, v_price)
-  on conflict (user_id, idempotency_key) do nothing
   returning jobs.id into v_id;
-  if v_id is null then
-    select j.id, j.request_hash into v_id, v_hash
-    from jobs j where j.user_id = p_user and j.idempotency_key = p_idem_key;
-    if v_hash is distinct from p_request_hash then
-      raise exception 'idempotency key reused with another request' using errcode = 'GQ409';
-    end if;
-    return query select genq_job_json(v_id), false;
-    return;
-  end if;
 
   perform genq_job_link_uploads(v_id, p_user, p_kind, p_input);
   insert into job_steps (job_id, idx, name, step_kind, provider, status, price, stage)

@@ -144,24 +144,34 @@ language sql as $$
   select 'running'::text from genq_jobs_renew(array[p_job], array[p_epoch], p_lease_s)
 $$;
 
+-- genq_job_queue_again(job, delay_ms, give_back_attempt, error) → 'queued'.
+-- Internal to the fenced functions that give a running job back to the
+-- queue (genq_job_requeue, genq_job_handback), which hold its row: no owner,
+-- no lease, due after delay_ms, to be dispatched again (a new dispatch
+-- generation); the attempt given back when asked, the error replaced when
+-- one is given.
+create or replace function genq_job_queue_again(p_job uuid, p_delay_ms int,
+                                                p_give_back_attempt boolean, p_error jsonb)
+returns text
+language sql as $$
+  update jobs
+  set status = 'queued', lease_until = null, worker_id = null, dispatched = false,
+      dispatch_gen = dispatch_gen + 1, error = coalesce(p_error, error),
+      attempt = case when p_give_back_attempt then greatest(attempt - 1, 0) else attempt end,
+      next_attempt_at = case when coalesce(p_delay_ms, 0) > 0
+                             then now() + make_interval(secs => p_delay_ms / 1000.0) end
+  where id = p_job
+  returning 'queued'::text
+$$;
+
 -- genq_job_handback(job, epoch) → 'queued' when the job is queued again at
 -- once: a worker shutting down hands back what it could not finish within
 -- its grace period. The attempt is given back too (the job did not fail),
 -- its steps keep their checkpoints, and the relay dispatches it to another
 -- worker, which resumes them. NULL when fenced out (nothing changed).
 create or replace function genq_job_handback(p_job uuid, p_epoch bigint) returns text
-language plpgsql as $$
-declare
-  j jobs;
-begin
-  j := genq_job_fenced(p_job, p_epoch, false);
-  if j.id is null then
-    return null;
-  end if;
-  update jobs
-  set status = 'queued', attempt = greatest(attempt - 1, 0), lease_until = null,
-      worker_id = null, dispatched = false, dispatch_gen = dispatch_gen + 1,
-      next_attempt_at = null
-  where id = p_job;
-  return 'queued';
-end $$;
+language sql as $$
+  select genq_job_queue_again(j.id, 0, true, null)
+  from genq_job_fenced(p_job, p_epoch, false) j
+  where j.id is not null
+$$;

@@ -12,19 +12,13 @@
 -- startable.
 create or replace function genq_step_begin(p_job uuid, p_epoch bigint, p_step text)
 returns text
-language plpgsql as $$
-declare
-  j jobs;
-begin
-  j := genq_job_fenced(p_job, p_epoch, true);
-  if j.id is null then
-    return null;
-  end if;
-  update job_steps
-  set status = 'running', attempt = attempt + 1, started_at = now()
-  where job_id = p_job and name = p_step and status in ('pending', 'running');
-  return case when found then 'running' end;
-end $$;
+language sql as $$
+  update job_steps s set status = 'running', attempt = s.attempt + 1, started_at = now()
+  from genq_job_fenced(p_job, p_epoch, true) j
+  where j.id is not null and s.job_id = p_job and s.name = p_step
+    and s.status in ('pending', 'running')
+  returning 'running'::text
+$$;
 
 -- genq_step_checkpoint(job, epoch, step, ref) → 'running' when the provider's
 -- generation id is recorded; NULL when fenced out or the step is finished.
@@ -38,21 +32,16 @@ end $$;
 create or replace function genq_step_checkpoint(p_job uuid, p_epoch bigint, p_step text,
                                                 p_ref text)
 returns text
-language plpgsql as $$
-declare
-  j jobs;
-begin
-  j := genq_job_fenced(p_job, p_epoch, false);
-  if j.id is null then
-    return null;
-  end if;
-  update job_steps
+language sql as $$
+  update job_steps s
   set provider_ref = p_ref,
-      retry_key = case when p_ref is null and provider_ref is not null then provider_ref
-                       else retry_key end
-  where job_id = p_job and name = p_step and status in ('pending', 'running');
-  return case when found then 'running' end;
-end $$;
+      retry_key = case when p_ref is null and s.provider_ref is not null then s.provider_ref
+                       else s.retry_key end
+  from genq_job_fenced(p_job, p_epoch, false) j
+  where j.id is not null and s.job_id = p_job and s.name = p_step
+    and s.status in ('pending', 'running')
+  returning 'running'::text
+$$;
 
 -- genq_step_progress(job, epoch, step, progress) → 'running', or NULL when
 -- fenced out. Fenced like a checkpoint; a step that is not running is left
@@ -60,19 +49,16 @@ end $$;
 create or replace function genq_step_progress(p_job uuid, p_epoch bigint, p_step text,
                                               p_progress real)
 returns text
-language plpgsql as $$
-declare
-  j jobs;
-begin
-  j := genq_job_fenced(p_job, p_epoch, false);
-  if j.id is null then
-    return null;
-  end if;
-  update job_steps set progress = least(greatest(p_progress, 0), 1)
-  where job_id = p_job and name = p_step and status = 'running'
-    and progress is distinct from least(greatest(p_progress, 0), 1);
-  return 'running';
-end $$;
+language sql as $$
+  with j as (select * from genq_job_fenced(p_job, p_epoch, false) where id is not null),
+  moved as (
+    update job_steps s set progress = least(greatest(p_progress, 0), 1)
+    from j
+    where s.job_id = p_job and s.name = p_step and s.status = 'running'
+      and s.progress is distinct from least(greatest(p_progress, 0), 1)
+  )
+  select 'running'::text from j
+$$;
 
 -- genq_step_succeed(job, epoch, step, output, job_output, asset) → the job's
 -- status after ('running' or 'succeeded'), or NULL when fenced out (nothing
@@ -204,11 +190,7 @@ begin
     update jobs set dead_at = now() where id = p_job;
     return 'failed';
   end if;
-  update jobs
-  set status = 'queued', lease_until = null, worker_id = null, dispatched = false,
-      dispatch_gen = dispatch_gen + 1,
-      next_attempt_at = now() + make_interval(secs => greatest(coalesce(p_delay_ms, 0), 0) / 1000.0),
-      error = jsonb_build_object('code', p_code, 'message', p_message, 'retryable', true)
-  where id = p_job;
-  return 'queued';
+  return genq_job_queue_again(p_job, p_delay_ms, false,
+                              jsonb_build_object('code', p_code, 'message', p_message,
+                                                 'retryable', true));
 end $$;
