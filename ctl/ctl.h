@@ -67,7 +67,7 @@ int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json);
  * kind, user, limit). */
 int ctl_jobs_list(PGconn *c, const ctl_filter *f, int json);
 
-/* genqctl.c: fills buf with 2*n random lowercase hex digits (buf holds
+/* token.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */
 int ctl_random_hex(char *buf, size_t n);
 

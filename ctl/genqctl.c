@@ -2,13 +2,13 @@
  * command is one or a few calls of the schema's functions. */
 #include "config.h"
 #include "ctl.h"
+#include "job.h"
 #include "migrations.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 static const char usage_text[] =
     "usage: genqctl COMMAND [ARGS]\n"
@@ -60,25 +60,6 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(genqctl --help lists the commands)\n");
   return CTL_USAGE;
-}
-
-int ctl_random_hex(char *buf, size_t n) {
-  unsigned char raw[64];
-  if (n > sizeof raw || getrandom(raw, n, 0) != (ssize_t)n) return -1;
-  for (size_t i = 0; i < n; i++)
-    snprintf(buf + 2 * i, 3, "%02x", raw[i]);
-  return 0;
-}
-
-static const char *const job_kinds[] = {"storyboard", "image",    "video",
-                                        "lipsync",    "campaign", NULL};
-static const char *const job_statuses[] = {"queued", "running",  "succeeded",
-                                           "failed", "canceled", NULL};
-
-static int one_of(const char *s, const char *const *set) {
-  for (; *set; set++)
-    if (strcmp(s, *set) == 0) return 1;
-  return 0;
 }
 
 /* digits of exactly n characters at s, as a number; -1 if not */
@@ -175,10 +156,12 @@ static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_
     } else if (opt == 'n') {
       a->note = v;
     } else if (opt == 'K') {
-      if (!one_of(v, job_kinds)) return usage_error("unknown job kind '%s'", v);
+      job_kind kind;
+      if (job_kind_parse(v, &kind) != 0) return usage_error("unknown job kind '%s'", v);
       a->f.kind = v;
     } else if (opt == 'S') {
-      if (!one_of(v, job_statuses)) return usage_error("unknown job status '%s'", v);
+      job_status status;
+      if (job_status_parse(v, &status) != 0) return usage_error("unknown job status '%s'", v);
       a->f.status = v;
     } else if (opt == 'u') {
       if (!*v) return usage_error("%s", "--user needs a user id");

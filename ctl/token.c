@@ -7,7 +7,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+
+int ctl_random_hex(char *buf, size_t n) {
+  unsigned char raw[64];
+  if (n > sizeof raw || getrandom(raw, n, 0) != (ssize_t)n) return -1;
+  for (size_t i = 0; i < n; i++)
+    snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+  return 0;
+}
 
 enum { TOKEN_KEY_MAX = 64 * 1024 }; /* a PEM RSA key is a few KiB */
 #define TOKEN_TTL_MAX (366LL * 24 * 3600)
