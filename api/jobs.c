@@ -182,47 +182,49 @@ void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char
   query_or_503(ctx, req, "select genq_job_get($1, $2::uuid)", 2, params);
 }
 
+static int status_ok(const char *s) {
+  job_status st;
+  return job_status_parse(s, &st) == 0;
+}
+
+static int kind_ok(const char *s) {
+  job_kind k;
+  return job_kind_parse(s, &k) == 0;
+}
+
+static int limit_ok(const char *s) {
+  char *end;
+  long n = strtol(s, &end, 10);
+  return *s && !*end && n >= 1 && n <= 100;
+}
+
+/* One query parameter of GET /v1/jobs into buf: 0 absent, 1 given and
+ * accepted by ok, -1 refused (answered 400 with msg). */
+static int list_param(http_request *req, const char *q, const char *name, char *buf, size_t len,
+                      int (*ok)(const char *), const char *msg) {
+  int rc = api_query_param(q, name, buf, len);
+  if (rc > 0 && ok(buf)) return 1;
+  if (rc != 0) api_reply_error(req, 400, "invalid_request", msg, NULL);
+  return rc == 0 ? 0 : -1;
+}
+
 void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
   const char *q = http_req_query(req);
   char status[16], kind[16], limit[8], cursor[40];
-  const char *p_status = NULL, *p_kind = NULL, *p_limit = "20", *p_cursor = NULL;
-  int rc;
-  if ((rc = api_query_param(q, "status", status, sizeof(status))) != 0) {
-    job_status st;
-    if (rc < 0 || job_status_parse(status, &st) != 0) {
-      api_reply_error(req, 400, "invalid_request",
-                      "status must be one of queued, running, succeeded, failed, canceled", NULL);
-      return;
-    }
-    p_status = status;
-  }
-  if ((rc = api_query_param(q, "kind", kind, sizeof(kind))) != 0) {
-    job_kind k;
-    if (rc < 0 || job_kind_parse(kind, &k) != 0) {
-      api_reply_error(req, 400, "invalid_request",
-                      "kind must be one of storyboard, image, video, lipsync, campaign", NULL);
-      return;
-    }
-    p_kind = kind;
-  }
-  if ((rc = api_query_param(q, "limit", limit, sizeof(limit))) != 0) {
-    char *end;
-    long n = rc > 0 ? strtol(limit, &end, 10) : 0;
-    if (rc < 0 || !limit[0] || *end || n < 1 || n > 100) {
-      api_reply_error(req, 400, "invalid_request", "limit must be an integer between 1 and 100",
-                      NULL);
-      return;
-    }
-    p_limit = limit;
-  }
-  if ((rc = api_query_param(q, "cursor", cursor, sizeof(cursor))) != 0) {
-    if (rc < 0 || !api_is_uuid(cursor)) {
-      api_reply_error(req, 400, "invalid_request", "cursor is not a valid cursor", NULL);
-      return;
-    }
-    p_cursor = cursor;
-  }
-  const char *params[5] = {u->user, p_status, p_kind, p_limit, p_cursor};
+  int has_status, has_kind, has_limit, has_cursor;
+  if ((has_status = list_param(req, q, "status", status, sizeof status, status_ok,
+                               "status must be one of queued, running, succeeded, failed, "
+                               "canceled")) < 0 ||
+      (has_kind = list_param(req, q, "kind", kind, sizeof kind, kind_ok,
+                             "kind must be one of storyboard, image, video, lipsync, campaign")) <
+          0 ||
+      (has_limit = list_param(req, q, "limit", limit, sizeof limit, limit_ok,
+                              "limit must be an integer between 1 and 100")) < 0 ||
+      (has_cursor = list_param(req, q, "cursor", cursor, sizeof cursor, api_is_uuid,
+                               "cursor is not a valid cursor")) < 0)
+    return;
+  const char *params[5] = {u->user, has_status ? status : NULL, has_kind ? kind : NULL,
+                           has_limit ? limit : "20", has_cursor ? cursor : NULL};
   query_or_503(ctx, req, "select genq_jobs_list($1, $2, $3, $4::int, $5::uuid)", 5, params);
 }
 
