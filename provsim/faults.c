@@ -358,27 +358,29 @@ static char *error_body(sim_provider p, int status, unsigned retry_after_s) {
   return s;
 }
 
-static void answer_error(provsim *ps, http_request *req, sim_provider p, int status) {
-  unsigned ra = ps->faults->prov[p].retry_after_s;
-  char retry[40], retry_ms[48], reset[48];
-  snprintf(retry, sizeof retry, "Retry-After: %u", ra);
-  snprintf(retry_ms, sizeof retry_ms, "retry-after-ms: %llu", (unsigned long long)ra * 1000);
-  snprintf(reset, sizeof reset, "x-ratelimit-reset-requests: %us", ra);
-  const char *const openai_429[] = {
-      retry, retry_ms, "x-ratelimit-limit-requests: 10000", "x-ratelimit-remaining-requests: 0",
-      reset, NULL};
-  const char *const other_429[] = {retry, NULL};
-  const char *const *headers = status != 429 ? NULL : p == SIM_OPENAI ? openai_429 : other_429;
-  char *body = error_body(p, status, ra);
-  if (!body) {
-    provsim_error(req, 500, "internal", "out of memory", NULL);
-    return;
+/* Fills r with the answer of an injected error or rate limit: status, the
+ * Retry-After headers of a 429, and the provider's error body. */
+static void error_reply(const simfaults *fs, sim_provider p, int status, simfault_reply *r) {
+  unsigned ra = fs->prov[p].retry_after_s;
+  snprintf(r->retry, sizeof r->retry, "Retry-After: %u", ra);
+  snprintf(r->retry_ms, sizeof r->retry_ms, "retry-after-ms: %llu", (unsigned long long)ra * 1000);
+  snprintf(r->reset, sizeof r->reset, "x-ratelimit-reset-requests: %us", ra);
+  int n = 0;
+  r->hdr[n++] = r->retry;
+  if (p == SIM_OPENAI) {
+    r->hdr[n++] = r->retry_ms;
+    r->hdr[n++] = "x-ratelimit-limit-requests: 10000";
+    r->hdr[n++] = "x-ratelimit-remaining-requests: 0";
+    r->hdr[n++] = r->reset;
   }
-  provsim_reply(ps, req, -1, status, "application/json", headers, body, strlen(body));
-  cJSON_free(body);
+  r->hdr[n] = NULL;
+  r->status = status;
+  r->content_type = "application/json";
+  r->headers = status == 429 ? r->hdr : NULL;
+  r->body = error_body(p, status, ra);
 }
 
-int simfaults_begin(provsim *ps, http_request *req, sim_provider p) {
+simbegin simfaults_begin(provsim *ps, http_request *req, sim_provider p, simfault_reply *reply) {
   simfaults *fs = ps->faults;
   prov_faults *pf = &fs->prov[p];
   double u = uniform(&pf->rng_req), lo = 0;
@@ -391,22 +393,22 @@ int simfaults_begin(provsim *ps, http_request *req, sim_provider p) {
   }
   int variant = f == SIMFAULT_MALFORMED ? pick(u, lo, pf->rate[f], 2) : 0;
   http_req_set_data(req, &fs->tags[p][f][variant]);
-  if (f == SIMFAULT_NONE) return 1;
+  if (f == SIMFAULT_NONE) return SIMBEGIN_HANDLE;
   count(ps, p, fault_names[f]);
   log_debug("fault injected", LS("provider", prov_stats[p]), LS("fault", fault_names[f]),
             LS("path", http_req_path(req)), LS("request_id", http_req_id(req)));
   switch (f) {
   case SIMFAULT_ERROR:
-    answer_error(ps, req, p, (const int[]){500, 502, 503}[pick(u, lo, pf->rate[f], 3)]);
-    return 0;
+    error_reply(fs, p, (const int[]){500, 502, 503}[pick(u, lo, pf->rate[f], 3)], reply);
+    return SIMBEGIN_REPLY;
   case SIMFAULT_RATE_LIMIT:
-    answer_error(ps, req, p, 429);
-    return 0;
+    error_reply(fs, p, 429, reply);
+    return SIMBEGIN_REPLY;
   case SIMFAULT_RESET:
     http_abort(req);
-    return 0;
+    return SIMBEGIN_DONE;
   default:
-    return 1; /* hang, truncate, malformed: the answer carries them */
+    return SIMBEGIN_HANDLE; /* hang, truncate, malformed: the answer carries them */
   }
 }
 

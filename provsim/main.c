@@ -5,7 +5,8 @@
  *   GET|HEAD /files/<name>        sim_media.c: generated media and uploads
  *   GET /_sim/stats  counters; POST /_sim/reset zeroes them
  *   GET /healthz     liveness
- * Requests under the three provider prefixes draw a fault first (faults.c);
+ * Requests under the three provider prefixes draw a fault first (faults.c,
+ * through provsim_begin of respond.c);
  * /_sim, /files and /healthz never get one.
  * A bad setting stops it at start with exit code 1 and a message naming it.
  * SIGINT/SIGTERM: answer what is pending, close hung requests and the
@@ -47,11 +48,11 @@ static void on_request(http_request *req, void *arg) {
   if (blen > PROVSIM_MAX_JSON_BODY && strcmp(path, UPLOAD_PATH) != 0) {
     provsim_error(req, 413, "payload_too_large", "request body too large", NULL);
   } else if (prefixed(path, "/openai", &rest)) {
-    if (simfaults_begin(&a->ps, req, SIM_OPENAI)) sim_openai_handle(&a->ps, req, rest);
+    if (provsim_begin(&a->ps, req, SIM_OPENAI)) sim_openai_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/luma", &rest)) {
-    if (simfaults_begin(&a->ps, req, SIM_LUMA)) sim_luma_handle(&a->ps, req, rest);
+    if (provsim_begin(&a->ps, req, SIM_LUMA)) sim_luma_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/hedra", &rest)) {
-    if (simfaults_begin(&a->ps, req, SIM_HEDRA)) sim_hedra_handle(&a->ps, req, rest);
+    if (provsim_begin(&a->ps, req, SIM_HEDRA)) sim_hedra_handle(&a->ps, req, rest);
   } else if (prefixed(path, "/files", &rest)) {
     simmedia_handle(&a->ps, req, rest);
   } else if (!strcmp(path, "/healthz")) {

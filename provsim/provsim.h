@@ -3,10 +3,19 @@
 
 /* Internal interfaces of genq-provsim, the provider simulator. One file per
  * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
- * serves (sim_media.c, with the id tables and clocks the providers share), one
- * for the schema-driven filler, one for the counters, one for delayed answers,
- * one for fault injection (faults.c), and a multipart/form-data reader
- * (multipart.h) for the uploads. */
+ * serves (sim_media.c, with the id tables and helpers the providers share),
+ * one for the clocks (clock.c), one for the schema-driven filler, one for the
+ * counters, one for answers (respond.c), one for fault injection (faults.c),
+ * and a multipart/form-data reader (multipart.h) for the uploads.
+ *
+ * Calls between these files go one way: a file calls only files below it
+ * in this order, never one above it or beside it.
+ *   main.c
+ *   sim_openai.c, sim_luma.c, sim_hedra.c
+ *   sim_media.c
+ *   respond.c
+ *   faults.c
+ *   stats.c, clock.c, schema_fill.c, multipart.c (which call no other file) */
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
@@ -83,20 +92,25 @@ simtab_node *simtab_get(const simtab *t, const char *key);
 void simtab_add(simtab *t, simtab_node *n, const char *key);
 void simtab_remove(simtab *t, simtab_node *n);
 
-/* ---- shared helpers (sim_media.c) ------------------------------------ */
+/* ---- clocks (clock.c) ------------------------------------------------ */
 
-/* A random UUID v4, lowercase, 36 characters and a NUL. */
-void sim_uuid4(char out[37]);
 long long sim_wall_ms(void); /* Unix time in milliseconds */
 long long sim_mono_ms(void); /* monotonic milliseconds, for elapsed times */
 /* "2025-01-31T12:00:00.123Z" */
 void sim_rfc3339(long long wall_ms, char out[32]);
+
+/* ---- shared helpers (sim_media.c) ------------------------------------ */
+
+/* A random UUID v4, lowercase, 36 characters and a NUL. */
+void sim_uuid4(char out[37]);
 /* Reads the integer environment variable name (milliseconds, 0..max) into
  * *out, or def when unset or empty. Returns 0, or -1 with a message. */
 int sim_env_ms(const char *name, unsigned def, unsigned max, unsigned *out, char *err,
                size_t errlen);
 
 /* ---- the simulator --------------------------------------------------- */
+
+typedef enum { SIM_OPENAI, SIM_LUMA, SIM_HEDRA, SIM_NPROVIDERS } sim_provider;
 
 typedef struct provsim_pending provsim_pending;
 typedef struct simmedia simmedia;
@@ -122,14 +136,22 @@ int sim_origin(const provsim *ps, const http_request *req, char *out, size_t n);
 
 /* ---- answers (respond.c) --------------------------------------------- */
 
+/* Draws the request fault of req, a request to provider p
+ * (simfaults_begin), and deals at once with the faults that come before the
+ * request takes effect: an injected error or rate limit is answered through
+ * provsim_reply (so after the provider's LATENCY_MS), a reset has aborted
+ * the connection. Returns 0 then: the handler must not run. Otherwise
+ * returns 1 and the handler runs; its answer, through provsim_reply,
+ * carries the fault. */
+int provsim_begin(provsim *ps, http_request *req, sim_provider p);
 /* Answers a request of a provider endpoint, and every answer of one goes
  * through here: after delay_ms, or, when delay_ms < 0, after the provider's
  * LATENCY_MS (see faults.c), on a uv_timer (never sleeping); at once when the
  * delay is 0 or the simulator is closing. The fault drawn for the request
- * (simfaults_begin) is applied here: a hung request is held unanswered, a
+ * (provsim_begin) is applied here: a hung request is held unanswered, a
  * truncated or malformed one is cut or spoiled as it is sent. Copies headers
  * and body; extra_headers as for http_respond. A request that did not come
- * through simfaults_begin is answered plainly after delay_ms (0 if < 0). */
+ * through provsim_begin is answered plainly after delay_ms (0 if < 0). */
 void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
                    const char *content_type, const char *const *extra_headers, const char *body,
                    size_t len);
@@ -146,8 +168,6 @@ void provsim_server_error(http_request *req, int status, const char *code, const
                           void *arg);
 
 /* ---- fault injection (faults.c) -------------------------------------- */
-
-typedef enum { SIM_OPENAI, SIM_LUMA, SIM_HEDRA, SIM_NPROVIDERS } sim_provider;
 
 /* The request faults: at most one per request, drawn when it arrives. */
 typedef enum {
@@ -174,12 +194,33 @@ void simfaults_free(provsim *ps);
 /* The answer delay of provider p: PROVSIM_<P>_LATENCY_MS. */
 unsigned simfaults_latency(const provsim *ps, sim_provider p);
 
-/* Draws the request fault of req, a request to provider p, and counts it.
- * Deals at once with the faults that come before the request takes effect
- * (error, rate_limit: answered through provsim_reply; reset: the connection
- * aborted) and returns 0: the handler must not run. Otherwise returns 1 and
- * the handler runs; its answer, through provsim_reply, carries the fault. */
-int simfaults_begin(provsim *ps, http_request *req, sim_provider p);
+/* What simfaults_begin tells its caller (provsim_begin) to do. */
+typedef enum {
+  SIMBEGIN_HANDLE, /* run the handler: its answer carries the fault, if any */
+  SIMBEGIN_REPLY,  /* an error or rate limit: send the simfault_reply */
+  SIMBEGIN_DONE    /* a reset: the connection is aborted, nothing to send */
+} simbegin;
+
+/* The answer of an injected error or rate limit, in the provider's error
+ * shape. headers (NULL, or a NULL-terminated list) points into the struct
+ * itself: send it from where simfaults_begin filled it. body is NULL when
+ * out of memory; the caller frees it with cJSON_free. */
+typedef struct {
+  int status;
+  const char *content_type;
+  const char *const *headers;
+  char *body;
+  const char *hdr[6];
+  char retry[40], retry_ms[48], reset[48];
+} simfault_reply;
+
+/* Draws the request fault of req, a request to provider p, counts it, and
+ * tells what is to happen; answers nothing itself. Error, rate_limit:
+ * fills *reply and returns SIMBEGIN_REPLY, for the caller to send through
+ * provsim_reply. Reset: aborts the connection and returns SIMBEGIN_DONE.
+ * Otherwise returns SIMBEGIN_HANDLE: the handler runs, and its answer,
+ * through provsim_reply, carries the fault. */
+simbegin simfaults_begin(provsim *ps, http_request *req, sim_provider p, simfault_reply *reply);
 /* The fault drawn for req (SIMFAULT_NONE when there is none). Returns 1 and
  * sets *p when req came through simfaults_begin, else 0. */
 int simfaults_of(const http_request *req, sim_provider *p, simfault *f);

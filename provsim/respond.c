@@ -1,5 +1,7 @@
-/* Provider answers: simulated latency on uv timers, then the request's fault
- * applied by faults.c (see provsim.h); and the simulator's own errors. */
+/* Provider answers: the request's fault drawn by faults.c, the answer of an
+ * injected error sent, simulated latency on uv timers, then the fault applied
+ * by faults.c (see provsim.h); and the simulator's own errors. Calls
+ * faults.c, never the other way round. */
 #include "provsim.h"
 
 #include <stdlib.h>
@@ -82,6 +84,23 @@ void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
   if (p->next) p->next->prev = p;
   ps->pending = p;
   uv_timer_start(&p->timer, on_timer, delay, 0);
+}
+
+int provsim_begin(provsim *ps, http_request *req, sim_provider p) {
+  simfault_reply r;
+  switch (simfaults_begin(ps, req, p, &r)) {
+  case SIMBEGIN_HANDLE:
+    return 1;
+  case SIMBEGIN_REPLY:
+    if (r.body)
+      provsim_reply(ps, req, -1, r.status, r.content_type, r.headers, r.body, strlen(r.body));
+    else
+      provsim_error(req, 500, "internal", "out of memory", NULL);
+    cJSON_free(r.body);
+    return 0;
+  default:
+    return 0;
+  }
 }
 
 void provsim_flush_pending(provsim *ps) {

@@ -7,7 +7,8 @@
  * 404. Uploads are copies held under a byte cap, oldest evicted first.
  *
  * Also the small pieces the provider files share: the insertion-ordered id
- * table, UUIDs, clocks, environment durations and the origin for URLs. */
+ * table, UUIDs, environment durations and the origin for URLs (the clocks
+ * are clock.c's). */
 #include "provsim.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SIMMEDIA_MAX_FILES 400000       /* names held; the oldest goes first */
 #define SIMMEDIA_MAX_BYTES (256u << 20) /* bytes of uploads held */
@@ -85,7 +85,7 @@ void simtab_remove(simtab *t, simtab_node *n) {
   t->count--;
 }
 
-/* ---- ids, clocks, settings, origin ----------------------------------- */
+/* ---- ids, settings, origin ------------------------------------------- */
 
 void sim_uuid4(char out[37]) {
   unsigned char b[16];
@@ -97,24 +97,6 @@ void sim_uuid4(char out[37]) {
   snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
            b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
            b[15]);
-}
-
-long long sim_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long sim_mono_ms(void) {
-  return (long long)(uv_hrtime() / 1000000u);
-}
-
-void sim_rfc3339(long long wall_ms, char out[32]) {
-  time_t s = (time_t)(wall_ms / 1000);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03dZ", (int)(wall_ms % 1000));
 }
 
 int sim_env_ms(const char *name, unsigned def, unsigned max, unsigned *out, char *err,
