@@ -38,9 +38,9 @@ int provider_url_ok(const char *s, size_t max) {
   return n > skip;
 }
 
-cJSON *provider_json_object(const char *body, size_t len) {
+cJSON *provider_json_object(const char *body, size_t len, size_t max) {
   const char *end = NULL;
-  if (!body || len == 0) return NULL;
+  if (!body || len == 0 || len > max) return NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
   if (!root) return NULL;
   while (end && end < body + len && isspace((unsigned char)*end))
@@ -55,4 +55,13 @@ cJSON *provider_json_object(const char *body, size_t len) {
 const char *provider_json_string(const cJSON *o, const char *name) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
   return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int provider_is_moderation(const char *s) {
+  static const char *const words[] = {"moderat", "policy", "safety", "unsafe", "flagged", "nsfw"};
+  if (!s) return 0;
+  for (const char *p = s; *p; p++)
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+      if (!strncasecmp(p, words[i], strlen(words[i]))) return 1;
+  return 0;
 }

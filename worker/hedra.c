@@ -3,18 +3,15 @@
 #include "hedra.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
+#include "provider_http.h"
 #include "provider_text.h"
 
-#define HEDRA_DEFAULT_TIMEOUT_MS 60000
-#define HEDRA_MAX_BASE_URL 2048
 /* Signed file URLs run to a few KiB; past this it is not a URL we fetch. */
 #define HEDRA_MAX_URL 8192
 #define HEDRA_MAX_FILENAME 200
@@ -25,8 +22,8 @@ typedef struct {
   hedra_cb cb;
   void *arg;
   hedra_op op;
-  char *api_key; /* only to scrub it from provider messages */
   char job_id[HEDRA_MAX_ID + 1];
+  char api_key[]; /* only to scrub it from provider messages */
 } hedra_call;
 
 /* Hedra's error object, read defensively: every field may be missing. */
@@ -100,46 +97,22 @@ static void read_error_value(const cJSON *e, hedra_err *out) {
 /* ---- pure parts ---- */
 
 int hedra_is_moderation(const char *code, const char *message) {
-  static const char *const words[] = {"moderat", "policy", "safety", "unsafe", "flagged", "nsfw"};
-  if (code && !strcmp(code, "MODERATION_FAILED")) return 1;
-  if (!message) return 0;
-  for (const char *p = message; *p; p++)
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-      if (!strncasecmp(p, words[i], strlen(words[i]))) return 1;
-  return 0;
+  return (code && !strcmp(code, "MODERATION_FAILED")) || provider_is_moderation(message);
 }
 
 int hedra_classify_error(int status, const char *body, size_t len, const char **code,
                          int *moderation, long *retry_after_ms, char *msg, size_t msglen) {
-  cJSON *root = len <= HEDRA_MAX_RESPONSE ? provider_json_object(body, len) : NULL;
+  cJSON *root = provider_json_object(body, len, HEDRA_MAX_RESPONSE);
   hedra_err e;
-  int retryable = 0, forced = 0;
+  int retryable = provider_status_error(status, code), forced = 0;
   read_error_value(cJSON_GetObjectItemCaseSensitive(root, "error"), &e);
   const char *ec = e.code ? e.code : "";
 
-  if (status == 429) {
-    *code = "provider_rate_limited";
-    retryable = 1;
-  } else if (status >= 500) {
-    *code = "provider_unavailable";
-    retryable = 1;
-  } else if (status == 408) {
-    *code = "provider_timeout";
-    retryable = 1;
-  } else if (status == 401 || status == 403) {
-    *code = "provider_auth";
-  } else if (status == 402) {
+  if (status == 402) {
     *code = "provider_insufficient_balance";
     forced = 1;
-  } else if (status == 404) {
-    *code = "provider_not_found";
   } else if (status == 409) {
     *code = "provider_conflict";
-  } else if (status >= 400) {
-    *code = "provider_invalid_request";
-  } else {
-    *code = "provider_bad_response"; /* 1xx/3xx where JSON was due */
-    retryable = 1;
   }
   /* Hedra's code says more than the status when the two disagree. */
   if (!strcmp(ec, "RESOURCE_EXHAUSTED")) {
@@ -258,9 +231,7 @@ static void read_failure(hedra_reply *rep, const cJSON *root) {
 static int read_body(hedra_reply *rep, hedra_op op, const httpc_response *resp, char *err,
                      size_t errlen) {
   hedra_result *r = &rep->r;
-  cJSON *root = rep->root = resp->body_len <= HEDRA_MAX_RESPONSE
-                                ? provider_json_object(resp->body, resp->body_len)
-                                : NULL;
+  cJSON *root = rep->root = provider_json_object(resp->body, resp->body_len, HEDRA_MAX_RESPONSE);
   if (!root) {
     snprintf(err, errlen, "body is not a JSON object");
     return -1;
@@ -314,18 +285,9 @@ void hedra_reply_read(hedra_reply *rep, hedra_op op, const httpc_response *resp)
   r->request_id = resp->request_id;
   r->progress = -1;
 
-  if (resp->too_large) {
-    r->code = "provider_bad_response";
+  if (provider_transfer_failed(resp, "Hedra", op_name(op), HEDRA_MAX_RESPONSE, &r->code, rep->msg,
+                               sizeof rep->msg)) {
     r->retryable = 1;
-    snprintf(rep->msg, sizeof rep->msg, "Hedra %s: response larger than %u bytes", op_name(op),
-             HEDRA_MAX_RESPONSE);
-  } else if (resp->curl_code != CURLE_OK || resp->status == 0) {
-    r->retryable = 1;
-    r->code = resp->curl_code == CURLE_OPERATION_TIMEDOUT    ? "provider_timeout"
-              : resp->curl_code == CURLE_ABORTED_BY_CALLBACK ? "provider_canceled"
-                                                             : "provider_network";
-    snprintf(rep->msg, sizeof rep->msg, "Hedra %s failed: %.300s", op_name(op),
-             resp->error ? resp->error : curl_easy_strerror((CURLcode)resp->curl_code));
   } else if (resp->status < 200 || resp->status >= 300) {
     r->retryable =
         hedra_classify_error(resp->status, resp->body, resp->body_len, &r->code, &r->moderation,
@@ -358,12 +320,6 @@ void hedra_reply_free(hedra_reply *rep) {
 
 /* ---- transfers ---- */
 
-static void free_call(hedra_call *call) {
-  if (!call) return;
-  free(call->api_key);
-  free(call);
-}
-
 static void on_response(const httpc_response *resp, void *arg) {
   hedra_call *call = arg;
   hedra_reply rep;
@@ -375,54 +331,32 @@ static void on_response(const httpc_response *resp, void *arg) {
             LS("state", rep.r.state), LS("code", rep.r.code), LD("ms", resp->total_ms));
   call->cb(&rep.r, call->arg);
   hedra_reply_free(&rep);
-  free_call(call);
+  free(call);
 }
 
 /* One request to {base_url}{path}. req carries method, body and the
- * multipart fields; url, headers, timeout and the body cap are set here. */
+ * multipart fields; the rest is set here and by provider_send. */
 static int hedra_send(httpc *h, const hedra_opts *o, hedra_op op, const char *path,
                       const char *job_id, httpc_request *req, hedra_cb cb, void *arg,
                       uint64_t *xfer) {
   if (!h || !o || !o->base_url || !o->api_key || !cb) return -1;
   if (*o->api_key && !printable(o->api_key, 4096, "")) return -1;
-  size_t blen = strlen(o->base_url);
-  while (blen && o->base_url[blen - 1] == '/')
-    blen--;
-  if (blen == 0 || blen > HEDRA_MAX_BASE_URL) return -1;
-
-  char url[HEDRA_MAX_BASE_URL + HEDRA_MAX_ID + 64];
-  snprintf(url, sizeof url, "%.*s%s", (int)blen, o->base_url, path);
-  size_t alen = strlen(o->api_key) + sizeof "Authorization: Key ";
-  char *auth = malloc(alen);
-  hedra_call *call = calloc(1, sizeof *call);
-  int rc = -1;
-  if (!auth || !call || !(call->api_key = strdup(o->api_key))) goto done;
-  snprintf(auth, alen, "Authorization: Key %s", o->api_key);
+  size_t klen = strlen(o->api_key);
+  hedra_call *call = calloc(1, sizeof *call + klen + 1);
+  if (!call) return -1;
+  memcpy(call->api_key, o->api_key, klen);
   call->cb = cb;
   call->arg = arg;
   call->op = op;
   snprintf(call->job_id, sizeof call->job_id, "%s", job_id ? job_id : "");
-
-  /* No key configured: no header, and Hedra's 401 says so (provider_auth).
-   * A multipart body gets its Content-Type (with the boundary) from curl. */
-  const char *headers[4];
-  size_t nh = 0;
-  if (*o->api_key) headers[nh++] = auth;
-  headers[nh++] = "Accept: application/json";
-  if (req->body && !req->mime_field) headers[nh++] = "Content-Type: application/json";
-  headers[nh] = NULL;
-  req->url = url;
-  req->headers = headers;
-  req->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : HEDRA_DEFAULT_TIMEOUT_MS;
+  /* No key configured: no header, and Hedra's 401 says so (provider_auth). */
+  provider_target t = {
+      .base_url = o->base_url, .path = path, .auth_scheme = "Key", .api_key = o->api_key};
+  req->timeout_ms = o->timeout_ms;
   req->max_response_bytes = HEDRA_MAX_RESPONSE;
-  rc = httpc_send(h, req, on_response, call, xfer) == 0 ? 0 : -1;
-done:
-  if (rc < 0) free_call(call);
-  if (auth) {
-    memset(auth, 0, alen);
-    free(auth);
-  }
-  return rc;
+  if (provider_send(h, &t, req, on_response, call, xfer) == 0) return 0;
+  free(call);
+  return -1;
 }
 
 int hedra_upload(httpc *h, const hedra_opts *o, const char *data, size_t len,

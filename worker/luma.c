@@ -2,18 +2,14 @@
  * generations; validate and classify every answer. */
 #include "luma.h"
 
-#include <ctype.h>
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
+#include "provider_http.h"
 #include "provider_text.h"
 
-#define LUMA_DEFAULT_TIMEOUT_MS 60000
-#define LUMA_MAX_BASE_URL 2048
 /* Signed asset URLs run to a few KiB; past this it is not a URL we fetch. */
 #define LUMA_MAX_ASSET_URL 8192
 
@@ -23,8 +19,8 @@ typedef struct {
   luma_cb cb;
   void *arg;
   luma_op op;
-  char *api_key; /* only to scrub it from provider messages */
   char id[LUMA_MAX_ID + 1];
+  char api_key[]; /* only to scrub it from provider messages */
 } luma_call;
 
 static const char *op_name(luma_op op) {
@@ -63,7 +59,7 @@ int luma_parse_generation(const char *body, size_t len, luma_generation *out, ch
     snprintf(err, errlen, "body of %zu bytes is larger than %u", len, LUMA_MAX_RESPONSE);
     return -1;
   }
-  cJSON *root = provider_json_object(body, len);
+  cJSON *root = provider_json_object(body, len, LUMA_MAX_RESPONSE);
   if (!root) {
     snprintf(err, errlen, "body is not a JSON object");
     return -1;
@@ -118,18 +114,13 @@ fail:
 }
 
 int luma_is_moderation(const char *reason) {
-  static const char *const words[] = {"moderat", "policy", "safety", "unsafe", "flagged", "nsfw"};
-  if (!reason) return 0;
-  for (const char *p = reason; *p; p++)
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-      if (!strncasecmp(p, words[i], strlen(words[i]))) return 1;
-  return 0;
+  return provider_is_moderation(reason);
 }
 
 /* Luma errors are {"detail": "..."}; validation errors come FastAPI-style
  * as {"detail": [{"loc", "msg", "type"}]}. */
 static void read_detail(const char *body, size_t len, char *out, size_t outlen) {
-  cJSON *root = len <= LUMA_MAX_RESPONSE ? provider_json_object(body, len) : NULL;
+  cJSON *root = provider_json_object(body, len, LUMA_MAX_RESPONSE);
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "detail");
   const char *s = NULL;
   if (cJSON_IsString(d))
@@ -144,30 +135,11 @@ static void read_detail(const char *body, size_t len, char *out, size_t outlen) 
 int luma_classify_error(int status, const char *body, size_t len, const char **code,
                         int *moderation, char *msg, size_t msglen) {
   char detail[320];
-  int retryable = 0;
+  int retryable = provider_status_error(status, code);
   read_detail(body, len, detail, sizeof detail);
-  *moderation = 0;
-  if (status == 429) {
-    *code = "provider_rate_limited";
-    retryable = 1;
-  } else if (status >= 500) {
-    *code = "provider_unavailable";
-    retryable = 1;
-  } else if (status == 408) {
-    *code = "provider_timeout";
-    retryable = 1;
-  } else if (status == 401 || status == 403) {
-    *code = "provider_auth";
-  } else if (status == 404) {
-    *code = "provider_not_found";
-  } else if (status >= 400) {
-    /* Luma refuses some prompts up front with a 400 naming moderation. */
-    *moderation = (status == 400 || status == 422) && luma_is_moderation(detail);
-    *code = *moderation ? "provider_moderation" : "provider_invalid_request";
-  } else {
-    *code = "provider_bad_response"; /* 1xx/3xx where JSON was due */
-    retryable = 1;
-  }
+  /* Luma refuses some prompts up front with a 400 naming moderation. */
+  *moderation = (status == 400 || status == 422) && luma_is_moderation(detail);
+  if (*moderation) *code = "provider_moderation";
   snprintf(msg, msglen, "Luma HTTP %d: %s", status, detail);
   return retryable;
 }
@@ -180,18 +152,9 @@ void luma_reply_read(luma_reply *rep, luma_op op, const httpc_response *resp) {
   r->request_id = resp->request_id;
   int ok_status = resp->status >= 200 && resp->status < 300;
 
-  if (resp->too_large) {
-    r->code = "provider_bad_response";
+  if (provider_transfer_failed(resp, "Luma", op_name(op), LUMA_MAX_RESPONSE, &r->code, rep->msg,
+                               sizeof rep->msg)) {
     r->retryable = 1;
-    snprintf(rep->msg, sizeof rep->msg, "Luma %s: response larger than %u bytes", op_name(op),
-             LUMA_MAX_RESPONSE);
-  } else if (resp->curl_code != CURLE_OK || resp->status == 0) {
-    r->retryable = 1;
-    r->code = resp->curl_code == CURLE_OPERATION_TIMEDOUT    ? "provider_timeout"
-              : resp->curl_code == CURLE_ABORTED_BY_CALLBACK ? "provider_canceled"
-                                                             : "provider_network";
-    snprintf(rep->msg, sizeof rep->msg, "Luma %s failed: %.300s", op_name(op),
-             resp->error ? resp->error : curl_easy_strerror((CURLcode)resp->curl_code));
   } else if (op == LUMA_OP_DELETE && (ok_status || resp->status == 404)) {
     r->ok = 1; /* 404: already gone, which is what a delete wants */
   } else if (!ok_status) {
@@ -261,12 +224,6 @@ char *luma_create_body(const luma_create *c, int video) {
 
 /* ---- transfers ---- */
 
-static void free_call(luma_call *call) {
-  if (!call) return;
-  free(call->api_key);
-  free(call);
-}
-
 static void on_response(const httpc_response *resp, void *arg) {
   luma_call *call = arg;
   luma_reply rep;
@@ -278,7 +235,7 @@ static void on_response(const httpc_response *resp, void *arg) {
             LS("code", rep.r.code), LD("ms", resp->total_ms));
   call->cb(&rep.r, call->arg);
   luma_reply_free(&rep);
-  free_call(call);
+  free(call);
 }
 
 /* One request to {base_url}{path}{id}. body: NULL or JSON. */
@@ -286,48 +243,29 @@ static int luma_send(httpc *h, const luma_opts *o, luma_op op, const char *metho
                      const char *id, const char *body, luma_cb cb, void *arg, uint64_t *xfer) {
   if (!h || !o || !o->base_url || !o->api_key || !cb) return -1;
   if (!valid_header_value(o->api_key)) return -1;
-  size_t blen = strlen(o->base_url);
-  while (blen && o->base_url[blen - 1] == '/')
-    blen--;
-  if (blen == 0 || blen > LUMA_MAX_BASE_URL) return -1;
-
-  char url[LUMA_MAX_BASE_URL + LUMA_MAX_ID + 64];
-  snprintf(url, sizeof url, "%.*s%s%s", (int)blen, o->base_url, path, id ? id : "");
-  size_t alen = strlen(o->api_key) + sizeof "Authorization: Bearer ";
-  char *auth = malloc(alen);
-  luma_call *call = calloc(1, sizeof *call);
-  int rc = -1;
-  if (!auth || !call || !(call->api_key = strdup(o->api_key))) goto done;
-  snprintf(auth, alen, "Authorization: Bearer %s", o->api_key);
+  char full[LUMA_MAX_ID + 64];
+  snprintf(full, sizeof full, "%s%s", path, id ? id : "");
+  size_t klen = strlen(o->api_key);
+  luma_call *call = calloc(1, sizeof *call + klen + 1);
+  if (!call) return -1;
+  memcpy(call->api_key, o->api_key, klen);
   call->cb = cb;
   call->arg = arg;
   call->op = op;
   snprintf(call->id, sizeof call->id, "%s", id ? id : "");
-
   /* No key configured: no header, and Luma's 401 says so (provider_auth). */
-  const char *headers[4];
-  size_t nh = 0;
-  if (*o->api_key) headers[nh++] = auth;
-  headers[nh++] = "Accept: application/json";
-  if (body) headers[nh++] = "Content-Type: application/json";
-  headers[nh] = NULL;
+  provider_target t = {
+      .base_url = o->base_url, .path = full, .auth_scheme = "Bearer", .api_key = o->api_key};
   httpc_request req = {
       .method = method,
-      .url = url,
-      .headers = headers,
       .body = body,
       .body_len = body ? strlen(body) : 0,
-      .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : LUMA_DEFAULT_TIMEOUT_MS,
+      .timeout_ms = o->timeout_ms,
       .max_response_bytes = LUMA_MAX_RESPONSE,
   };
-  rc = httpc_send(h, &req, on_response, call, xfer) == 0 ? 0 : -1;
-done:
-  if (rc < 0) free_call(call);
-  if (auth) {
-    memset(auth, 0, alen);
-    free(auth);
-  }
-  return rc;
+  if (provider_send(h, &t, &req, on_response, call, xfer) == 0) return 0;
+  free(call);
+  return -1;
 }
 
 static int luma_create_any(httpc *h, const luma_opts *o, const luma_create *c, int video,

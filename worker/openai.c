@@ -6,26 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider_http.h"
 #include "provider_text.h"
 #include "storyboard.h"
 
 #define OPENAI_MAX_RESPONSE (1u << 20) /* a storyboard is a few KiB; 1 MiB is generous */
-#define OPENAI_DEFAULT_TIMEOUT_MS 60000
-#define OPENAI_MAX_URL 2048
 
 typedef struct {
   openai_cb cb;
   void *arg;
   int scenes;
-  char *api_key; /* only to scrub it from provider messages */
   char msg[512];
+  char api_key[]; /* only to scrub it from provider messages */
 } openai_call;
 
 static void finish(openai_call *call, openai_result *r) {
   if (!r->message) r->message = call->msg;
   provider_scrub_secret(call->msg, sizeof call->msg, call->api_key);
   call->cb(r, call->arg);
-  free(call->api_key);
   free(call);
 }
 
@@ -100,45 +98,30 @@ int openai_storyboard(httpc *c, const openai_opts *o, const cJSON *input, openai
                       uint64_t *xfer_id) {
   if (!c || !o || !o->base_url || !o->api_key || !o->model || !cb) return -1;
   int scenes = storyboard_scene_count(input);
-  size_t blen = strlen(o->base_url);
-  while (blen && o->base_url[blen - 1] == '/')
-    blen--;
-  if (scenes < 0 || blen == 0 || blen > OPENAI_MAX_URL) return -1;
-
-  char url[OPENAI_MAX_URL + 32];
-  snprintf(url, sizeof url, "%.*s/chat/completions", (int)blen, o->base_url);
-  size_t alen = strlen(o->api_key) + sizeof "Authorization: Bearer ";
-  char *auth = malloc(alen);
+  if (scenes < 0) return -1;
+  size_t klen = strlen(o->api_key);
   char *body = storyboard_request_body(input, o->model);
-  openai_call *call = calloc(1, sizeof *call);
+  openai_call *call = calloc(1, sizeof *call + klen + 1);
   int rc = -1;
-  if (!auth || !body || !call || !(call->api_key = strdup(o->api_key))) goto done;
-  snprintf(auth, alen, "Authorization: Bearer %s", o->api_key);
+  if (!body || !call) goto done;
+  memcpy(call->api_key, o->api_key, klen);
   call->cb = cb;
   call->arg = arg;
   call->scenes = scenes;
-
-  const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                           NULL};
+  provider_target t = {.base_url = o->base_url,
+                       .path = "/chat/completions",
+                       .auth_scheme = "Bearer",
+                       .api_key = o->api_key};
   httpc_request req = {
       .method = "POST",
-      .url = url,
-      .headers = headers,
       .body = body,
       .body_len = strlen(body),
-      .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : OPENAI_DEFAULT_TIMEOUT_MS,
+      .timeout_ms = o->timeout_ms,
       .max_response_bytes = OPENAI_MAX_RESPONSE,
   };
-  rc = httpc_send(c, &req, on_response, call, xfer_id) == 0 ? 0 : -1;
+  rc = provider_send(c, &t, &req, on_response, call, xfer_id);
 done:
-  if (rc < 0 && call) {
-    free(call->api_key);
-    free(call);
-  }
-  if (auth) {
-    memset(auth, 0, alen);
-    free(auth);
-  }
+  if (rc < 0) free(call);
   cJSON_free(body);
   return rc;
 }

@@ -154,3 +154,16 @@ int output_fetch(wstep *s, const char *url, const char *media, const char *asset
   }
   return 0;
 }
+
+void output_done(wstep *s, const cJSON *asset, const step_result *err, const char *ref_name) {
+  if (!asset) {
+    runner_step_done(s, err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(out, ref_name, s->ref);
+  cJSON_AddStringToObject(out, "asset_id", cJSON_GetObjectItem(asset, "id")->valuestring);
+  step_result r = {.ok = 1, .output = out, .asset = asset};
+  runner_step_done(s, &r);
+  cJSON_Delete(out);
+}

@@ -73,16 +73,7 @@ static void stored(wstep *s, const cJSON *asset, const step_result *err) {
     forget(s, err);
     return;
   }
-  if (!asset) {
-    runner_step_done(s, err);
-    return;
-  }
-  cJSON *out = cJSON_CreateObject();
-  cJSON_AddStringToObject(out, "hedra_job_id", s->ref);
-  cJSON_AddStringToObject(out, "asset_id", cJSON_GetObjectItem(asset, "id")->valuestring);
-  step_result r = {.ok = 1, .output = out, .asset = asset};
-  runner_step_done(s, &r);
-  cJSON_Delete(out);
+  output_done(s, asset, err, "hedra_job_id");
 }
 
 static void forgotten(wstep *s, int ok);

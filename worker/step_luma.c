@@ -56,16 +56,7 @@ static void stored(wstep *s, const cJSON *asset, const step_result *err) {
     if (runner_step_checkpoint(s, NULL, forgotten) != 0) runner_step_done(s, err);
     return;
   }
-  if (!asset) {
-    runner_step_done(s, err);
-    return;
-  }
-  cJSON *out = cJSON_CreateObject();
-  cJSON_AddStringToObject(out, "generation_id", s->ref);
-  cJSON_AddStringToObject(out, "asset_id", cJSON_GetObjectItem(asset, "id")->valuestring);
-  step_result r = {.ok = 1, .output = out, .asset = asset};
-  runner_step_done(s, &r);
-  cJSON_Delete(out);
+  output_done(s, asset, err, "generation_id");
 }
 
 /* A failed generation's id is cleared before the failure is reported, so the

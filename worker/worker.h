@@ -162,6 +162,9 @@ int step_lipsync_run(wstep *s);
 typedef void (*output_cb)(wstep *s, const cJSON *asset, const step_result *err);
 int output_fetch(wstep *s, const char *url, const char *media, const char *asset_kind,
                  output_cb cb);
+/* Ends s as an output_cb's asset or err says: with the output {<ref_name>:
+ * s->ref, "asset_id"} and the asset, or with err when there is no asset. */
+void output_done(wstep *s, const cJSON *asset, const step_result *err, const char *ref_name);
 
 /* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
 void sweep_start(worker *w);
