@@ -11,10 +11,6 @@
 #include "pg_helpers.h"
 
 #include <hiredis/hiredis.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "migrations.h"
 
 #define STREAM "genq:{q}:jobs:storyboard"
 
@@ -197,21 +193,12 @@ static void test_a_resend_of_a_lapsed_job_is_marked_once(void **state) {
 }
 
 static int group_setup(void **state) {
-  const char *url = getenv("GENQ_DATABASE_URL"), *rurl = getenv("GENQ_REDIS_URL");
-  if (!url || !*url || !rurl || !*rurl) {
-    fprintf(stderr, "GENQ_DATABASE_URL and GENQ_REDIS_URL must be set: integration tests need "
-                    "a real PostgreSQL and Redis\n");
-    return -1;
-  }
-  conn = PQconnectdb(url);
-  if (PQstatus(conn) != CONNECTION_OK) {
-    fprintf(stderr, "cannot connect to %s: %s", url, PQerrorMessage(conn));
-    return -1;
-  }
+  const char *rurl = getenv("GENQ_REDIS_URL");
   char host[256] = "127.0.0.1";
   int port = 6379, db = 0;
-  if (sscanf(rurl, "redis://%255[^:]:%d/%d", host, &port, &db) < 2) {
-    fprintf(stderr, "cannot read GENQ_REDIS_URL %s\n", rurl);
+  if (!rurl || sscanf(rurl, "redis://%255[^:]:%d/%d", host, &port, &db) < 2) {
+    fprintf(stderr, "GENQ_REDIS_URL must be redis://host:port[/db]: integration tests need a "
+                    "real Redis\n");
     return -1;
   }
   rc = redisConnect(host, port);
@@ -220,13 +207,7 @@ static int group_setup(void **state) {
     return -1;
   }
   freeReplyObject(redisCommand(rc, "SELECT %d", db));
-  snprintf(run_prefix, sizeof run_prefix, "r-%ld-%ld-", (long)getpid(), (long)time(NULL));
-  char err[1024];
-  if (migrations_apply(conn, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "%s\n", err);
-    return -1;
-  }
-  return 0;
+  return pg_connect(getenv("GENQ_DATABASE_URL"), "r");
 }
 
 /* The jobs of this run are canceled, so that no relay keeps sending them. */
@@ -237,7 +218,7 @@ static int group_teardown(void **state) {
                        "SELECT genq_job_cancel(user_id, id) FROM jobs WHERE user_id LIKE $1 "
                        "AND status IN ('queued', 'running')",
                        1, NULL, (const char *const[]){like}, NULL, NULL, 0));
-  PQfinish(conn);
+  pg_disconnect();
   redisFree(rc);
   return 0;
 }
