@@ -150,16 +150,23 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
 
 /* ---- reading ---- */
 
-static void one_json_row(const db_result *r, void *arg) {
-  http_request *req = arg;
+/* 1 when r is one row about a job this user may see; else 0, answered
+ * (the database's error, or 404 for a job that is missing or not theirs). */
+static int job_row(http_request *req, const db_result *r) {
   if (!r->ok) {
     api_reply_db_error(req, r);
-    return;
+    return 0;
   }
   if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     api_reply_error(req, 404, "not_found", "no such job", NULL);
-    return;
+    return 0;
   }
+  return 1;
+}
+
+static void one_json_row(const db_result *r, void *arg) {
+  http_request *req = arg;
+  if (!job_row(req, r)) return;
   const char *v = PQgetvalue(r->res, 0, 0);
   api_reply_json_text(req, 200, v, strlen(v));
 }
@@ -233,14 +240,7 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
 static void canceled(const db_result *r, void *arg) {
   api_ctx *ctx = http_req_data(arg);
   http_request *req = arg;
-  if (!r->ok) {
-    api_reply_db_error(req, r);
-    return;
-  }
-  if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
-    api_reply_error(req, 404, "not_found", "no such job", NULL);
-    return;
-  }
+  if (!job_row(req, r)) return;
   const char *job = PQgetvalue(r->res, 0, 0), *id = PQgetvalue(r->res, 0, 1);
   /* a terminal job comes back unchanged; announcing it again is harmless */
   queue_publish_change(ctx->redis, id);
