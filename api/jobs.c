@@ -183,7 +183,7 @@ static void query_or_503(api_ctx *ctx, http_request *req, const char *sql, int n
 
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   /* an id that cannot exist is simply not found: never tell ids apart */
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     http_respond_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
@@ -226,7 +226,7 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
     p_limit = limit;
   }
   if ((rc = api_query_param(q, "cursor", cursor, sizeof(cursor))) != 0) {
-    if (rc < 0 || !api_is_uuid(cursor)) {
+    if (rc < 0 || !genq_is_uuid(cursor)) {
       http_respond_error(req, 400, "invalid_request", "cursor is not a valid cursor", NULL);
       return;
     }
@@ -260,7 +260,7 @@ static void canceled(const db_result *r, void *arg) {
 }
 
 void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     http_respond_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
