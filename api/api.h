@@ -11,6 +11,7 @@
 #include "redis.h"
 #include "relay.h"
 #include "storage.h"
+#include "uuid.h"
 
 struct api_events;
 
@@ -99,8 +100,6 @@ int api_events_start(api_ctx *ctx);
 void api_events_stop(api_ctx *ctx);
 
 /* ---- util ---- */
-/* 1 if s is a canonical 36-char UUID. */
-int api_is_uuid(const char *s);
 /* Finds `name` in a raw query string and percent-decodes it into out.
  * Returns 1 found, 0 absent, -1 bad encoding or too long. */
 int api_query_param(const char *query, const char *name, char *out, size_t outlen);

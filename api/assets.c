@@ -11,7 +11,7 @@ static const char *const asset_headers[] = {"Cache-Control: private, max-age=315
                                             "X-Content-Type-Options: nosniff", NULL};
 
 void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     api_reply_error(req, 404, "not_found", "no such asset", NULL);
     return;
   }

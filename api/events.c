@@ -295,7 +295,7 @@ static void ev_on_notice(const char *channel, const char *msg, size_t len, void 
   for (size_t i = 0; i < len; i++)
     id[i] = (char)tolower((unsigned char)msg[i]);
   id[len] = '\0';
-  if (!api_is_uuid(id)) return;
+  if (!genq_is_uuid(id)) return;
   /* Collect first, then fetch: a fetch may call back at once and close
    * streams, which the pins keep allocated until we are past them. */
   ev_stream *run = NULL;
@@ -323,7 +323,7 @@ static void ev_on_notice(const char *channel, const char *msg, size_t len, void 
 
 void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   static const char *const retry[] = {"Retry-After: 5", NULL};
-  if (!api_is_uuid(id)) { /* an id that cannot exist is simply not found */
+  if (!genq_is_uuid(id)) { /* an id that cannot exist is simply not found */
     api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }

@@ -181,7 +181,7 @@ static void query_or_503(api_ctx *ctx, http_request *req, const char *sql, int n
 
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   /* an id that cannot exist is simply not found: never tell ids apart */
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
@@ -227,7 +227,7 @@ void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u) {
           0 ||
       (has_limit = list_param(req, q, "limit", limit, sizeof limit, limit_ok,
                               "limit must be an integer between 1 and 100")) < 0 ||
-      (has_cursor = list_param(req, q, "cursor", cursor, sizeof cursor, api_is_uuid,
+      (has_cursor = list_param(req, q, "cursor", cursor, sizeof cursor, genq_is_uuid,
                                "cursor is not a valid cursor")) < 0)
     return;
   const char *params[5] = {u->user, has_status ? status : NULL, has_kind ? kind : NULL,
@@ -252,7 +252,7 @@ static void canceled(const db_result *r, void *arg) {
 }
 
 void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }

@@ -38,7 +38,7 @@ void api_upload_content(api_ctx *ctx, http_request *req, const char *id) {
     not_found(req, "GENQ_URL_SIGNING_KEY is not set");
     return;
   }
-  if (!api_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     not_found(req, "not an upload id");
     return;
   }

@@ -1,20 +1,7 @@
 /* util.c — small parsers for path ids and query strings. */
-#include <ctype.h>
 #include <string.h>
 
 #include "api.h"
-
-int api_is_uuid(const char *s) {
-  if (strlen(s) != 36) return 0;
-  for (int i = 0; i < 36; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return 0;
-    } else if (!isxdigit((unsigned char)s[i])) {
-      return 0;
-    }
-  }
-  return 1;
-}
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "uuid.h"
+
 /* genqctl's commands (SPEC §8). Each command returns the process exit code:
  * 0 success, 1 failure (database error, not found, audit violations),
  * 2 usage error. Errors are printed to stderr by the command itself. */
@@ -51,8 +53,6 @@ int ctl_audit(PGconn *c, int json);
 PGresult *ctl_query(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
 /* Prints a job object (genq_job_json's text) for people. */
 void ctl_print_job(const char *job_json);
-/* 1 when s has the shape of a UUID. */
-int ctl_is_uuid(const char *s);
 
 /* dead.c: the dead-letter set (SPEC §5, §8).
  * dead list: the set, newest first (f: kind, since, limit).

@@ -111,7 +111,7 @@ static PGresult *dead_retry_one(PGconn *c, const char *id, const char *max_attem
 }
 
 int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
-  if (!ctl_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     fprintf(stderr, "genqctl jobs retry: '%s' is not a job id (a UUID)\n", id);
     return CTL_USAGE;
   }

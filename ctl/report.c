@@ -4,7 +4,6 @@
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <string.h>
 
 PGresult *ctl_query(PGconn *c, const char *what, const char *sql, int n,
@@ -54,14 +53,6 @@ int ctl_credits_show(PGconn *c, const char *user, int json) {
   int rc = report_credits(r, user, json);
   PQclear(r);
   return rc;
-}
-
-int ctl_is_uuid(const char *s) {
-  static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-  if (strlen(s) != sizeof shape - 1) return 0;
-  for (size_t i = 0; shape[i]; i++)
-    if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return 0;
-  return 1;
 }
 
 static const char *report_str(const cJSON *o, const char *k) {
@@ -119,7 +110,7 @@ void ctl_print_job(const char *job_json) {
 }
 
 int ctl_jobs_show(PGconn *c, const char *id, int json) {
-  if (!ctl_is_uuid(id)) {
+  if (!genq_is_uuid(id)) {
     fprintf(stderr, "genqctl jobs show: '%s' is not a job id (a UUID)\n", id);
     return CTL_USAGE;
   }

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "uuid.h"
 
 #define LU_BASE "/dream-machine/v1"
 #define LU_DEFAULT_VIDEO_MS 10000
@@ -208,15 +209,6 @@ static int http_url(const char *s) {
   return (!strncmp(s, "https://", 8) && s[8]) || (!strncmp(s, "http://", 7) && s[7]);
 }
 
-static int is_uuid(const char *s) {
-  if (strlen(s) != 36) return 0;
-  for (int i = 0; i < 36; i++) {
-    int dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i])) return 0;
-  }
-  return 1;
-}
-
 /* An optional http(s) URL field. Returns 0, or -1 with msg. */
 static int check_url(const cJSON *root, const char *field, char *msg, size_t n) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
@@ -255,7 +247,7 @@ static int check_keyframes(const cJSON *kf, char *msg, size_t n) {
         return -1;
       }
     } else if (!strcmp(type->valuestring, "generation")) {
-      if (!cJSON_IsString(id) || !is_uuid(id->valuestring)) {
+      if (!cJSON_IsString(id) || !genq_is_uuid(id->valuestring)) {
         snprintf(msg, n, "Invalid request: keyframes.%s.id must be a generation id (a UUID)",
                  f->string);
         return -1;
@@ -508,7 +500,7 @@ static void one(provsim *ps, http_request *req, const char *id, const char *meth
     return;
   }
   if (get) simstats_incr(ps->stats, "luma", "gets", NULL);
-  simtab_node *n = is_uuid(id) ? simtab_get(&ls->gens, id) : NULL;
+  simtab_node *n = genq_is_uuid(id) ? simtab_get(&ls->gens, id) : NULL;
   if (!n) {
     lu_detail(ps, req, 404, NULL, "Generation not found");
     return;

@@ -1,4 +1,4 @@
-/* lease.c — keeping the jobs this worker holds, and the retry schedule.
+/* lease.c — keeping the jobs this worker holds.
  *
  * Every running job has a lease in PostgreSQL (jobs.lease_until). One timer
  * renews the leases of every job in flight with a single statement, every
@@ -8,7 +8,6 @@
  * is committed — every later write would be fenced anyway. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "worker.h"
@@ -35,7 +34,7 @@ static void renewed(const db_result *r, void *arg) {
   if (!r->ok) {
     /* PostgreSQL is away: nothing to conclude; the next beat tries again */
     log_warn("lease renewal failed", LS("error", r->error));
-  } else if (w->stopping < 3) {
+  } else {
     int n = PQntuples(r->res);
     char(*owned)[37] = calloc((size_t)n + 1, 37);
     for (int i = 0; owned && i < n; i++)
@@ -62,32 +61,26 @@ static void renewed(const db_result *r, void *arg) {
 
 static void beat(uv_timer_t *t) {
   worker *w = t->data;
-  if (w->stopping >= 2 || w->inflight == 0) return;
+  if (worker_past_grace(w) || w->inflight == 0) return;
   beat_ctx *b = calloc(1, sizeof(*b));
   size_t cap = (size_t)w->inflight;
   char *ids = malloc(cap * 37 + 3), *epochs = malloc(cap * 21 + 3);
   if (b) b->sent = calloc(cap, sizeof(held_job));
   if (!b || !b->sent || !ids || !epochs) goto out;
   b->w = w;
-  size_t io = 0, eo = 0;
-  ids[io++] = '{';
-  epochs[eo++] = '{';
+  /* PostgreSQL array literals: {id,...} and {epoch,...} */
+  size_t io = 1, eo = 1;
+  ids[0] = epochs[0] = '{';
   for (wjob *j = w->jobs; j && (size_t)b->nsent < cap; j = j->next) {
     if (j->epoch == 0 || j->lost) continue; /* not claimed yet */
-    if (b->nsent) {
-      ids[io++] = ',';
-      epochs[eo++] = ',';
-    }
-    memcpy(ids + io, j->id, 36);
-    io += 36;
-    eo += (size_t)snprintf(epochs + eo, 21, "%lld", j->epoch);
+    const char *sep = b->nsent ? "," : "";
+    io += (size_t)snprintf(ids + io, 38, "%s%s", sep, j->id);
+    eo += (size_t)snprintf(epochs + eo, 22, "%s%lld", sep, j->epoch);
     memcpy(b->sent[b->nsent].id, j->id, 37);
     b->sent[b->nsent++].epoch = j->epoch;
   }
-  ids[io++] = '}';
-  ids[io] = 0;
-  epochs[eo++] = '}';
-  epochs[eo] = 0;
+  memcpy(ids + io, "}", 2);
+  memcpy(epochs + eo, "}", 2);
   if (b->nsent == 0) goto out;
   qsort(b->sent, (size_t)b->nsent, sizeof(held_job), cmp_id);
   b->sent_at = uv_now(w->loop);
@@ -157,27 +150,4 @@ void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok)) {
     free(c);
     cb(s, 0);
   }
-}
-
-/* xorshift64*, seeded once from the clock and pid: jitter, not secrets */
-static uint64_t jitter_state;
-
-static uint64_t next_random(void) {
-  if (!jitter_state)
-    jitter_state = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
-  jitter_state ^= jitter_state >> 12;
-  jitter_state ^= jitter_state << 25;
-  jitter_state ^= jitter_state >> 27;
-  return jitter_state * 0x2545F4914F6CDD1DULL;
-}
-
-long lease_retry_delay_ms(const genq_config *c, int attempt, long retry_after_ms) {
-  long cap = c->retry_base_ms;
-  for (int i = 1; i < attempt && cap < c->retry_cap_ms; i++)
-    cap *= 2;
-  if (cap > c->retry_cap_ms) cap = c->retry_cap_ms;
-  long delay = cap > 0 ? (long)(next_random() % (uint64_t)(cap + 1)) : 0;
-  if (retry_after_ms > delay) delay = retry_after_ms;
-  if (delay > c->retry_cap_ms) delay = c->retry_cap_ms;
-  return delay;
 }

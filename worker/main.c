@@ -16,7 +16,9 @@
 #include "worker.h"
 
 static worker W;
-static uv_signal_t sigint, sigterm, sigusr1, sigtstp;
+/* SIGINT and SIGTERM stop the worker; SIGUSR1 and SIGTSTP make it quiet */
+static const int signums[4] = {SIGINT, SIGTERM, SIGUSR1, SIGTSTP};
+static uv_signal_t sigs[4];
 
 #define ALL_KINDS "storyboard,image,video,lipsync,campaign"
 
@@ -54,13 +56,13 @@ static int parse_kinds(worker *w, const char *list) {
 
 static void on_signal(uv_signal_t *s, int signum) {
   worker *w = s->data;
-  if (w->stopping) {
+  if (worker_stopping(w)) {
     log_warn("second signal: exiting now", LI("signal", signum));
     _exit(1);
   }
   log_info("signal received", LI("signal", signum));
-  uv_unref((uv_handle_t *)&sigint);
-  uv_unref((uv_handle_t *)&sigterm);
+  uv_unref((uv_handle_t *)&sigs[0]);
+  uv_unref((uv_handle_t *)&sigs[1]);
   worker_stop(w);
 }
 
@@ -138,26 +140,18 @@ int main(int argc, char **argv) {
     return 1;
   }
   worker_start(w);
-  uv_signal_init(w->loop, &sigint);
-  uv_signal_init(w->loop, &sigterm);
-  sigint.data = sigterm.data = w;
-  uv_signal_start(&sigint, on_signal, SIGINT);
-  uv_signal_start(&sigterm, on_signal, SIGTERM);
-  uv_signal_init(w->loop, &sigusr1);
-  uv_signal_init(w->loop, &sigtstp);
-  sigusr1.data = sigtstp.data = w;
-  uv_signal_start(&sigusr1, on_quiet, SIGUSR1);
-  uv_signal_start(&sigtstp, on_quiet, SIGTSTP);
-  uv_unref((uv_handle_t *)&sigusr1); /* they do not keep the loop alive */
-  uv_unref((uv_handle_t *)&sigtstp);
+  for (int i = 0; i < 4; i++) {
+    uv_signal_init(w->loop, &sigs[i]);
+    sigs[i].data = w;
+    uv_signal_start(&sigs[i], i < 2 ? on_signal : on_quiet, signums[i]);
+    if (i >= 2) uv_unref((uv_handle_t *)&sigs[i]); /* quiet does not keep the loop alive */
+  }
   log_info("worker started", LS("worker_id", w->id), LI("concurrency", w->concurrency),
            LS("kinds", kinds ? kinds : ALL_KINDS));
 
   uv_run(w->loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&sigint, NULL);
-  uv_close((uv_handle_t *)&sigterm, NULL);
-  uv_close((uv_handle_t *)&sigusr1, NULL);
-  uv_close((uv_handle_t *)&sigtstp, NULL);
+  for (int i = 0; i < 4; i++)
+    uv_close((uv_handle_t *)&sigs[i], NULL);
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
   config_free(&w->cfg);

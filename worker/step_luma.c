@@ -141,7 +141,7 @@ static void poll_now(wstep *s) {
 static void checkpointed(wstep *s, int ok) {
   if (!ok) {
     /* the job is no longer ours: nobody will ever poll this generation */
-    runner_delete_generation(s->j->w, "luma", s->ref);
+    cleanup_delete_generation(s->j->w, "luma", s->ref);
     runner_job_lost(s->j);
     runner_step_stopped(s);
     return;

@@ -24,8 +24,6 @@ typedef struct {
   int left;
 } sweep_ctx;
 
-static void sweep_more(worker *w);
-
 static void one_deleted(const char *err, void *arg) {
   sweep_ctx *c = arg;
   if (err) log_warn("upload bytes not deleted", LS("error", err));
@@ -64,7 +62,7 @@ static void swept(const db_result *r, void *arg) {
 }
 
 static void sweep_more(worker *w) {
-  if (w->sweeping || w->stopping) return;
+  if (w->sweeping || worker_stopping(w)) return;
   char lim[16];
   snprintf(lim, sizeof lim, "%d", SWEEP_BATCH);
   const char *p[1] = {lim};
@@ -77,7 +75,7 @@ static void sweep_more(worker *w) {
 static void sweep_tick(uv_timer_t *t) {
   worker *w = t->data;
   sweep_more(w);
-  if (!w->stopping) runner_release_provider_work(w, NULL);
+  if (!worker_stopping(w)) cleanup_release_provider_work(w, NULL);
 }
 
 void sweep_start(worker *w) {

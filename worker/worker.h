@@ -20,6 +20,33 @@
  * timer: no thread, no CPU. */
 
 typedef struct wjob wjob;
+typedef struct wstep wstep;
+
+/* Lifecycle states, changed only by state_worker_set and state_job_set
+ * (state.c). The worker: RUNNING → QUIET | DRAINING; QUIET → DRAINING;
+ * DRAINING → GRACE_OVER | CLOSING; GRACE_OVER → CLOSING. */
+typedef enum {
+  WORKER_RUNNING,    /* fetching and running jobs */
+  WORKER_QUIET,      /* SIGUSR1/SIGTSTP: no new jobs, the ones held go on */
+  WORKER_DRAINING,   /* SIGTERM: no new jobs, the ones in flight finish */
+  WORKER_GRACE_OVER, /* provider calls aborted, nothing more committed: each
+                        job is handed back (or left to its lease) */
+  WORKER_CLOSING,    /* no job left: handles closing */
+} worker_state;
+/* How a job leaves once nothing about it is outstanding: NONE → WHEN_IDLE |
+ * FINAL_WRITE. */
+typedef enum {
+  JOB_ENDING_NONE,        /* not yet: next stage, or the run's last word */
+  JOB_ENDING_WHEN_IDLE,   /* nothing more to write: it leaves once idle */
+  JOB_ENDING_FINAL_WRITE, /* the run's last write is out: its answer lets it go */
+} job_ending;
+
+/* Starts a step of its kind: 0 when started (runner_step_done follows
+ * exactly once), -1 otherwise. */
+typedef struct {
+  const char *step_kind; /* NULL ends a table */
+  int (*run)(wstep *s);
+} step_executor;
 
 typedef struct worker {
   uv_loop_t *loop;
@@ -40,14 +67,15 @@ typedef struct worker {
   int concurrency;
   int inflight;
   int fetching; /* an XREADGROUP is outstanding */
-  int stopping;
-  int quiet;                  /* SIGUSR1/SIGTSTP: take no new jobs, keep running the ones held */
-  wjob *jobs;                 /* in flight, doubly linked */
-  uv_timer_t fetch_timer;     /* fetch again after an error */
-  uv_timer_t heartbeat_timer; /* lease renewal */
-  uv_timer_t reclaim_timer;   /* pending messages of dead readers */
-  uv_timer_t grace_timer;     /* shutdown deadline */
-  uv_timer_t sweep_timer;     /* upload retention (sweep.c) */
+  worker_state state;
+  const step_executor *executors;     /* by step kind (worker.c) */
+  void (*job_left)(struct worker *w); /* after a job left the in-flight list (worker.c) */
+  wjob *jobs;                         /* in flight, doubly linked */
+  uv_timer_t fetch_timer;             /* fetch again after an error */
+  uv_timer_t heartbeat_timer;         /* lease renewal */
+  uv_timer_t reclaim_timer;           /* pending messages of dead readers */
+  uv_timer_t grace_timer;             /* shutdown deadline */
+  uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
   int sweeping;
   uint64_t jobs_done;
 } worker;
@@ -55,7 +83,6 @@ typedef struct worker {
 /* One step of a job while it runs here. Steps of one stage run at once (a
  * campaign's videos); each waits on at most one thing at a time: a provider
  * transfer (xfer), a poll timer, a storage operation or a statement. */
-typedef struct wstep wstep;
 struct wstep {
   wjob *j;
   wstep *next; /* the job's running steps */
@@ -88,7 +115,7 @@ struct wjob {
   long long epoch;      /* every write about the job is fenced by it */
   uint64_t lease_until; /* loop time (ms) the lease surely runs to: sent time of the
                            claim or renewal that confirmed it, plus the lease */
-  int attempt, max_attempts;
+  int attempt;
   cJSON *input;
   cJSON *steps; /* as claimed: [{name, step_kind, provider, stage, status, provider_ref, output}] */
   cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted} */
@@ -96,22 +123,52 @@ struct wjob {
   int nrunning;
   int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
   int db_busy; /* job-level statements outstanding (claim, the final write) */
-  int ending;  /* the final write was sent or the job is being let go */
+  job_ending ending;
   /* the first failure of this run, written once no step runs */
   int failed, fail_retryable;
   long fail_delay_ms;
   char fail_step[64], fail_code[64], fail_message[512];
 };
 
-/* ---- runner.c: the fetch → claim → run → finish cycle ---- */
-int worker_start(worker *w);
+/* Past the grace: steps stop and nothing is committed but hand-backs. */
+static inline int worker_past_grace(const worker *w) {
+  return w->state == WORKER_GRACE_OVER || w->state == WORKER_CLOSING;
+}
+/* Stopping (SIGTERM): no new jobs, no sweeps. */
+static inline int worker_stopping(const worker *w) {
+  return w->state == WORKER_DRAINING || worker_past_grace(w);
+}
+
+/* Calls between the files go one way (no circle):
+ *   main → worker → fetch, lease, sweep, runner, state, the step executors
+ *   step executors → output, lease, cleanup, runner
+ *   fetch, lease, output → runner → job_stmt, cleanup, state, stage, backoff
+ *   sweep → cleanup
+ * runner reaches the executors and worker.c only through w->executors and
+ * w->job_left. */
+
+/* ---- worker.c: start and stop ---- */
+void worker_start(worker *w);
 void worker_stop(worker *w);  /* SIGTERM: take nothing new, finish or hand back */
 void worker_quiet(worker *w); /* take nothing new; keep running what is held */
+
+/* ---- fetch.c: stream messages → claimed jobs; reclaims; cancels ---- */
+void fetch_start(worker *w);
+void fetch_more(worker *w); /* while the worker runs and has room */
+
+/* ---- runner.c: a claimed job's stages and steps, up to its last write ---- */
+/* A job enters the in-flight list before its claim and leaves it by
+ * runner_job_finish (then w->job_left). runner_job_run runs it once claimed
+ * (epoch, attempt, input, steps and uploads set; a malformed one fails). */
+wjob *runner_job_new(worker *w, const char *id, const char *kind);
+void runner_job_finish(wjob *j);
+void runner_job_run(wjob *j);
 /* The job is no longer this worker's (lease lost, canceled): abort its steps
  * and commit nothing more about it. */
 void runner_job_lost(wjob *j);
+/* The grace ran out: every step stops; each job is handed back once idle. */
+void runner_grace_over(worker *w);
 
-/* ---- step results (runner.c) ---- */
 typedef struct {
   int ok;
   int retryable;
@@ -132,24 +189,21 @@ void runner_step_stopped(wstep *s);
  * NULL clears it (a fresh generation next time). cb gets ok = 1 when
  * committed, 0 when the job is no longer ours or PostgreSQL failed. */
 int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int ok));
-/* Calls cb after the next poll delay (GENQ_POLL_INTERVAL_MS growing 1.5x per
- * poll up to GENQ_POLL_MAX_INTERVAL_MS, with jitter), and not sooner than
- * s->retry_after_ms when a 429 asked for it (then cleared). */
+/* Calls cb after the next poll delay (backoff_poll_ms); s->retry_after_ms,
+ * when a 429 asked for it, is used then cleared. */
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s));
 /* Records progress (0..1) when it moved by 5 points or more; fire and forget. */
 void runner_step_progress(wstep *s, double progress);
-/* Deletes a generation at its provider (Luma; Hedra has no cancel), fire
- * and forget. */
-void runner_delete_generation(worker *w, const char *provider, const char *ref);
-/* Deletes the unused generations of job_id if it ended failed or canceled,
- * or with job_id NULL those of every such job that ended a minute ago and
- * more (genq_refs_to_release hands each out once). */
-void runner_release_provider_work(worker *w, const char *job_id);
 /* The output of an earlier step of this job, or NULL. */
 const cJSON *runner_step_output(const wjob *j, const char *step);
 
-/* ---- steps: one file per step kind; each returns 0 when started
- * (runner_step_done follows exactly once), -1 otherwise. ---- */
+/* ---- job_stmt.c: a job's fenced statements ---- */
+/* Like db_query, with $1 the job's id and $2 its epoch, then params as $3...;
+ * sent again after a transient failure while the job is this worker's. cb
+ * runs exactly once, never before 0 is returned. */
+int job_stmt_query(wjob *j, const char *sql, int n, const char *const *params, db_cb cb, void *arg);
+
+/* ---- steps: one file per step kind (step_executor) ---- */
 int step_storyboard_run(wstep *s);
 int step_luma_run(wstep *s); /* image and video */
 int step_lipsync_run(wstep *s);
@@ -166,9 +220,6 @@ int output_fetch(wstep *s, const char *url, const char *media, const char *asset
  * s->ref, "asset_id"} and the asset, or with err when there is no asset. */
 void output_done(wstep *s, const cJSON *asset, const step_result *err, const char *ref_name);
 
-/* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
-void sweep_start(worker *w);
-
 /* ---- lease.c ---- */
 void lease_start(worker *w);
 /* Before paying for a generation: calls cb(s, 1) at once while the job's
@@ -176,8 +227,34 @@ void lease_start(worker *w);
  * lease must not create what the job's new owner creates too) and calls
  * cb(s, ok) with ok = 0 when the job is no longer this worker's. */
 void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok));
-/* Full-jitter exponential backoff for attempt n (1-based), at least
- * retry_after_ms when the provider asked for it. */
-long lease_retry_delay_ms(const genq_config *c, int attempt, long retry_after_ms);
+
+/* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
+void sweep_start(worker *w);
+
+/* ---- cleanup.c: what ended jobs leave behind, fire and forget ---- */
+/* A generation at its provider (Luma; Hedra has no cancel). */
+void cleanup_delete_generation(worker *w, const char *provider, const char *ref);
+/* The unused generations of job_id if it ended failed or canceled, or with
+ * job_id NULL those of every such job that ended a minute ago and more. */
+void cleanup_release_provider_work(worker *w, const char *job_id);
+/* Stored bytes no asset row will ever name (key NULL: none). */
+void cleanup_drop_asset_bytes(worker *w, const char *key);
+
+/* ---- pure logic (unit tested) ---- */
+/* state.c: moves to `to` and logs it; 0, or -1 for an illegal move (refused
+ * and logged as an error). A move to the state held changes nothing. */
+int state_worker_set(worker *w, worker_state to);
+int state_job_set(wjob *j, job_ending to);
+/* stage.c: the lowest stage (a step's "stage", 0 when absent) with a step
+ * not succeeded, -1 when none; stage_pending: step is one of them. */
+int stage_next(const cJSON *steps);
+int stage_pending(const cJSON *step, int stage);
+/* backoff.c, rnd a draw of genq_rand64. Before attempt `attempt` (1-based):
+ * full jitter over 0..min(GENQ_RETRY_CAP_MS, GENQ_RETRY_BASE_MS *
+ * 2^(attempt-1)), at least retry_after_ms, never above the cap. Before
+ * status poll polls + 1: GENQ_POLL_INTERVAL_MS growing 1.5x per poll up to
+ * GENQ_POLL_MAX_INTERVAL_MS, +-10%; retry_after_ms (capped) when longer. */
+long backoff_retry_ms(const genq_config *c, int attempt, long retry_after_ms, uint64_t rnd);
+uint64_t backoff_poll_ms(const genq_config *c, int polls, long retry_after_ms, uint64_t rnd);
 
 #endif

@@ -56,7 +56,7 @@ static char *worker_claim(const char *job, const char *worker) {
 }
 
 /* A worker reads the message, cannot claim the job and drops the message,
- * as worker/runner.c does. */
+ * as worker/fetch.c does. */
 static void worker_reads_and_drops(const char *msg, const char *job) {
   redisReply *x = redisCommand(rc, "XRANGE %s %s %s", STREAM, msg, msg);
   assert_non_null(x);

@@ -1,0 +1,76 @@
+/* worker/stage.c: the next stage of a job is the lowest one with a step
+ * that has not succeeded; its pending steps are those to start. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "worker.h"
+
+static cJSON *steps(const char *json) {
+  cJSON *a = cJSON_Parse(json);
+  assert_non_null(a);
+  return a;
+}
+
+static void no_steps_or_all_succeeded_is_none(void **state) {
+  assert_int_equal(stage_next(NULL), -1);
+  cJSON *a = steps("[]");
+  assert_int_equal(stage_next(a), -1);
+  cJSON_Delete(a);
+  a = steps("[{\"stage\":0,\"status\":\"succeeded\"},{\"stage\":1,\"status\":\"succeeded\"}]");
+  assert_int_equal(stage_next(a), -1);
+  cJSON_Delete(a);
+}
+
+static void lowest_unfinished_stage_wins(void **state) {
+  cJSON *a = steps("[{\"name\":\"storyboard\",\"stage\":0,\"status\":\"succeeded\"},"
+                   "{\"name\":\"video_2\",\"stage\":2,\"status\":\"queued\"},"
+                   "{\"name\":\"image_1\",\"stage\":1,\"status\":\"failed\"},"
+                   "{\"name\":\"image_2\",\"stage\":1,\"status\":\"succeeded\"},"
+                   "{\"name\":\"image_3\",\"stage\":1,\"status\":\"running\"}]");
+  assert_int_equal(stage_next(a), 1);
+  int pending[] = {0, 0, 1, 0, 1};
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(stage_pending(cJSON_GetArrayItem(a, i), 1), pending[i]);
+  /* stage 1 done: stage 2 is next */
+  for (int i = 2; i < 5; i++)
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(a, i), "status", cJSON_CreateString("succeeded"));
+  assert_int_equal(stage_next(a), 2);
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 1), 2));
+  assert_false(stage_pending(cJSON_GetArrayItem(a, 1), 1));
+  cJSON_Delete(a);
+}
+
+static void order_in_the_array_does_not_matter(void **state) {
+  cJSON *a = steps("[{\"stage\":3,\"status\":\"queued\"},{\"stage\":1,\"status\":\"queued\"},"
+                   "{\"stage\":2,\"status\":\"queued\"}]");
+  assert_int_equal(stage_next(a), 1);
+  cJSON_Delete(a);
+}
+
+static void missing_stage_is_zero_missing_status_is_unfinished(void **state) {
+  cJSON *a = steps("[{\"stage\":1,\"status\":\"queued\"},{\"status\":\"queued\"}]");
+  assert_int_equal(stage_next(a), 0);
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 1), 0));
+  cJSON_Delete(a);
+  a = steps("[{\"stage\":\"2\",\"status\":\"queued\"},{\"stage\":1}]");
+  assert_int_equal(stage_next(a), 0); /* a stage that is not a number counts as 0 */
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 1), 1));
+  cJSON_Delete(a);
+  a = steps("[{\"stage\":0,\"status\":null},{\"stage\":0,\"status\":\"Succeeded\"}]");
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 0), 0));
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 1), 0)); /* exactly "succeeded" */
+  cJSON_Delete(a);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(no_steps_or_all_succeeded_is_none),
+      cmocka_unit_test(lowest_unfinished_stage_wins),
+      cmocka_unit_test(order_in_the_array_does_not_matter),
+      cmocka_unit_test(missing_stage_is_zero_missing_status_is_unfinished),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

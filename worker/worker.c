@@ -1,0 +1,76 @@
+/* worker.c — starting and stopping genq-worker, and what wires its parts:
+ * the step executors by step kind, and what follows a job leaving (another
+ * fetch, or the end of a shutdown).
+ *
+ * Shutdown (worker_state): DRAINING takes no new jobs and lets the ones in
+ * flight finish; at GRACE_OVER (GENQ_SHUTDOWN_GRACE_MS later) every step
+ * stops and each job is handed back; once no job is left, CLOSING closes
+ * every handle and the loop ends. */
+#include "worker.h"
+
+static const step_executor executors[] = {
+    {"storyboard", step_storyboard_run},
+    {"image", step_luma_run},
+    {"video", step_luma_run},
+    {"lipsync", step_lipsync_run},
+    {NULL, NULL},
+};
+
+static void close_all(worker *w) {
+  state_worker_set(w, WORKER_CLOSING);
+  uv_close((uv_handle_t *)&w->fetch_timer, NULL);
+  uv_close((uv_handle_t *)&w->reclaim_timer, NULL);
+  uv_close((uv_handle_t *)&w->grace_timer, NULL);
+  uv_close((uv_handle_t *)&w->sweep_timer, NULL);
+  uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
+  if (w->storage) storage_close(w->storage);
+  w->storage = NULL;
+  if (w->http) httpc_close(w->http);
+  w->http = NULL;
+  relay_stop(w->relay);
+  db_close(w->db, NULL, NULL);
+  rds_close(w->redis, NULL, NULL);
+  rds_close(w->redis_fetch, NULL, NULL);
+  rds_close(w->redis_sub, NULL, NULL);
+}
+
+static void job_left(worker *w) {
+  if (worker_stopping(w) && w->inflight == 0)
+    worker_stop(w); /* everything handed back: finish shutting down */
+  else
+    fetch_more(w);
+}
+
+void worker_start(worker *w) {
+  w->executors = executors;
+  w->job_left = job_left;
+  uv_timer_init(w->loop, &w->grace_timer);
+  w->grace_timer.data = w;
+  fetch_start(w);
+  lease_start(w);
+  sweep_start(w);
+}
+
+static void grace_over(uv_timer_t *t) {
+  worker *w = t->data;
+  state_worker_set(w, WORKER_GRACE_OVER);
+  runner_grace_over(w); /* may finish the last job, and close_all */
+}
+
+void worker_quiet(worker *w) {
+  if (w->state != WORKER_RUNNING) return;
+  state_worker_set(w, WORKER_QUIET);
+  uv_timer_stop(&w->fetch_timer);
+  uv_timer_stop(&w->reclaim_timer);
+}
+
+void worker_stop(worker *w) {
+  if (w->state == WORKER_CLOSING) return;
+  if (!worker_stopping(w)) {
+    state_worker_set(w, WORKER_DRAINING);
+    uv_timer_stop(&w->fetch_timer);
+    uv_timer_stop(&w->reclaim_timer);
+    uv_timer_start(&w->grace_timer, grace_over, (uint64_t)w->cfg.shutdown_grace_ms, 0);
+  }
+  if (w->inflight == 0) close_all(w);
+}
