@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "rand.h"
 
 /* ------------------------------------------------------------------------
  * Requests
@@ -65,17 +66,14 @@ static int id_valid(const char *s) {
   return n >= 1 && n <= HTTP_ID_MAX;
 }
 
-/* Falls back to a time-and-address mix only when the kernel's random source
- * fails, which would still make ids unique enough to correlate logs. */
+/* Falls back to genq_rand64 only when the kernel's random source fails,
+ * which would still make ids unique enough to correlate logs. */
 static void random_id(char out[33]) {
   static const char hex[] = "0123456789abcdef";
   unsigned char b[16];
   if (uv_random(NULL, NULL, b, sizeof(b), 0, NULL) != 0) {
-    uint64_t x = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
-    for (size_t i = 0; i < sizeof(b); i++) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      b[i] = (unsigned char)x;
-    }
+    for (size_t i = 0; i < sizeof(b); i++)
+      b[i] = (unsigned char)genq_rand64();
   }
   for (size_t i = 0; i < sizeof(b); i++) {
     out[2 * i] = hex[b[i] >> 4];

@@ -3,6 +3,7 @@
  * validated values, so what is stored holds only known keys with defaults
  * filled in, whatever else the client sent. */
 #include "job.h"
+#include "uuid.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -171,17 +172,6 @@ static int one_of(const char *s, const char *const *list, size_t n) {
   return -1;
 }
 
-static int is_uuid(const char *s) {
-  for (int i = 0; i < 36; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return 0;
-    } else if (!isxdigit((unsigned char)s[i])) {
-      return 0;
-    }
-  }
-  return s[36] == '\0';
-}
-
 /* Every key of o must be one of names (NULL-terminated, at most
  * KEYS_KNOWN_MAX), each at most once. One pass over the keys with a bit per
  * name seen: the work is linear in the number of keys (a body may hold
@@ -254,7 +244,7 @@ static int add_field(verr *e, const field_spec *f, const cJSON *it, cJSON *out) 
     break;
   case F_ID:
   case F_UPLOAD: {
-    if (!cJSON_IsString(it) || !is_uuid(it->valuestring))
+    if (!cJSON_IsString(it) || !genq_is_uuid(it->valuestring))
       return fail(e, f->name, "must be an id (a UUID)");
     char id[37];
     for (int i = 0; i < 37; i++)
