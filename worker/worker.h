@@ -68,8 +68,8 @@ typedef struct worker {
   int inflight;
   int fetching; /* an XREADGROUP is outstanding */
   worker_state state;
-  const step_executor *executors;     /* by step kind (worker.c) */
-  void (*job_left)(struct worker *w); /* after a job left the in-flight list (worker.c) */
+  const step_executor *executors;     /* by step kind (process.c) */
+  void (*job_left)(struct worker *w); /* after a job left the in-flight list (process.c) */
   wjob *jobs;                         /* in flight, doubly linked */
   uv_timer_t fetch_timer;             /* fetch again after an error */
   uv_timer_t heartbeat_timer;         /* lease renewal */
@@ -144,10 +144,10 @@ static inline int worker_stopping(const worker *w) {
  *   step executors → output, lease, cleanup, runner
  *   fetch, lease, output → runner → job_stmt, cleanup, state, stage, backoff
  *   sweep → cleanup
- * runner reaches the executors and worker.c only through w->executors and
+ * runner reaches the executors and process.c only through w->executors and
  * w->job_left. */
 
-/* ---- worker.c: start and stop ---- */
+/* ---- process.c: start and stop ---- */
 void worker_start(worker *w);
 void worker_stop(worker *w);  /* SIGTERM: take nothing new, finish or hand back */
 void worker_quiet(worker *w); /* take nothing new; keep running what is held */

@@ -1,4 +1,4 @@
-/* worker.c — starting and stopping genq-worker, and what wires its parts:
+/* process.c — starting and stopping genq-worker, and what wires its parts:
  * the step executors by step kind, and what follows a job leaving (another
  * fetch, or the end of a shutdown).
  *
