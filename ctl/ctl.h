@@ -1,6 +1,7 @@
 #ifndef GENQ_CTL_H
 #define GENQ_CTL_H
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -51,6 +52,14 @@ int ctl_audit(PGconn *c, int json);
 /* Runs one parameterized statement that returns rows; on failure prints
  * "genqctl <what>: <server message>" and returns NULL. */
 PGresult *ctl_query(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
+/* Runs a statement whose one row is a JSON array, and prints it: as it is
+ * with json, else through print(rows, arg). CTL_OK, or CTL_FAIL after
+ * saying why. */
+int ctl_list(PGconn *c, const char *what, const char *sql, int n, const char *const *params,
+             int json, void (*print)(const cJSON *rows, long arg), long arg);
+/* A JSON member for a table cell: the string, or "-"; the number, or 0. */
+const char *ctl_str(const cJSON *o, const char *k);
+double ctl_num(const cJSON *o, const char *k);
 /* Prints a job object (genq_job_json's text) for people. */
 void ctl_print_job(const char *job_json);
 

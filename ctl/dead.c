@@ -1,5 +1,5 @@
 /* genqctl dead list|retry, jobs retry: the dead-letter set (SPEC §5, §8).
- * The set and the retry live in schema/0006_dead_letters.sql (genq_dead_list,
+ * The set and the retry live in schema/functions/dead_letters.sql (genq_dead_list,
  * genq_job_retry); these print them. A retry needs no Redis: the job is left
  * undispatched and the relay of any genq-api or genq-worker sends it. */
 #include "ctl.h"
@@ -25,16 +25,6 @@ static const char dead_list_sql[] =
 static const char dead_ids_sql[] = "SELECT d.id, d.user_id FROM genq_dead_list($1, " DEAD_SINCE
                                    ", NULL) d ORDER BY d.dead_at, d.id";
 
-static const char *dead_str(const cJSON *o, const char *k) {
-  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
-  return s ? s : "-";
-}
-
-static int dead_int(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItem(o, k);
-  return cJSON_IsNumber(v) ? v->valueint : 0;
-}
-
 static void dead_print_table(const cJSON *rows, long limit) {
   int n = cJSON_GetArraySize(rows);
   if (n == 0) {
@@ -46,11 +36,11 @@ static void dead_print_table(const cJSON *rows, long limit) {
   const cJSON *r;
   cJSON_ArrayForEach(r, rows) {
     char att[24];
-    snprintf(att, sizeof att, "%d/%d", dead_int(r, "attempt"), dead_int(r, "max_attempts"));
+    snprintf(att, sizeof att, "%d/%d", (int)ctl_num(r, "attempt"), (int)ctl_num(r, "max_attempts"));
     const cJSON *e = cJSON_GetObjectItem(r, "error");
-    printf("%-36s %-10s %-24s %-7s %-8d %-24s %s: %s\n", dead_str(r, "id"), dead_str(r, "kind"),
-           dead_str(r, "user"), att, dead_int(r, "reclaims"), dead_str(r, "dead_at"),
-           dead_str(e, "code"), dead_str(e, "message"));
+    printf("%-36s %-10s %-24s %-7s %-8d %-24s %s: %s\n", ctl_str(r, "id"), ctl_str(r, "kind"),
+           ctl_str(r, "user"), att, (int)ctl_num(r, "reclaims"), ctl_str(r, "dead_at"),
+           ctl_str(e, "code"), ctl_str(e, "message"));
   }
   printf("%d dead job%s%s\n", n, n == 1 ? "" : "s",
          n == limit ? " (the limit: --limit N shows more)" : "");
@@ -61,23 +51,7 @@ int ctl_dead_list(PGconn *c, const ctl_filter *f, int json) {
   char lim[24];
   snprintf(lim, sizeof lim, "%ld", limit);
   const char *p[4] = {f->kind, f->since_at, f->since_secs, lim};
-  PGresult *r = ctl_query(c, "dead list", dead_list_sql, 4, p);
-  if (!r) return CTL_FAIL;
-  int rc = CTL_OK;
-  if (json) {
-    printf("%s\n", PQgetvalue(r, 0, 0));
-  } else {
-    cJSON *rows = cJSON_Parse(PQgetvalue(r, 0, 0));
-    if (!rows) {
-      fprintf(stderr, "genqctl dead list: unreadable answer from the database\n");
-      rc = CTL_FAIL;
-    } else {
-      dead_print_table(rows, limit);
-    }
-    cJSON_Delete(rows);
-  }
-  PQclear(r);
-  return rc;
+  return ctl_list(c, "dead list", dead_list_sql, 4, p, json, dead_print_table, limit);
 }
 
 /* The short name of why genq_job_retry refused (its SQLSTATE). */
@@ -187,8 +161,8 @@ int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json) {
       printf("not retried:\n  %-36s %-24s %-20s %s\n", "id", "user", "why", "message");
       const cJSON *o;
       cJSON_ArrayForEach(o, refused) {
-        printf("  %-36s %-24s %-20s %s\n", dead_str(o, "id"), dead_str(o, "user"),
-               dead_str(o, "code"), dead_str(o, "message"));
+        printf("  %-36s %-24s %-20s %s\n", ctl_str(o, "id"), ctl_str(o, "user"), ctl_str(o, "code"),
+               ctl_str(o, "message"));
       }
     }
     cJSON_Delete(done);

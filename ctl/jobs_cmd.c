@@ -1,5 +1,5 @@
 /* genqctl jobs list: every user's jobs for operators, newest first
- * (genq_jobs_find in schema/0006_dead_letters.sql). */
+ * (genq_jobs_find in schema/functions/jobs.sql). */
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
@@ -14,17 +14,8 @@ static const char jobs_list_sql[] =
     "  ORDER BY f.id DESC), '[]')"
     " FROM genq_jobs_find($1, $2, $3, $4::int) f";
 
-static const char *jobs_str(const cJSON *o, const char *k) {
-  const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
-  return s ? s : "-";
-}
-
-static int jobs_int(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItem(o, k);
-  return cJSON_IsNumber(v) ? v->valueint : 0;
-}
-
-static void jobs_print_table(const cJSON *rows) {
+static void jobs_print_table(const cJSON *rows, long unused) {
+  (void)unused;
   int n = cJSON_GetArraySize(rows);
   if (n == 0) {
     printf("no jobs\n");
@@ -35,10 +26,10 @@ static void jobs_print_table(const cJSON *rows) {
   const cJSON *r;
   cJSON_ArrayForEach(r, rows) {
     char att[24];
-    snprintf(att, sizeof att, "%d/%d", jobs_int(r, "attempt"), jobs_int(r, "max_attempts"));
-    printf("%-36s %-10s %-10s %-24s %-7s %-24s %s%s\n", jobs_str(r, "id"), jobs_str(r, "kind"),
-           jobs_str(r, "status"), jobs_str(r, "user"), att, jobs_str(r, "created_at"),
-           jobs_str(r, "error_code"),
+    snprintf(att, sizeof att, "%d/%d", (int)ctl_num(r, "attempt"), (int)ctl_num(r, "max_attempts"));
+    printf("%-36s %-10s %-10s %-24s %-7s %-24s %s%s\n", ctl_str(r, "id"), ctl_str(r, "kind"),
+           ctl_str(r, "status"), ctl_str(r, "user"), att, ctl_str(r, "created_at"),
+           ctl_str(r, "error_code"),
            cJSON_IsString(cJSON_GetObjectItem(r, "dead_at")) ? " (dead)" : "");
   }
   printf("%d job%s\n", n, n == 1 ? "" : "s");
@@ -48,21 +39,5 @@ int ctl_jobs_list(PGconn *c, const ctl_filter *f, int json) {
   char lim[24];
   snprintf(lim, sizeof lim, "%ld", f->limit ? f->limit : 50);
   const char *p[4] = {f->status, f->kind, f->user, lim};
-  PGresult *r = ctl_query(c, "jobs list", jobs_list_sql, 4, p);
-  if (!r) return CTL_FAIL;
-  int rc = CTL_OK;
-  if (json) {
-    printf("%s\n", PQgetvalue(r, 0, 0));
-  } else {
-    cJSON *rows = cJSON_Parse(PQgetvalue(r, 0, 0));
-    if (!rows) {
-      fprintf(stderr, "genqctl jobs list: unreadable answer from the database\n");
-      rc = CTL_FAIL;
-    } else {
-      jobs_print_table(rows);
-    }
-    cJSON_Delete(rows);
-  }
-  PQclear(r);
-  return rc;
+  return ctl_list(c, "jobs list", jobs_list_sql, 4, p, json, jobs_print_table, 0);
 }

@@ -1,6 +1,6 @@
 /* genqctl credits / jobs show / audit: thin wrappers over the schema's
- * functions (schema/0002_credits.sql, 0003_jobs.sql, 0006_dead_letters.sql),
- * which hold all logic. */
+ * functions (schema/functions/), which hold all logic; and the query and
+ * printing helpers every command shares. */
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
@@ -55,47 +55,66 @@ int ctl_credits_show(PGconn *c, const char *user, int json) {
   return rc;
 }
 
-static const char *report_str(const cJSON *o, const char *k) {
+const char *ctl_str(const cJSON *o, const char *k) {
   const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
   return s ? s : "-";
 }
 
-static double report_num(const cJSON *o, const char *k) {
+double ctl_num(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItem(o, k);
   return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+int ctl_list(PGconn *c, const char *what, const char *sql, int n, const char *const *params,
+             int json, void (*print)(const cJSON *rows, long arg), long arg) {
+  PGresult *r = ctl_query(c, what, sql, n, params);
+  if (!r) return CTL_FAIL;
+  int rc = CTL_OK;
+  if (json) {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  } else {
+    cJSON *rows = cJSON_Parse(PQgetvalue(r, 0, 0));
+    if (!rows) {
+      fprintf(stderr, "genqctl %s: unreadable answer from the database\n", what);
+      rc = CTL_FAIL;
+    } else {
+      print(rows, arg);
+    }
+    cJSON_Delete(rows);
+  }
+  PQclear(r);
+  return rc;
+}
+
 static void report_job_human(const cJSON *j) {
-  printf("job        %s\n", report_str(j, "id"));
-  printf("kind       %s\n", report_str(j, "kind"));
-  printf("status     %s", report_str(j, "status"));
+  printf("job        %s\n", ctl_str(j, "id"));
+  printf("kind       %s\n", ctl_str(j, "kind"));
+  printf("status     %s", ctl_str(j, "status"));
   if (cJSON_IsNumber(cJSON_GetObjectItem(j, "queue_position")))
-    printf(" (queue position %.0f)", report_num(j, "queue_position"));
+    printf(" (queue position %.0f)", ctl_num(j, "queue_position"));
   if (cJSON_IsString(cJSON_GetObjectItem(j, "next_attempt_at")))
-    printf(" (next attempt %s)", report_str(j, "next_attempt_at"));
-  printf("\nattempt    %.0f of %.0f\n", report_num(j, "attempt"), report_num(j, "max_attempts"));
-  printf("created    %s\nstarted    %s\nfinished   %s\n", report_str(j, "created_at"),
-         report_str(j, "started_at"), report_str(j, "finished_at"));
+    printf(" (next attempt %s)", ctl_str(j, "next_attempt_at"));
+  printf("\nattempt    %.0f of %.0f\n", ctl_num(j, "attempt"), ctl_num(j, "max_attempts"));
+  printf("created    %s\nstarted    %s\nfinished   %s\n", ctl_str(j, "created_at"),
+         ctl_str(j, "started_at"), ctl_str(j, "finished_at"));
   if (cJSON_IsString(cJSON_GetObjectItem(j, "dead_at")))
-    printf("dead       %s (in the dead-letter set: genqctl jobs retry %s)\n",
-           report_str(j, "dead_at"), report_str(j, "id"));
+    printf("dead       %s (in the dead-letter set: genqctl jobs retry %s)\n", ctl_str(j, "dead_at"),
+           ctl_str(j, "id"));
   const cJSON *cost = cJSON_GetObjectItem(j, "cost");
-  printf("cost       price %.0f, held %.0f, captured %.0f, released %.0f\n",
-         report_num(cost, "price"), report_num(cost, "held"), report_num(cost, "captured"),
-         report_num(cost, "released"));
+  printf("cost       price %.0f, held %.0f, captured %.0f, released %.0f\n", ctl_num(cost, "price"),
+         ctl_num(cost, "held"), ctl_num(cost, "captured"), ctl_num(cost, "released"));
   printf("steps\n  %-12s %-8s %-10s %-7s %s\n", "name", "provider", "status", "attempt",
          "provider_ref");
   const cJSON *s;
   cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "steps")) {
-    printf("  %-12s %-8s %-10s %-7.0f %s\n", report_str(s, "name"), report_str(s, "provider"),
-           report_str(s, "status"), report_num(s, "attempt"), report_str(s, "provider_ref"));
+    printf("  %-12s %-8s %-10s %-7.0f %s\n", ctl_str(s, "name"), ctl_str(s, "provider"),
+           ctl_str(s, "status"), ctl_num(s, "attempt"), ctl_str(s, "provider_ref"));
     const cJSON *e = cJSON_GetObjectItem(s, "error");
-    if (cJSON_IsObject(e))
-      printf("    error: %s: %s\n", report_str(e, "code"), report_str(e, "message"));
+    if (cJSON_IsObject(e)) printf("    error: %s: %s\n", ctl_str(e, "code"), ctl_str(e, "message"));
   }
   const cJSON *e = cJSON_GetObjectItem(j, "error");
   if (cJSON_IsObject(e))
-    printf("error      %s: %s%s\n", report_str(e, "code"), report_str(e, "message"),
+    printf("error      %s: %s%s\n", ctl_str(e, "code"), ctl_str(e, "message"),
            cJSON_IsTrue(cJSON_GetObjectItem(e, "retryable")) ? " (retryable)" : "");
 }
 
