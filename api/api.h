@@ -22,12 +22,17 @@ typedef struct api_ctx {
   db *db;
   rds *redis;
   jwt_verifier *jwt;
+  jwt_cache *tokens; /* verified tokens, so a poll skips the RS256 check */
   http_server *server;
   relay *relay;
   httpc *http;               /* outgoing HTTP: the s3 storage backend */
   storage *storage;          /* uploads and assets; NULL once shutdown has closed it */
   struct api_events *events; /* events.c's state */
 } api_ctx;
+
+/* Slots of the verified-token cache: one per session polling at once, about
+ * 600 bytes each. */
+#define API_TOKEN_CACHE 4096
 
 /* The authenticated caller of one request. */
 typedef struct {

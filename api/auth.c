@@ -63,7 +63,7 @@ static const char *identify(api_ctx *ctx, const http_request *req, api_user *u) 
   }
   jwt_claims claims;
   const char *why = NULL;
-  if (jwt_verify(ctx->jwt, token, len, time(NULL), &claims, &why) != 0) {
+  if (jwt_cache_verify(ctx->tokens, ctx->jwt, token, len, time(NULL), &claims, &why) != 0) {
     log_info("token rejected", LS("request_id", http_req_id(req)),
              LS("reason", why ? why : "invalid"));
     return "invalid or expired token";

@@ -228,6 +228,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "genq-api: CLERK_JWT_KEY: %s\n", err);
     return 1;
   }
+  if (!(ctx.tokens = jwt_cache_new(API_TOKEN_CACHE))) {
+    fprintf(stderr, "genq-api: out of memory\n");
+    return 1;
+  }
   db_options dbo = {.conninfo = ctx.cfg.database_url, .pool_size = ctx.cfg.db_pool_size};
   if (db_open(&ctx.db, ctx.loop, &dbo) != 0) {
     fprintf(stderr, "genq-api: cannot set up the database pool\n");
@@ -277,6 +281,7 @@ int main(int argc, char **argv) {
   log_info("listening", LS("host", ctx.cfg.api_host), LI("port", ctx.cfg.api_port));
 
   uv_run(ctx.loop, UV_RUN_DEFAULT);
+  jwt_cache_free(ctx.tokens);
   jwt_verifier_free(ctx.jwt);
   config_free(&ctx.cfg);
   uv_loop_close(ctx.loop);

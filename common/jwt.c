@@ -216,6 +216,19 @@ static int verify_signature(const jwt_verifier *v, const char *signed_part, size
   return ok ? 0 : -1;
 }
 
+int jwt_claims_current(const jwt_verifier *v, const jwt_claims *c, time_t now, const char **why) {
+  long long t = (long long)now;
+  if (c->exp <= t - v->skew) {
+    *why = "expired";
+    return -1;
+  }
+  if (c->nbf && c->nbf > t + v->skew) {
+    *why = "not yet valid";
+    return -1;
+  }
+  return 0;
+}
+
 static int check_claims(const jwt_verifier *v, const cJSON *p, time_t now, jwt_claims *c,
                         const char **why) {
   int has_exp, has_nbf, has_iat;
@@ -225,14 +238,8 @@ static int check_claims(const jwt_verifier *v, const cJSON *p, time_t now, jwt_c
     return -1;
   }
   long long t = (long long)now;
-  if (c->exp <= t - v->skew) {
-    *why = "expired";
-    return -1;
-  }
-  if (has_nbf && c->nbf > t + v->skew) {
-    *why = "not yet valid";
-    return -1;
-  }
+  if (!has_nbf) c->nbf = 0;
+  if (jwt_claims_current(v, c, now, why) != 0) return -1;
   if (has_iat && c->iat > t + v->skew) {
     *why = "issued in the future";
     return -1;

@@ -35,6 +35,24 @@ void jwt_verifier_free(jwt_verifier *v);
 int jwt_verify(const jwt_verifier *v, const char *token, size_t len, time_t now, jwt_claims *out,
                const char **why);
 
+/* 0 when claims that verified earlier still hold at now (exp, nbf, with
+ * the verifier's skew), or -1 with *why "expired" or "not yet valid". */
+int jwt_claims_current(const jwt_verifier *v, const jwt_claims *c, time_t now, const char **why);
+
+/* A cache of verified tokens in front of jwt_verify (common/jwt_cache.c):
+ * a token seen before, byte for byte (by SHA-256), is answered from the
+ * cache while jwt_claims_current holds, without the RS256 check; any other
+ * token is verified and, when valid, remembered. Fixed size (entries, a
+ * power of two), direct-mapped: a newer token takes its slot. One thread. */
+typedef struct jwt_cache jwt_cache;
+jwt_cache *jwt_cache_new(size_t entries); /* NULL on OOM or a bad size */
+void jwt_cache_free(jwt_cache *c);
+/* Same contract as jwt_verify. */
+int jwt_cache_verify(jwt_cache *c, const jwt_verifier *v, const char *token, size_t len, time_t now,
+                     jwt_claims *out, const char **why);
+/* Answers from the cache so far, and verifications it had to run. */
+void jwt_cache_counts(const jwt_cache *c, unsigned long long *hits, unsigned long long *misses);
+
 /* Signs claims_json (a JSON object) with a PEM RSA private key as RS256.
  * Returns 0 and a malloc'd token in *out, or -1 with a message. For genqctl
  * token and the tests. */
