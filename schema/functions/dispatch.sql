@@ -17,16 +17,22 @@
 -- dispatch generation the job had when it was sent (jobs.dispatch_gen): a
 -- claim, a renewal, a requeue, a hand-back, a retry or a reset moves it on
 -- and clears the mark, so a mark that arrives after any of them matches
--- nothing and cannot hide the job from the relay.
+-- nothing and cannot hide the job from the relay. Rows are locked in id
+-- order (as genq_jobs_renew and the reset in genq_relay_scan lock them).
 create or replace function genq_mark_dispatched(p_ids uuid[], p_gens bigint[]) returns int
 language plpgsql as $$
 declare
   n int;
 begin
-  update jobs j set dispatched = true
-  from unnest(p_ids, p_gens) as m(id, gen)
-  where j.id = m.id and j.dispatch_gen = m.gen and not j.dispatched
-    and (j.status = 'queued' or (j.status = 'running' and j.lease_until < now()));
+  with sent as (
+    select j.id from jobs j join unnest(p_ids, p_gens) as m (id, gen)
+      on j.id = m.id and j.dispatch_gen = m.gen
+    where not j.dispatched
+      and (j.status = 'queued' or (j.status = 'running' and j.lease_until < now()))
+    order by j.id
+    for update of j
+  )
+  update jobs j set dispatched = true from sent where j.id = sent.id;
   get diagnostics n = row_count;
   return n;
 end $$;
@@ -76,8 +82,13 @@ begin
     update dispatch_state s set redis_incarnation = p_incarnation
     where s.redis_incarnation is distinct from p_incarnation;
     if found then
+      with marked as (
+        select j.id from jobs j where j.status in ('queued', 'running') and j.dispatched
+        order by j.id
+        for update
+      )
       update jobs j set dispatched = false, dispatch_gen = j.dispatch_gen + 1
-      where j.status in ('queued', 'running') and j.dispatched;
+      from marked where j.id = marked.id;
       get diagnostics n = row_count;
       update dispatch_state s set reset_at = now(), reset_jobs = s.reset_jobs + n;
       raise log 'genq: Redis incarnation changed to %, % job(s) to dispatch again', p_incarnation, n;

@@ -210,10 +210,13 @@ end $$;
 -- {"data": [job...], "next_cursor": "<uuid>" | null}: the user's jobs newest
 -- first, only ids below cursor when given; status/kind NULL = any; limit
 -- clamped to 1..100 (NULL = 20). next_cursor is null on the last page.
+-- Planned for each call's filters (force_custom_plan), so that a status
+-- filter reads the jobs_user_status index instead of every job of the user.
 create or replace function genq_jobs_list(p_user text, p_status text, p_kind text, p_limit int,
                                           p_cursor uuid)
 returns jsonb
-language plpgsql stable as $$
+language plpgsql stable
+set plan_cache_mode = force_custom_plan as $$
 declare
   lim int := least(greatest(coalesce(p_limit, 20), 1), 100);
   ids uuid[];

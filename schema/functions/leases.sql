@@ -121,17 +121,26 @@ end $$;
 -- genq_jobs_renew(jobs, epochs, lease_s) → the jobs of the batch still
 -- running at the given epochs, whose leases now run lease_s from now. A
 -- worker renews everything it holds with one call, every third of the lease;
--- a job missing from the answer was reclaimed or canceled meanwhile. A
+-- a job missing from the answer was reclaimed or canceled meanwhile. Rows
+-- are locked in id order, as every batch statement on jobs does, so two
+-- batches never wait on each other in a circle. A
 -- renewal clears the dispatch mark: a message the relay sent while the lease
 -- had lapsed is dropped by whoever reads it now, so when this lease lapses
 -- the relay must send the job again.
 create or replace function genq_jobs_renew(p_jobs uuid[], p_epochs bigint[], p_lease_s int)
 returns table (id uuid)
 language sql as $$
+  with held as (
+    select j.id from jobs j join unnest(p_jobs, p_epochs) as h (id, epoch)
+      on j.id = h.id and j.epoch = h.epoch
+    where j.status = 'running'
+    order by j.id
+    for update of j
+  )
   update jobs j set lease_until = now() + make_interval(secs => p_lease_s), dispatched = false,
                     dispatch_gen = j.dispatch_gen + 1
-  from unnest(p_jobs, p_epochs) as h (id, epoch)
-  where j.id = h.id and j.epoch = h.epoch and j.status = 'running'
+  from held
+  where j.id = held.id
   returning j.id
 $$;
 
