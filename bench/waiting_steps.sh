@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/waiting_steps.sh [N] — what one genq-worker costs while it holds N
 # provider generations that are waiting (SPEC §11: "one worker holding
-# 10,000 generations that are waiting on providers: at most 64 MB resident
-# and 5% of one core"). Prints figures; asserts nothing about speed.
+# 10,000 generations that are waiting on providers: at most 32 MB resident
+# and 3% of one core"). Prints figures; asserts nothing about speed.
 #
 # Starts a private stack on free loopback ports (Redis, PostgreSQL with fsync
 # off and pg_stat_statements, genq-provsim, genq-api, ONE genq-worker
@@ -234,7 +234,7 @@ echo "submit: $ACCEPTED of $N jobs accepted (202) through POST /v1/jobs in ${SUB
   "($(awk -v n="$ACCEPTED" -v s="$SUBMIT_S" 'BEGIN {printf "%.0f", (s > 0) ? n / s : 0}')/s, 16 at a time)"
 echo "ready:  $REFS generations checkpointed ${READY_S}s after the first submit;" \
   "worker CPU so far ${RAMP_CPU_S}s, VmHWM $(mb "$RAMP_HWM") MB (idle before any job: VmRSS $(mb "$IDLE_RSS") MB)"
-echo "SPEC §11 target for N=10000: at most 64 MB resident and 5% of one core (printed, not asserted)"
+echo "SPEC §11 target for N=10000: at most 32 MB resident and 3% of one core (printed, not asserted)"
 
 # ---- one window ----
 NAMES=(worker api provsim redis)
