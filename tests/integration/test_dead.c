@@ -399,13 +399,11 @@ static void test_failed_stays_terminal_outside_genq_job_retry(void **state) {
   assert_audit_clean();
 }
 
-/* A lip-sync whose job failed while its Hedra job was running (a worker's
- * lease lapsed past its attempts, another step failed, ...): Hedra has no
- * cancel, so nothing deletes its generation and the ref must not be marked
- * released; the retry then resumes it under the same idempotency key
- * instead of paying Hedra for a new one. */
-static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state) {
-  char *u = new_user();
+/* A lip-sync job of a new user (20 credits) with max_attempts attempts, its
+ * uploads stored, claimed (*epoch), its step begun and checkpointed with
+ * Hedra job hedra-1; audio gets the audio upload's id. */
+static char *lipsync_with_a_hedra_job(const char *u, const char *max_attempts, char **epoch,
+                                      char audio[40]) {
   grant(u, "20");
   char ids[2][40];
   for (int i = 0; i < 2; i++) {
@@ -413,14 +411,27 @@ static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state)
     sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
            P(u, ids[i], i ? "audio/mpeg" : "image/png"));
   }
+  memcpy(audio, ids[1], 40);
   char in[256];
   snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
            ids[1]);
-  char *job = submit(u, "lipsync", in, "1");
+  char *job = submit(u, "lipsync", in, max_attempts);
   char *e = claim(job);
   assert_non_null(e);
   sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
   sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  *epoch = e;
+  return job;
+}
+
+/* A lip-sync whose job failed while its Hedra job was running (a worker's
+ * lease lapsed past its attempts, another step failed, ...): Hedra has no
+ * cancel, so nothing deletes its generation and the ref must not be marked
+ * released; the retry then resumes it under the same idempotency key
+ * instead of paying Hedra for a new one. */
+static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state) {
+  char *u = new_user(), *e, audio[40];
+  char *job = lipsync_with_a_hedra_job(u, "1", &e, audio);
   assert_string_equal(
       sql_val("SELECT genq_job_fail($1, $2, NULL, 'worker_lost', 'gone', true)", P(job, e)),
       "failed");
@@ -435,22 +446,8 @@ static void test_lipsync_retry_resumes_a_hedra_job_nothing_deleted(void **state)
  * its id becomes the step's retry_key (the next submit's key names it), and
  * a second forget keeps it. Fenced like any checkpoint. */
 static void test_a_forgotten_provider_job_becomes_the_retry_key(void **state) {
-  char *u = new_user();
-  grant(u, "20");
-  char ids[2][40];
-  for (int i = 0; i < 2; i++) {
-    snprintf(ids[i], sizeof ids[i], "%s", sql_val("SELECT gen_random_uuid()::text", NOP));
-    sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
-           P(u, ids[i], i ? "audio/mpeg" : "image/png"));
-  }
-  char in[256];
-  snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
-           ids[1]);
-  char *job = submit(u, "lipsync", in, "3");
-  char *e = claim(job);
-  assert_non_null(e);
-  sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
-  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  char *u = new_user(), *e, audio[40];
+  char *job = lipsync_with_a_hedra_job(u, "3", &e, audio);
   assert_string_equal(sql_val("SELECT genq_step_checkpoint($1, $2, 'lipsync', NULL)", P(job, e)),
                       "running");
   const char *q = "SELECT coalesce(provider_ref, '-') || ' ' || coalesce(retry_key, '-') FROM "
@@ -472,22 +469,8 @@ static void test_a_forgotten_provider_job_becomes_the_retry_key(void **state) {
  * fresh idempotency key (no ref, retry_key r1); with an input upload gone, the
  * retry is refused (GQ410) and changes nothing. */
 static void test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone(void **state) {
-  char *u = new_user();
-  grant(u, "20");
-  char ids[2][40];
-  for (int i = 0; i < 2; i++) {
-    snprintf(ids[i], sizeof ids[i], "%s", sql_val("SELECT gen_random_uuid()::text", NOP));
-    sql_do("SELECT genq_upload_create($1, $2::uuid, $3, 100, repeat('a', 64), 'k/' || $2)",
-           P(u, ids[i], i ? "audio/mpeg" : "image/png"));
-  }
-  char in[256];
-  snprintf(in, sizeof in, "{\"image_upload_id\":\"%s\",\"audio_upload_id\":\"%s\"}", ids[0],
-           ids[1]);
-  char *job = submit(u, "lipsync", in, "1");
-  char *e = claim(job);
-  assert_non_null(e);
-  sql_do("SELECT genq_step_begin($1, $2, 'lipsync')", P(job, e));
-  sql_do("SELECT genq_step_checkpoint($1, $2, 'lipsync', 'hedra-1')", P(job, e));
+  char *u = new_user(), *e, audio[40];
+  char *job = lipsync_with_a_hedra_job(u, "1", &e, audio);
   assert_string_equal(requeue(job, e, "lipsync"), "failed");
   sql_do("SELECT genq_job_retry($1, NULL)", P(job));
   assert_string_equal(sql_val("SELECT coalesce(provider_ref, '-') || ' ' || retry_key FROM "
@@ -495,7 +478,7 @@ static void test_lipsync_retry_fresh_key_and_refused_when_an_upload_is_gone(void
                               P(job)),
                       "- r1");
   exhaust(job, "lipsync", 1);
-  sql_do("UPDATE uploads SET deleted_at = now() WHERE id = $1::uuid", P(ids[1]));
+  sql_do("UPDATE uploads SET deleted_at = now() WHERE id = $1::uuid", P(audio));
   long long rows = job_ledger_rows(job);
   assert_string_equal(sql_state("SELECT genq_job_retry($1, NULL)", P(job)), "GQ410");
   assert_int_equal(job_ledger_rows(job), rows);
