@@ -56,6 +56,8 @@ struct rds {
 
   void (*on_connect)(rds *r, void *arg);
   void *on_connect_arg;
+  void (*on_down)(rds *r, void *arg);
+  void *on_down_arg;
   rds_sub *subs; /* in subscription order */
 
   int closing;
@@ -243,6 +245,7 @@ static void rds_on_disconnect(const redisAsyncContext *ac, int status) {
   log_warn("redis disconnected", LS("host", r->host), LI("port", r->port),
            LS("error", status == REDIS_OK ? "closed" : ac->errstr), LI("was_up", was_up));
   rds_schedule_reconnect(r);
+  if (was_up && r->on_down) r->on_down(r, r->on_down_arg);
 }
 
 static void rds_on_connected(const redisAsyncContext *ac, int status) {
@@ -404,8 +407,10 @@ static void rds_sub_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   redisReply **e = rep->element;
   if (rds_reply_is(e[0], "message") && e[2]->type == REDIS_REPLY_STRING)
     sub->on_message(sub->channel, e[2]->str, e[2]->len, sub->arg);
-  else if (rds_reply_is(e[0], "subscribe"))
+  else if (rds_reply_is(e[0], "subscribe")) {
     log_info("redis subscribed", LS("channel", sub->channel), LS("host", sub->r->host));
+    sub->on_message(sub->channel, NULL, 0, sub->arg);
+  }
 }
 
 static void rds_sub_send(rds *r, rds_sub *sub) {
@@ -437,6 +442,11 @@ int rds_connected(const rds *r) {
 void rds_on_connect(rds *r, void (*cb)(rds *r, void *arg), void *arg) {
   r->on_connect = cb;
   r->on_connect_arg = arg;
+}
+
+void rds_on_down(rds *r, void (*cb)(rds *r, void *arg), void *arg) {
+  r->on_down = cb;
+  r->on_down_arg = arg;
 }
 
 void rds_close(rds *r, void (*done)(void *arg), void *arg) {

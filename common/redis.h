@@ -30,15 +30,20 @@ int rds_connected(const rds *r);
 /* Called (if set) each time the connection comes up, e.g. to recreate
  * consumer groups after Redis lost its data. */
 void rds_on_connect(rds *r, void (*cb)(rds *r, void *arg), void *arg);
+/* Called (if set) each time a connection that was up goes away (not when
+ * rds_close ends it). */
+void rds_on_down(rds *r, void (*cb)(rds *r, void *arg), void *arg);
 /* Pub/sub. Subscribes r to channel; on_message(channel, msg, len, arg)
  * runs on the loop thread for every message published there (msg is
  * binary: len bytes, NUL-terminated for convenience; both strings valid
  * only during the call). The subscription is sent now if r is up, and
  * again after every reconnect (before on_connect runs), until rds_close;
  * messages published while r was down are lost (Redis pub/sub keeps
- * nothing). A connection with a subscription is used only for
- * subscriptions: rds_command* on it return -1. Returns 0, or -1 (closing,
- * out of memory). */
+ * nothing). Each time Redis confirms the subscription (after every
+ * reconnect too), on_message runs once with msg NULL and len 0: from then
+ * on nothing published there is missed until the next rds_on_down. A connection with a subscription
+ * is used only for subscriptions: rds_command* on it return -1. Returns 0, or -1 (closing, out of
+ * memory). */
 typedef void (*rds_message_cb)(const char *channel, const char *msg, size_t len, void *arg);
 int rds_subscribe(rds *r, const char *channel, rds_message_cb on_message, void *arg);
 /* Fails pending commands (err "closed"), closes and frees r, then calls done. */

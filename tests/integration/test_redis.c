@@ -257,6 +257,7 @@ static void close_fails_pending_commands_with_closed(void **state) {
 
 typedef struct {
   int n;
+  int confirmed; /* the subscription's confirmations (msg NULL) */
   char channel[128];
   char msg[256];
   size_t len;
@@ -264,6 +265,11 @@ typedef struct {
 
 static void on_message(const char *channel, const char *msg, size_t len, void *arg) {
   inbox *in = arg;
+  if (!msg) {
+    assert_int_equal(len, 0);
+    in->confirmed++;
+    return;
+  }
   in->n++;
   snprintf(in->channel, sizeof in->channel, "%s", channel);
   in->len = len < sizeof in->msg ? len : sizeof in->msg;
@@ -300,11 +306,16 @@ static void wait_subscribers(fixture *f, const char *channel, long long want) {
 typedef struct {
   rds *r;
   int connects;
+  int downs;
   int closed;
 } subscriber;
 
 static void sub_connected(rds *r, void *arg) {
   ((subscriber *)arg)->connects++;
+}
+
+static void sub_down(rds *r, void *arg) {
+  ((subscriber *)arg)->downs++;
 }
 
 static void sub_closed(void *arg) {
@@ -315,6 +326,7 @@ static void sub_open(fixture *f, subscriber *s) {
   char err[128];
   if (rds_open(&s->r, &f->loop, redis_url(), err, sizeof err) != 0) fail_msg("rds_open: %s", err);
   rds_on_connect(s->r, sub_connected, s);
+  rds_on_down(s->r, sub_down, s);
 }
 
 static void sub_close(fixture *f, subscriber *s) {
@@ -346,6 +358,8 @@ static void subscribe_delivers_published_messages(void **state) {
   wait_subscribers(f, chan, 1);
   wait_subscribers(f, other, 1);
   assert_int_equal(s.connects, 1);
+  run_until(f, &in.confirmed, 1);
+  run_until(f, &in_other.confirmed, 1);
 
   const char payload[] = {'j', 0, 'o', '\r', '\n', 'b'};
   publish(f, chan, payload, sizeof payload, 1);
@@ -378,8 +392,10 @@ static void subscription_returns_after_client_kill(void **state) {
   /* while up: sent at once */
   assert_int_equal(rds_subscribe(s.r, chan, on_message, &in), 0);
   wait_subscribers(f, chan, 1);
+  run_until(f, &in.confirmed, 1);
   publish(f, chan, "one", 3, 1);
   run_until(f, &in.n, 1);
+  assert_int_equal(s.downs, 0);
 
   reply k = {0};
   rds_command(f->r, on_reply, &k, "CLIENT KILL TYPE pubsub");
@@ -388,12 +404,15 @@ static void subscription_returns_after_client_kill(void **state) {
   assert_true(k.integer >= 1);
 
   run_until(f, &s.connects, 2); /* reconnected by itself... */
-  wait_subscribers(f, chan, 1); /* ...and subscribed again */
+  assert_int_equal(s.downs, 1); /* (and said it was down) */
+  wait_subscribers(f, chan, 1); /* ...and subscribed again, and said so */
+  run_until(f, &in.confirmed, 2);
   publish(f, chan, "two", 3, 1);
   run_until(f, &in.n, 2);
   assert_int_equal(in.len, 3);
   assert_memory_equal(in.msg, "two", 3);
   sub_close(f, &s);
+  assert_int_equal(s.downs, 1); /* closing is not going down */
 }
 
 int main(void) {
