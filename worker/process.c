@@ -16,11 +16,29 @@ static const step_executor executors[] = {
     {NULL, NULL},
 };
 
+static void close_redis(worker *w) {
+  if (w->redis_closed) return;
+  w->redis_closed = 1;
+  uv_close((uv_handle_t *)&w->grace_timer, NULL);
+  rds_close(w->redis, NULL, NULL);
+  rds_close(w->redis_fetch, NULL, NULL);
+  rds_close(w->redis_sub, NULL, NULL);
+}
+
+static void redis_flushed(redisReply *reply, const char *err, void *arg) {
+  (void)reply;
+  (void)err;
+  close_redis(arg);
+}
+
+static void redis_flush_timeout(uv_timer_t *t) {
+  close_redis(t->data);
+}
+
 static void close_all(worker *w) {
   state_worker_set(w, WORKER_CLOSING);
   uv_close((uv_handle_t *)&w->fetch_timer, NULL);
   uv_close((uv_handle_t *)&w->reclaim_timer, NULL);
-  uv_close((uv_handle_t *)&w->grace_timer, NULL);
   uv_close((uv_handle_t *)&w->sweep_timer, NULL);
   uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
   if (w->storage) storage_close(w->storage);
@@ -29,9 +47,14 @@ static void close_all(worker *w) {
   w->http = NULL;
   relay_stop(w->relay);
   db_close(w->db, NULL, NULL);
-  rds_close(w->redis, NULL, NULL);
-  rds_close(w->redis_fetch, NULL, NULL);
-  rds_close(w->redis_sub, NULL, NULL);
+  /* The last change notices (a hand-back's) may still sit in the
+   * connection's buffer: they are out once a PING behind them is answered,
+   * or after a second at most. */
+  uv_timer_stop(&w->grace_timer);
+  if (rds_command(w->redis, redis_flushed, w, "PING") == 0)
+    uv_timer_start(&w->grace_timer, redis_flush_timeout, 1000, 0);
+  else
+    close_redis(w);
 }
 
 static void job_left(worker *w) {

@@ -74,9 +74,10 @@ typedef struct worker {
   uv_timer_t fetch_timer;             /* fetch again after an error */
   uv_timer_t heartbeat_timer;         /* lease renewal */
   uv_timer_t reclaim_timer;           /* pending messages of dead readers */
-  uv_timer_t grace_timer;             /* shutdown deadline */
+  uv_timer_t grace_timer;             /* shutdown deadline, then the last flush's */
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
   int sweeping;
+  int redis_closed; /* close_all has closed the Redis connections */
   uint64_t jobs_done;
 } worker;
 
