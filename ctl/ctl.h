@@ -41,6 +41,13 @@ typedef struct {
   const char *max_attempts; /* --max-attempts, "1".."100" */
 } ctl_filter;
 
+/* announce.c: ctl_announce sends the change notice of each job in ids
+ * (job caches and event streams of genq-api show the change at once), to
+ * the Redis that ctl_announce_init named (NULL: nothing is sent). Best
+ * effort, bounded to 2 s; says nothing. */
+void ctl_announce_init(const char *redis_url);
+void ctl_announce(const char *const *ids, int n);
+
 /* report.c: commands that call the schema's functions and print the result,
  * human-readable by default or JSON with json != 0. */
 int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char *key,

@@ -1,7 +1,9 @@
 /* genqctl dead list|retry, jobs retry: the dead-letter set (SPEC §5, §8).
  * The set and the retry live in schema/functions/dead_letters.sql (genq_dead_list,
  * genq_job_retry); these print them. A retry needs no Redis: the job is left
- * undispatched and the relay of any genq-api or genq-worker sends it. */
+ * undispatched and the relay of any genq-api or genq-worker sends it. With
+ * GENQ_REDIS_URL set, its change notice goes out too (announce.c), so polls
+ * and event streams show it at once. */
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
@@ -106,6 +108,7 @@ int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
     fprintf(stderr, "genqctl jobs retry: %s (%s)\n", msg, code);
     return CTL_FAIL;
   }
+  ctl_announce(&id, 1);
   if (json) {
     printf("%s\n", PQgetvalue(r, 0, 0));
   } else {
@@ -147,6 +150,14 @@ int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json) {
     cJSON_AddStringToObject(o, "message", msg);
     cJSON_AddItemToArray(refused, o);
   }
+  const char **retried = calloc((size_t)ok + 1, sizeof(*retried));
+  int k = 0;
+  const cJSON *d;
+  cJSON_ArrayForEach(d, done) {
+    if (retried) retried[k++] = d->valuestring;
+  }
+  ctl_announce(retried, k);
+  free(retried);
   if (json) {
     cJSON_AddNumberToObject(out, "matched", n);
     cJSON_AddItemToObject(out, "retried", done);

@@ -212,6 +212,7 @@ static PGconn *connect_db(void) {
     return NULL;
   }
   PGconn *c = PQconnectdb(cfg.database_url);
+  ctl_announce_init(cfg.redis_url);
   config_free(&cfg);
   if (PQstatus(c) != CONNECTION_OK) {
     const char *m = PQerrorMessage(c);
