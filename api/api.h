@@ -7,6 +7,7 @@
 #include "db.h"
 #include "http_client.h"
 #include "http_server.h"
+#include "job_cache.h"
 #include "jwt.h"
 #include "redis.h"
 #include "relay.h"
@@ -23,6 +24,7 @@ typedef struct api_ctx {
   rds *redis;
   jwt_verifier *jwt;
   jwt_cache *tokens; /* verified tokens, so a poll skips the RS256 check */
+  job_cache *jobs;   /* what polls and event streams read (events.c keeps it fresh) */
   http_server *server;
   relay *relay;
   httpc *http;               /* outgoing HTTP: the s3 storage backend */

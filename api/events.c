@@ -1,11 +1,17 @@
 /* events.c — GET /v1/jobs/{id}/events: a job's changes as server-sent events.
  *
  * Whoever commits a change of a job PUBLISHes its id on QUEUE_EVENTS_CHANNEL
- * (queue_publish_change). This process keeps one subscription to it and
- * wakes the open streams of that job (a hash table keyed by job id); each
- * re-reads the job from PostgreSQL, the truth, and sends it when its text
- * differs from what it sent last. A notice is only a hint: a 5 s timer
- * re-reads too, so a notice lost while Redis was away only delays an event.
+ * (queue_publish_change). This process keeps one subscription to it, which
+ * also keeps the job cache fresh (ctx->jobs, common/job_cache.h): a notice
+ * drops the job from the cache, then wakes the open streams of that job (a
+ * hash table keyed by job id). Each reads the job through the cache — so the
+ * streams of one job share one read of PostgreSQL — and sends it when its
+ * text differs from what it sent last. While the subscription is down the
+ * cache keeps nothing and every stream re-reads on its 5 s tick; once Redis
+ * confirms the subscription again, the cache starts empty and every stream
+ * reads once. With the subscription up, a stream re-reads only every 30 s
+ * (a writer that died between its commit and its notice), so PostgreSQL's
+ * load does not grow with the number of quiet streams.
  * A stream ends once it has sent a terminal status, when the job stops
  * being visible to its user, or when its client leaves.
  *
@@ -14,9 +20,9 @@
  * about 15 s of silence keeps proxies from timing the connection out.
  *
  * Lifetimes: a stream is freed only when it is closing, its timer's close
- * callback has run, no database callback is outstanding (db_query has no
- * cancel) and nobody on the stack holds a pin on it — db_query may call
- * back before it returns, so code that calls it pins what it walks. */
+ * callback has run, no read is outstanding (a read has no cancel) and
+ * nobody on the stack holds a pin on it — a read may call back before it
+ * returns, so code that starts one pins what it walks. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,11 +36,10 @@
 
 #define EV_MAX_STREAMS 10000 /* per process; beyond, 503 */
 #define EV_BUCKETS 4096      /* power of two */
-#define EV_TICK_MS 5000      /* fallback re-read, and ping check */
+#define EV_TICK_MS 5000      /* ping check, and re-read while notices may be lost */
+#define EV_REREAD_TICKS 6    /* re-read every 30 s while notices arrive */
 #define EV_PING_MS 15000     /* silence before a ping */
 #define EV_ID_LEN 36
-
-static const char ev_sql[] = "select genq_job_get($1, $2::uuid)";
 
 typedef struct ev_stream ev_stream;
 struct ev_stream {
@@ -48,6 +53,7 @@ struct ev_stream {
   char *last; /* the job JSON sent last */
   size_t last_len;
   unsigned long seq; /* events sent */
+  unsigned ticks;    /* since the last read */
   uint64_t last_write_ms;
   int begun;    /* the stream's head is out */
   int fetching; /* a db_query callback is outstanding */
@@ -57,7 +63,9 @@ struct ev_stream {
 
 /* The module's state, ctx->events: from api_events_start to api_events_stop. */
 struct api_events {
+  api_ctx *ctx;
   rds *sub; /* the subscription */
+  int live; /* Redis confirmed it and it has not gone down since */
   unsigned nstreams;
   unsigned opened; /* spreads the streams' timers */
   ev_stream *buckets[EV_BUCKETS];
@@ -204,7 +212,7 @@ static void ev_tick(uv_timer_t *t) {
       return;
     }
   }
-  if (!s->fetching) ev_fetch(s);
+  if (++s->ticks >= (s->ctx->events->live ? EV_REREAD_TICKS : 1) && !s->fetching) ev_fetch(s);
 }
 
 static int ev_begin(ev_stream *s) {
@@ -222,7 +230,7 @@ static int ev_begin(ev_stream *s) {
 
 /* ---- reading the job ---- */
 
-static void ev_fetched(const db_result *r, void *arg) {
+static void ev_fetched(const job_cache_read *r, void *arg) {
   ev_stream *s = arg;
   s->fetching = 0;
   if (s->closing) {
@@ -231,14 +239,14 @@ static void ev_fetched(const db_result *r, void *arg) {
   }
   if (!r->ok) {
     if (!s->begun) {
-      api_reply_db_error(s->req, r);
+      api_reply_db_error(s->req, r->failure);
       s->req = NULL;
       ev_close(s, "database error");
       return;
     }
     log_warn("job events: reading the job failed", LS("job_id", s->job_id),
-             LS("sqlstate", r->sqlstate ? r->sqlstate : ""));
-  } else if (PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
+             LS("sqlstate", r->failure->sqlstate ? r->failure->sqlstate : ""));
+  } else if (!r->user || strcmp(r->user, s->user) != 0) {
     /* not the user's, or no longer visible to them (account deleted) */
     if (!s->begun) {
       api_reply_error(s->req, 404, "not_found", "no such job", NULL);
@@ -247,13 +255,11 @@ static void ev_fetched(const db_result *r, void *arg) {
     ev_close(s, "no such job");
     return;
   } else {
-    const char *json = PQgetvalue(r->res, 0, 0);
-    size_t len = (size_t)PQgetlength(r->res, 0, 0);
     if (!s->begun && ev_begin(s) != 0) {
       ev_close(s, "client gone");
       return;
     }
-    int rc = ev_send_job(s, json, len);
+    int rc = ev_send_job(s, r->json, r->len);
     if (rc != 0) {
       ev_close(s, rc > 0 ? "terminal" : "client gone or too slow");
       return;
@@ -267,10 +273,10 @@ static void ev_fetched(const db_result *r, void *arg) {
 
 static void ev_fetch(ev_stream *s) {
   if (s->closing || s->fetching) return;
-  const char *params[2] = {s->user, s->job_id};
   s->fetching = 1;
+  s->ticks = 0;
   s->pins++;
-  int rc = db_query(s->ctx->db, ev_sql, 2, params, ev_fetched, s);
+  int rc = job_cache_get(s->ctx->jobs, s->job_id, ev_fetched, s);
   s->pins--;
   if (rc != 0) {
     s->fetching = 0;
@@ -287,24 +293,8 @@ static void ev_fetch(ev_stream *s) {
 
 /* ---- notices ---- */
 
-static void ev_on_notice(const char *channel, const char *msg, size_t len, void *arg) {
-  struct api_events *ev = arg;
-  (void)channel;
-  char id[EV_ID_LEN + 1];
-  if (len != EV_ID_LEN) return; /* not a job id: nobody to wake */
-  for (size_t i = 0; i < len; i++)
-    id[i] = (char)tolower((unsigned char)msg[i]);
-  id[len] = '\0';
-  if (!genq_is_uuid(id)) return;
-  /* Collect first, then fetch: a fetch may call back at once and close
-   * streams, which the pins keep allocated until we are past them. */
-  ev_stream *run = NULL;
-  for (ev_stream *s = *ev_bucket(ev, id); s; s = s->next) {
-    if (strcmp(s->job_id, id) != 0) continue;
-    s->pins++;
-    s->run_next = run;
-    run = s;
-  }
+/* Wakes the streams on list (linked through run_next, each pinned). */
+static void ev_wake(ev_stream *run) {
   while (run) {
     ev_stream *s = run;
     run = s->run_next;
@@ -317,6 +307,48 @@ static void ev_on_notice(const char *channel, const char *msg, size_t len, void 
     }
     ev_maybe_free(s);
   }
+}
+
+/* Collect first, then fetch: a fetch may call back at once and close
+ * streams, which the pins keep allocated until we are past them. */
+static ev_stream *ev_collect(ev_stream *run, ev_stream *s, const char *id) {
+  for (; s; s = s->next) {
+    if (id && strcmp(s->job_id, id) != 0) continue;
+    s->pins++;
+    s->run_next = run;
+    run = s;
+  }
+  return run;
+}
+
+static void ev_on_notice(const char *channel, const char *msg, size_t len, void *arg) {
+  struct api_events *ev = arg;
+  api_ctx *ctx = ev->ctx;
+  (void)channel;
+  if (!msg) { /* subscribed (again): what was missed is read afresh */
+    ev->live = 1;
+    job_cache_set_live(ctx->jobs, 1);
+    ev_stream *run = NULL;
+    for (size_t i = 0; i < EV_BUCKETS; i++)
+      run = ev_collect(run, ev->buckets[i], NULL);
+    ev_wake(run);
+    return;
+  }
+  char id[EV_ID_LEN + 1];
+  if (len != EV_ID_LEN) return; /* not a job id: nobody to wake */
+  for (size_t i = 0; i < len; i++)
+    id[i] = (char)tolower((unsigned char)msg[i]);
+  id[len] = '\0';
+  if (!genq_is_uuid(id)) return;
+  job_cache_forget(ctx->jobs, id);
+  ev_wake(ev_collect(NULL, *ev_bucket(ev, id), id));
+}
+
+static void ev_on_down(rds *r, void *arg) {
+  struct api_events *ev = arg;
+  (void)r;
+  ev->live = 0;
+  job_cache_set_live(ev->ctx->jobs, 0);
 }
 
 /* ---- API ---- */
@@ -360,11 +392,13 @@ int api_events_start(api_ctx *ctx) {
   if (ctx->events) return 0;
   struct api_events *ev = calloc(1, sizeof(*ev));
   if (!ev) return -1;
+  ev->ctx = ctx;
   if (rds_open(&ev->sub, ctx->loop, ctx->cfg.redis_url, err, sizeof(err)) != 0) {
     log_error("job events: cannot open the Redis subscription", LS("error", err));
     free(ev);
     return -1;
   }
+  rds_on_down(ev->sub, ev_on_down, ev);
   if (rds_subscribe(ev->sub, QUEUE_EVENTS_CHANNEL, ev_on_notice, ev) != 0) {
     log_error("job events: cannot subscribe", LS("channel", QUEUE_EVENTS_CHANNEL));
     rds_close(ev->sub, NULL, NULL);
@@ -384,6 +418,7 @@ void api_events_stop(api_ctx *ctx) {
     while (ev->buckets[i])
       ev_close(ev->buckets[i], "server stopping");
   rds_close(ev->sub, NULL, NULL); /* no message arrives once closing */
+  job_cache_set_live(ctx->jobs, 0);
   ctx->events = NULL;
   free(ev);
 }

@@ -8,7 +8,9 @@
  * is answered 202 and handed to the relay for Redis.
  *
  * Every committed change of a job is announced on the events channel
- * (queue_publish_change) so event streams wake up at once. */
+ * (queue_publish_change) so event streams wake up at once and the job cache
+ * (common/job_cache.h), which answers GET /v1/jobs/{id}, drops it. */
+#include <ctype.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,14 +181,47 @@ static void query_or_503(api_ctx *ctx, http_request *req, const char *sql, int n
   }
 }
 
+typedef struct {
+  http_request *req;
+  char user[sizeof(((api_user *)0)->user)];
+} poll_ctx;
+
+static void polled(const job_cache_read *r, void *arg) {
+  poll_ctx *p = arg;
+  if (!r->ok)
+    api_reply_db_error(p->req, r->failure);
+  else if (!r->user || strcmp(r->user, p->user) != 0)
+    api_reply_error(p->req, 404, "not_found", "no such job", NULL);
+  else
+    api_reply_json_text(p->req, 200, r->json, r->len);
+  free(p);
+}
+
+/* Served from the job cache (common/job_cache.h): polled every second by
+ * every open tab, a job is read from PostgreSQL once per change, not once
+ * per poll. */
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
   /* an id that cannot exist is simply not found: never tell ids apart */
   if (!genq_is_uuid(id)) {
     api_reply_error(req, 404, "not_found", "no such job", NULL);
     return;
   }
-  const char *params[2] = {u->user, id};
-  query_or_503(ctx, req, "select genq_job_get($1, $2::uuid)", 2, params);
+  poll_ctx *p = malloc(sizeof(*p));
+  if (!p) {
+    api_reply_error(req, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  p->req = req;
+  snprintf(p->user, sizeof(p->user), "%s", u->user);
+  char key[37];
+  for (size_t i = 0; i < 36; i++)
+    key[i] = (char)tolower((unsigned char)id[i]);
+  key[36] = '\0';
+  if (job_cache_get(ctx->jobs, key, polled, p) != 0) {
+    free(p);
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    api_reply_error(req, 503, "unavailable", "the database is overloaded", retry);
+  }
 }
 
 static int status_ok(const char *s) {

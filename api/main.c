@@ -190,6 +190,8 @@ static void http_closed(void *arg) {
   httpc_close(ctx->http);
   ctx->http = NULL;
   relay_stop(ctx->relay);
+  job_cache_close(ctx->jobs); /* its reads still on the way end with db_close */
+  ctx->jobs = NULL;
   db_close(ctx->db, NULL, NULL);
   rds_close(ctx->redis, NULL, NULL);
 }
@@ -235,6 +237,10 @@ int main(int argc, char **argv) {
   db_options dbo = {.conninfo = ctx.cfg.database_url, .pool_size = ctx.cfg.db_pool_size};
   if (db_open(&ctx.db, ctx.loop, &dbo) != 0) {
     fprintf(stderr, "genq-api: cannot set up the database pool\n");
+    return 1;
+  }
+  if (job_cache_open(&ctx.jobs, ctx.loop, ctx.db, NULL) != 0) {
+    fprintf(stderr, "genq-api: out of memory\n");
     return 1;
   }
   if (rds_open(&ctx.redis, ctx.loop, ctx.cfg.redis_url, err, sizeof(err)) != 0) {

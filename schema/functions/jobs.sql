@@ -76,7 +76,7 @@ begin
 end $$;
 
 -- genq_job_json(job) → the SPEC §4 job object, or NULL when there is no such
--- job. Ownership is the caller's business (genq_job_get checks it). Steps
+-- job. Ownership is the caller's business (genq_job_read answers the owner). Steps
 -- carry their stage and progress; output.assets lists the job's stored
 -- results, each with the URL the owner downloads it from; dead_at is set
 -- while the job is in the dead-letter set.
@@ -195,16 +195,13 @@ begin
   return query select genq_job_json(v_id), true;
 end $$;
 
--- genq_job_get(user, job) → the job JSON, or NULL when missing or another
--- user's (the API answers 404 for both).
-create or replace function genq_job_get(p_user text, p_job uuid) returns jsonb
-language plpgsql stable as $$
-begin
-  if not exists (select 1 from jobs where id = p_job and user_id = p_user) then
-    return null;
-  end if;
-  return genq_job_json(p_job);
-end $$;
+-- genq_job_read(job) → (its owner, the job JSON), or no row when there is no
+-- such job: what the API's job cache (common/job_cache.c) keeps for polls
+-- and event streams, which answer 404 unless the owner is the caller.
+create or replace function genq_job_read(p_job uuid) returns table (user_id text, job jsonb)
+language sql stable as $$
+  select j.user_id, genq_job_json(j.id) from jobs j where j.id = p_job
+$$;
 
 -- genq_jobs_list(user, status, kind, limit, cursor) →
 -- {"data": [job...], "next_cursor": "<uuid>" | null}: the user's jobs newest
