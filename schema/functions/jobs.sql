@@ -26,6 +26,31 @@ end $$;
 create or replace trigger jobs_before_update before update on jobs
   for each row execute function genq_jobs_before_update();
 
+-- Keeps the queue counters of schema/0012_queue_counts.sql: a job entering
+-- queued (a submit, a requeue, a hand-back, a retry) counts an arrival of
+-- its kind and takes the sum of the kind's arrivals as its queue_no; a job
+-- leaving queued counts a departure. The shard is the backend's, so two
+-- writers rarely share a counter row.
+create or replace function genq_jobs_queue_count() returns trigger
+language plpgsql as $$
+declare
+  v_shard int := pg_backend_pid() % 32;
+begin
+  if new.status = 'queued' and (tg_op = 'INSERT' or old.status <> 'queued') then
+    insert into queue_counts as c (kind, shard, arrivals) values (new.kind, v_shard, 1)
+    on conflict (kind, shard) do update set arrivals = c.arrivals + 1;
+    new.queue_no := (select sum(c.arrivals) from queue_counts c where c.kind = new.kind);
+  elsif tg_op = 'UPDATE' and old.status = 'queued' and new.status <> 'queued' then
+    insert into queue_counts as c (kind, shard, departures) values (new.kind, v_shard, 1)
+    on conflict (kind, shard) do update set departures = c.departures + 1;
+    new.queue_no := null;
+  end if;
+  return new;
+end $$;
+
+create or replace trigger jobs_queue_count before insert or update of status on jobs
+  for each row execute function genq_jobs_queue_count();
+
 -- genq_plan_steps(kind, input) → the steps of a job of that kind, priced
 -- from `prices` now, with the stage each runs in: every step of the lowest
 -- unfinished stage may run at once (a campaign's videos), and a stage starts
@@ -97,8 +122,8 @@ begin
     'attempt', j.attempt, 'max_attempts', j.max_attempts,
     'queue_position',
       case when j.status = 'queued' then
-        1 + (select count(*) from jobs q
-             where q.status = 'queued' and q.kind = j.kind and q.id < j.id) end,
+        greatest(1, j.queue_no - coalesce((select sum(c.departures) from queue_counts c
+                                           where c.kind = j.kind), 0)) end,
     'next_attempt_at',
       case when j.status = 'queued' and j.next_attempt_at > now()
            then genq_ts(j.next_attempt_at) end,

@@ -532,6 +532,34 @@ static void test_cancel_releases_the_hold_and_fences_the_worker(void **state) {
   assert_audit_clean();
 }
 
+/* queue_position from the kind's arrival and departure counters
+ * (schema/0012_queue_counts.sql), not a count of the queue: each job that
+ * leaves moves the ones behind it up, a job queued again goes to the back.
+ * Other tests' queued image jobs may be ahead: positions are relative. */
+static void test_queue_position_moves_up_as_jobs_ahead_leave(void **state) {
+  char *u = new_user();
+  grant(u, "30");
+  char *a = submit(u, "image", "{\"prompt\":\"a\"}");
+  char *b = submit(u, "image", "{\"prompt\":\"b\"}");
+  char *c = submit(u, "image", "{\"prompt\":\"c\"}");
+  long long pa = job_int(a, "{queue_position}");
+  assert_true(pa >= 1);
+  assert_int_equal(job_int(b, "{queue_position}"), pa + 1);
+  assert_int_equal(job_int(c, "{queue_position}"), pa + 2);
+  char *e = claim(a, "w-position");
+  assert_non_null(e);
+  assert_null(job_field(a, "{queue_position}"));
+  assert_int_equal(job_int(b, "{queue_position}"), pa);
+  assert_int_equal(job_int(c, "{queue_position}"), pa + 1);
+  /* handed back: queued again, behind c */
+  assert_string_equal(sql_val("SELECT genq_job_handback($1, $2)", P(a, e)), "queued");
+  assert_int_equal(job_int(a, "{queue_position}"), pa + 2);
+  assert_non_null(sql_val("SELECT genq_job_cancel($1, $2)::text", P(u, b)));
+  assert_int_equal(job_int(c, "{queue_position}"), pa);
+  assert_int_equal(job_int(a, "{queue_position}"), pa + 1);
+  assert_audit_clean();
+}
+
 static void test_illegal_transition_raises_gq500(void **state) {
   char *u = new_user();
   grant(u, "10");
@@ -613,6 +641,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_releases_the_hold_and_fences_the_worker),
       cmocka_unit_test(test_refs_of_ended_jobs_are_released_once),
       cmocka_unit_test(test_illegal_transition_raises_gq500),
+      cmocka_unit_test(test_queue_position_moves_up_as_jobs_ahead_leave),
       cmocka_unit_test(test_jobs_list_pages_newest_first),
       cmocka_unit_test(test_audit_reports_a_balance_that_disagrees_with_the_ledger),
   };
