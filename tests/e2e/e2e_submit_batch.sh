@@ -27,7 +27,7 @@ add() { # TOKEN BODY [IDEMPOTENCY-KEY]
   printf 'url = "%s/v1/jobs"\nheader = "Authorization: Bearer %s"\n' "$API" "$1"
   printf 'header = "Content-Type: application/json"\n'
   [[ -n ${3:-} ]] && printf 'header = "Idempotency-Key: %s"\n' "$3"
-  printf 'data = "%s"\n' "$(sed 's/"/\\"/g' <<<"$2")"
+  printf 'data = "%s"\n' "${2//\"/\\\"}"
   printf 'output = "%s/r-%d.body"\nwrite-out = "%d %%{http_code}\\n"\nsilent\nshow-error\n' "$TMP" "$N" "$N"
 }
 sb() { printf '{"kind":"storyboard","input":{"prompt":"%s","scenes":1}}' "$1"; }
@@ -48,7 +48,7 @@ check "every request was answered" [ "$(wc -l <"$TMP/codes")" -eq "$(grep -c '^u
 
 # the n-th entry's prompt, as sent, from the config
 sent_prompt() { awk -v n="$1" '/^url/ {i++} i == n && /^data/ {print; exit}' "$TMP/batch.curl" | sed -E 's/.*prompt\\":\\"([^\\]*)\\".*/\1/'; }
-rich_ok=0 rich_own=0 poor_ok=0 poor_402=0 broke_402=0 bad_400=0 keyed_ids="" other=""
+rich_ids="" rich_ok=0 rich_own=0 poor_ok=0 poor_402=0 broke_402=0 bad_400=0 keyed_ids="" other=""
 while read -r n code; do
   body=$TMP/r-$n.body
   prompt=$(sent_prompt "$n")
@@ -57,6 +57,7 @@ while read -r n code; do
     [[ $code == 202 ]] && rich_ok=$((rich_ok + 1))
     [[ $code == 202 ]] && jq -e --arg p "$prompt" '.input.prompt == $p and .status == "queued"' "$body" >/dev/null &&
       rich_own=$((rich_own + 1))
+    rich_ids+="$(jq -r '.id // empty' "$body" 2>/dev/null) "
     ;;
   poor*)
     if [[ $code == 202 ]]; then poor_ok=$((poor_ok + 1)); fi
@@ -86,7 +87,7 @@ done <"$TMP/codes"
 check "30 submits of rich: all 202" [ "$rich_ok" -eq 30 ]
 check "each of rich's answers is its own job (its prompt, queued)" [ "$rich_own" -eq 30 ]
 check "each of rich's answers has a distinct id" \
-  [ "$(for n in $(awk '{print $1}' "$TMP/codes"); do jq -r 'select(.input.prompt // "" | startswith("rich")) | .id' "$TMP/r-$n.body" 2>/dev/null; done | sort -u | wc -l)" -eq 30 ]
+  [ "$(tr ' ' '\n' <<<"$rich_ids" | sed '/^$/d' | sort -u | wc -l)" -eq 30 ]
 check "poor (3 credits): exactly 3 of 8 accepted, the other 5 are 402" [ "$poor_ok:$poor_402" = 3:5 ]
 check "broke (no credits): all 4 are 402" [ "$broke_402" -eq 4 ]
 check "the lip-sync naming an unknown upload is 400 naming input.image_upload_id" [ "$bad_400" -eq 1 ]
@@ -98,6 +99,7 @@ req GET /v1/jobs?limit=100 "$T_KEYED"
 check "keyed has exactly one job" jqt '.data | length == 1'
 REQ_HEADERS=(-H "Idempotency-Key: one-key-$RUN")
 req POST /v1/jobs "$T_KEYED" "$(sb "another body")"
+# shellcheck disable=SC2034 # read by req (helpers.bash)
 REQ_HEADERS=()
 check "the key with another body afterwards is 409" error_is 409 idempotency_conflict
 req GET /v1/jobs?limit=100 "$T_POOR"
