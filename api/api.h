@@ -15,6 +15,7 @@
 #include "uuid.h"
 
 struct api_events;
+struct api_submits;
 
 /* genq-api: the process-wide context, shared by the route handlers. */
 typedef struct api_ctx {
@@ -27,9 +28,10 @@ typedef struct api_ctx {
   job_cache *jobs;   /* what polls and event streams read (events.c keeps it fresh) */
   http_server *server;
   relay *relay;
-  httpc *http;               /* outgoing HTTP: the s3 storage backend */
-  storage *storage;          /* uploads and assets; NULL once shutdown has closed it */
-  struct api_events *events; /* events.c's state */
+  httpc *http;                 /* outgoing HTTP: the s3 storage backend */
+  storage *storage;            /* uploads and assets; NULL once shutdown has closed it */
+  struct api_events *events;   /* events.c's state */
+  struct api_submits *submits; /* submit_batch.c's queue; NULL until the first submit */
 } api_ctx;
 
 /* Slots of the verified-token cache: one per session polling at once, about
@@ -79,6 +81,14 @@ void api_reply_stored(api_ctx *ctx, http_request *req, const api_stored_opts *o,
 
 /* ---- route handlers (jobs.c, credits.c, health.c) ---- */
 void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u);
+/* submit_batch.c: queues one validated submission of user (submission: the
+ * object genq_submit_jobs reads, copied) for the next batch; req is answered once,
+ * later, from the loop or before this returns. -1 when out of memory (req
+ * not answered, nothing queued). */
+int api_submit_enqueue(api_ctx *ctx, http_request *req, const char *user, const char *kind,
+                       cJSON *submission);
+/* Frees what submit_batch.c keeps, once the loop has ended. */
+void api_submits_free(api_ctx *ctx);
 void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
 void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u);
 void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id);

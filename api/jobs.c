@@ -1,10 +1,12 @@
 /* jobs.c — POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs,
  * POST /v1/jobs/{id}/cancel.
  *
- * Submitting: validate (job.c), then one call of genq_submit_job(), which in
- * one transaction creates the account if new, checks and holds the full
- * price, checks and links the uploads the input names, and creates the job
- * and its steps (schema/0003_jobs.sql, 0004_media.sql). Only a committed job
+ * Submitting: validate (job.c), then the submission joins the next batch
+ * (submit_batch.c): one call of genq_submit_jobs() for every submission
+ * that arrived together, which in one transaction creates the accounts if
+ * new, checks and holds each job's full price, checks and links the uploads
+ * each input names, and creates the jobs and their steps, answering each
+ * submission on its own (schema/functions/jobs.sql). Only a committed job
  * is answered 202 and handed to the relay for Redis.
  *
  * Every committed change of a job is announced on the events channel
@@ -20,57 +22,6 @@
 #include "job.h"
 #include "log.h"
 #include "queue.h"
-
-typedef struct {
-  api_ctx *ctx;
-  http_request *req;
-  char kind[16];
-} submit_ctx;
-
-/* GQ400 is an input the database refused (an upload that is not the
- * user's, expired, or of the wrong media class): the error's column names
- * the input field, and its primary message says what is wrong with it. */
-static void invalid_input(http_request *req, const db_result *r) {
-  const char *m = r->message;
-  if (!r->column || strncmp(r->column, "input.", 6) != 0 || !m || !*m) m = "input: refused";
-  api_reply_error(req, 400, "invalid_input", m, NULL);
-}
-
-static void submitted(const db_result *r, void *arg) {
-  submit_ctx *s = arg;
-  http_request *req = s->req;
-  if (!r->ok) {
-    const char *st = r->sqlstate ? r->sqlstate : "";
-    if (strcmp(st, "GQ400") == 0)
-      invalid_input(req, r);
-    else if (strcmp(st, "GQ402") == 0)
-      api_reply_error(req, 402, "insufficient_credits", "not enough credits available for this job",
-                      NULL);
-    else if (strcmp(st, "GQ409") == 0)
-      api_reply_error(req, 409, "idempotency_conflict",
-                      "Idempotency-Key was already used with a different request", NULL);
-    else
-      api_reply_db_error(req, r);
-    free(s);
-    return;
-  }
-  if (PQntuples(r->res) != 1) {
-    api_reply_error(req, 500, "internal", "internal error", NULL);
-    free(s);
-    return;
-  }
-  const char *job = PQgetvalue(r->res, 0, 0);
-  int created = strcmp(PQgetvalue(r->res, 0, 1), "t") == 0;
-  if (created) {
-    const char *id = PQgetvalue(r->res, 0, 2);
-    relay_job(s->ctx->relay, s->kind, id);
-    queue_publish_change(s->ctx->redis, id);
-    log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id),
-             LS("kind", s->kind));
-  }
-  api_reply_json_text(req, created ? 202 : 200, job, strlen(job));
-  free(s);
-}
 
 static int idempotency_key_ok(const char *k) {
   size_t n = strlen(k);
@@ -116,38 +67,24 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
   for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
     snprintf(hash + (size_t)2 * (size_t)i, 3, "%02x", digest[i]);
 
-  char *input = cJSON_PrintUnformatted(sub.input);
-  char max_attempts[16];
   _Static_assert(sizeof(ctx->cfg.max_attempts_kind) / sizeof(int) == JOB_KIND_COUNT,
                  "one GENQ_MAX_ATTEMPTS_<KIND> per kind");
   int kind_attempts = ctx->cfg.max_attempts_kind[sub.kind];
-  snprintf(max_attempts, sizeof(max_attempts), "%d",
-           kind_attempts ? kind_attempts : ctx->cfg.max_attempts);
-  submit_ctx *s = calloc(1, sizeof(*s));
-  if (!input || !s) {
-    free(input);
-    free(s);
-    job_submission_free(&sub);
-    api_reply_error(req, 500, "internal", "out of memory", NULL);
-    return;
-  }
-  s->ctx = ctx;
-  s->req = req;
-  snprintf(s->kind, sizeof(s->kind), "%s", job_kind_name(sub.kind));
-  const char *params[7] = {u->user, s->kind, input, sub.webhook_url, idem, hash, max_attempts};
-  int rc = db_query(
-      ctx->db,
-      "select job, created, job->>'id' from genq_submit_job($1, $2, $3::jsonb, $4, $5, $6, "
-      "$7::int)",
-      7, params, submitted, s);
-  free(input);
+  /* the submission as genq_submit_jobs reads it; the input by reference */
+  cJSON *item = cJSON_CreateObject();
+  int rc = -1;
+  if (item && cJSON_AddStringToObject(item, "user", u->user) &&
+      cJSON_AddStringToObject(item, "kind", job_kind_name(sub.kind)) &&
+      cJSON_AddItemReferenceToObject(item, "input", sub.input) &&
+      (!sub.webhook_url || cJSON_AddStringToObject(item, "webhook_url", sub.webhook_url)) &&
+      (!idem || cJSON_AddStringToObject(item, "idempotency_key", idem)) &&
+      cJSON_AddStringToObject(item, "request_hash", hash) &&
+      cJSON_AddNumberToObject(item, "max_attempts",
+                              kind_attempts ? kind_attempts : ctx->cfg.max_attempts))
+    rc = api_submit_enqueue(ctx, req, u->user, job_kind_name(sub.kind), item);
+  cJSON_Delete(item);
   job_submission_free(&sub);
-  if (rc != 0) {
-    free(s);
-    static const char *const retry[] = {"Retry-After: 1", NULL};
-    api_reply_error(req, 503, "unavailable", "the database is overloaded; nothing was changed",
-                    retry);
-  }
+  if (rc != 0) api_reply_error(req, 500, "internal", "out of memory", NULL);
 }
 
 /* ---- reading ---- */

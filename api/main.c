@@ -287,6 +287,7 @@ int main(int argc, char **argv) {
   log_info("listening", LS("host", ctx.cfg.api_host), LI("port", ctx.cfg.api_port));
 
   uv_run(ctx.loop, UV_RUN_DEFAULT);
+  api_submits_free(&ctx);
   jwt_cache_free(ctx.tokens);
   jwt_verifier_free(ctx.jwt);
   config_free(&ctx.cfg);

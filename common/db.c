@@ -463,6 +463,14 @@ int db_fenced_ok(const db_result *r) {
   return r->ok && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0);
 }
 
+int db_idle(const db *d) {
+  if (d->head || d->closing) return 0;
+  int n = 0;
+  for (int i = 0; i < d->n; i++)
+    n += d->conns[i].state == DB_IDLE;
+  return n;
+}
+
 int db_connected(const db *d) {
   int n = 0;
   for (int i = 0; i < d->n; i++)

@@ -59,6 +59,9 @@ int db_transient(const db_result *r);
  * status after the call, or NULL when the caller was fenced out) succeeded
  * and was not fenced out. */
 int db_fenced_ok(const db_result *r);
+/* Number of connections that would take a statement queued now at once:
+ * the idle ones, or 0 while statements wait. */
+int db_idle(const db *d);
 /* Number of connections currently up. */
 int db_connected(const db *d);
 /* Fails queued statements (sqlstate "57014"), waits for running ones to

@@ -1,28 +1,38 @@
 -- Credits and the ledger (SPEC §6): accounts, grants, and releasing what a
--- job holds. Holds are taken by genq_submit_job (jobs.sql) and
+-- job holds. Holds are taken by genq_submit_jobs (jobs.sql) and
 -- genq_job_retry (dead_letters.sql), captures by genq_step_succeed
 -- (steps.sql); genq_audit (audit.sql) checks the books.
 --
 -- Every change of a balance is a ledger row whose idem_key is unique, so
 -- nothing is applied twice. Lock order, everywhere in genq's SQL: a job row
 -- before its account row. Functions that touch only an account lock just
--- that row. Nothing locks two accounts, so they cannot deadlock.
+-- that row. Only a batch of submissions (genq_submit_jobs) locks several
+-- accounts, all at once in user_id order and before anything else, so two
+-- batches cannot deadlock on them.
 
 -- genq_account_ensure(user): creates the account when missing. A newly created
 -- account receives settings.signup_grant credits (when > 0) as a 'grant'
 -- ledger row keyed signup:<user>, so the grant happens once per user ever.
 create or replace function genq_account_ensure(p_user text) returns void
 language plpgsql as $$
-declare
-  v_grant bigint;
 begin
   if p_user is null or p_user = '' then
     raise exception 'user id is empty' using errcode = '22023';
   end if;
   insert into accounts (user_id) values (p_user) on conflict (user_id) do nothing;
-  if not found then
-    return;
+  if found then
+    perform genq_account_signup(p_user);
   end if;
+end $$;
+
+-- genq_account_signup(user): internal to creating an account (above, and
+-- genq_submit_jobs in jobs.sql, which creates a batch's accounts at once):
+-- the sign-up grant of an account this transaction just inserted.
+create or replace function genq_account_signup(p_user text) returns void
+language plpgsql as $$
+declare
+  v_grant bigint;
+begin
   select coalesce(s.value::bigint, 0) into v_grant from settings s where s.key = 'signup_grant';
   if coalesce(v_grant, 0) > 0 then
     insert into ledger (user_id, movement, balance_delta, held_delta, idem_key, note)

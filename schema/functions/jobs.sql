@@ -1,5 +1,5 @@
 -- Jobs (SPEC §3, §4): the state-move trigger, planning and pricing, submit
--- with its credit hold, the job JSON, cancel and the user's job list.
+-- (in batches) with its credit hold, the job JSON, cancel and the user's job list.
 
 -- The single place job state moves are checked: any UPDATE of jobs.status
 -- along a pair not in job_transitions (schema/0001_core.sql) raises SQLSTATE
@@ -51,53 +51,82 @@ end $$;
 create or replace trigger jobs_queue_count before insert or update of status on jobs
   for each row execute function genq_jobs_queue_count();
 
+-- genq_plan_problem(kind, input) → why a job of that kind with that input
+-- cannot be planned (an unknown kind, a campaign without 1..12 scenes), or
+-- NULL. genq_plan_steps raises it; a batch of submissions answers it for
+-- the one submission alone.
+create or replace function genq_plan_problem(p_kind text, p_input jsonb) returns text
+language plpgsql immutable as $$
+declare
+  v numeric;
+begin
+  if p_kind = 'campaign' then
+    v := case when jsonb_typeof(p_input -> 'scenes') = 'number'
+              then (p_input ->> 'scenes')::numeric end;
+    if v is null or v < 1 or v > 12 or v <> trunc(v) then
+      return 'campaign needs input.scenes between 1 and 12';
+    end if;
+  elsif p_kind is null or p_kind not in ('storyboard', 'image', 'video', 'lipsync') then
+    return format('unknown job kind %s', coalesce(p_kind, 'null'));
+  end if;
+  return null;
+end $$;
+
 -- genq_plan_steps(kind, input) → the steps of a job of that kind, priced
 -- from `prices` now, with the stage each runs in: every step of the lowest
 -- unfinished stage may run at once (a campaign's videos), and a stage starts
--- only when the one before has succeeded. Unknown kind, a campaign without
--- 1..12 scenes, or a step kind with no price raise 22023.
+-- only when the one before has succeeded. What genq_plan_problem refuses,
+-- or a step kind with no price, raise 22023.
 create or replace function genq_plan_steps(p_kind text, p_input jsonb)
 returns table (idx int, name text, step_kind text, provider text, price int, stage int)
 language plpgsql stable as $$
-#variable_conflict use_column
 declare
   n int;
-  r record;
+  v_problem text;
+  v_video int;
 begin
-  if p_kind = 'campaign' then
-    n := case when jsonb_typeof(p_input -> 'scenes') = 'number'
-              then (p_input ->> 'scenes')::numeric::int end;
-    if n is null or n < 1 or n > 12 or (p_input ->> 'scenes')::numeric <> n then
-      raise exception 'campaign needs input.scenes between 1 and 12' using errcode = '22023';
-    end if;
-  elsif p_kind is null or p_kind not in ('storyboard', 'image', 'video', 'lipsync') then
-    raise exception 'unknown job kind %', coalesce(p_kind, 'null') using errcode = '22023';
+  v_problem := genq_plan_problem(p_kind, p_input);
+  if v_problem is not null then
+    raise exception '%', v_problem using errcode = '22023';
   end if;
-  for r in
-    with plan (i, nm, sk, pv, st) as (
-      select 0, p_kind, p_kind,
-             case p_kind when 'storyboard' then 'openai' when 'lipsync' then 'hedra' else 'luma' end,
-             0
-      where p_kind <> 'campaign'
-      union all
-      select 0, 'storyboard', 'storyboard', 'openai', 0 where p_kind = 'campaign'
-      union all
-      select g, 'video_' || g, 'video', 'luma', 1 from generate_series(1, n) g
-      where p_kind = 'campaign'
-      union all
-      select n + 1, 'lipsync', 'lipsync', 'hedra', 2 where p_kind = 'campaign'
-    )
-    select pl.i, pl.nm, pl.sk, pl.pv, pl.st, pr.credits
-    from plan pl left join prices pr on pr.step_kind = pl.sk
-    order by pl.i
-  loop
-    if r.credits is null then
-      raise exception 'no price for step kind %', r.sk using errcode = '22023';
-    end if;
-    idx := r.i; name := r.nm; step_kind := r.sk; provider := r.pv; price := r.credits;
-    stage := r.st;
+  -- Plain statements, each planned once per session: a single query over
+  -- every kind's plan was planned again at every call (a third of a
+  -- millisecond, the most of a submit after the job's JSON).
+  if p_kind <> 'campaign' then
+    idx := 0; name := p_kind; step_kind := p_kind; stage := 0;
+    provider := case p_kind when 'storyboard' then 'openai' when 'lipsync' then 'hedra'
+                            else 'luma' end;
+    price := genq_step_price(p_kind);
+    return next;
+    return;
+  end if;
+  n := (p_input ->> 'scenes')::numeric::int;
+  idx := 0; name := 'storyboard'; step_kind := 'storyboard'; provider := 'openai'; stage := 0;
+  price := genq_step_price('storyboard');
+  return next;
+  v_video := genq_step_price('video');
+  for g in 1 .. n loop
+    idx := g; name := 'video_' || g; step_kind := 'video'; provider := 'luma'; stage := 1;
+    price := v_video;
     return next;
   end loop;
+  idx := n + 1; name := 'lipsync'; step_kind := 'lipsync'; provider := 'hedra'; stage := 2;
+  price := genq_step_price('lipsync');
+  return next;
+end $$;
+
+-- genq_step_price(step_kind) → its price in credits now, from `prices`;
+-- a step kind with no price raises 22023.
+create or replace function genq_step_price(p_step_kind text) returns int
+language plpgsql stable as $$
+declare
+  v int;
+begin
+  select pr.credits into v from prices pr where pr.step_kind = p_step_kind;
+  if v is null then
+    raise exception 'no price for step kind %', p_step_kind using errcode = '22023';
+  end if;
+  return v;
 end $$;
 
 -- genq_job_json(job) → the SPEC §4 job object, or NULL when there is no such
@@ -150,16 +179,261 @@ begin
   return v;
 end $$;
 
+-- genq_submit_jobs(batch) → one row per submission of the batch, in its
+-- order: (ord, job json, created) for a job created (created = true) or an
+-- idempotent replay (created = false); or (ord, NULL, NULL, err_state,
+-- err_message, err_field) for a submission refused, with nothing of it
+-- written: 22023 bad arguments, GQ400 an input field refused (err_field
+-- names it, 'input.<field>'), GQ402 insufficient credits, GQ409 an
+-- idempotency key reused with another request.
+--
+-- batch: a JSON array of {user, kind, input, webhook_url?,
+-- idempotency_key?, request_hash?, max_attempts}. The API sends the
+-- submissions that arrived while an earlier batch was in flight as one
+-- batch (api/submit_batch.c): one call, one transaction, one commit.
+--
+-- Each submission is all or nothing on its own and none affects another:
+-- every check runs first, without raising (no subtransaction per item),
+-- and only what passed is written, with one statement per table for the
+-- whole batch. Per submission, as one call each would be, in this order:
+-- input an object and max_attempts 1..100 (22023), the user's account
+-- (created when new, with its sign-up grant), the idempotency key (a job of
+-- this user with that key, committed or earlier in this batch, is answered
+-- again when request_hash matches, else GQ409), the plan and its price
+-- (genq_plan_problem, genq_plan_steps), the uploads the input names
+-- (genq_job_uploads_check, media.sql; GQ400), then the credits: within one
+-- user the submissions are taken in batch order, each against what is
+-- available after the ones before it, so the one that does not fit is
+-- GQ402 and the rest still go.
+--
+-- Locks: every account of the batch, once, in user_id order and before
+-- anything else (one INSERT ... ON CONFLICT DO UPDATE ... WHERE false both
+-- creates the missing ones and locks the others), so two batches over the
+-- same users never deadlock, and each user's holds are added with one
+-- UPDATE of the account row. Submits of one user serialize on that row,
+-- which also settles concurrent submits with one idempotency key (the
+-- unique (user_id, idempotency_key) is the backstop: it would refuse the
+-- whole batch, never create twice).
+create or replace function genq_submit_jobs(p_batch jsonb)
+returns table (ord int, job jsonb, created boolean, err_state text, err_message text,
+               err_field text)
+language plpgsql as $$
+#variable_conflict use_column
+declare
+  n int;
+  it record;
+  c record;
+  v_users text[];
+  v_new text[];
+  v_avail bigint[];
+  v_ui int;
+  v_user text;
+  v_kind text;
+  v_input jsonb;
+  v_key text;
+  v_hash text;
+  v_max numeric;
+  v_seen jsonb := '{}';
+  v_prev jsonb;
+  v_prev_id uuid;
+  v_prev_hash text;
+  v_problem text;
+  v_plan jsonb;
+  v_price int;
+  v_id uuid;
+  v_roles text[];
+  v_uploads uuid[];
+  -- per submission, by ord: the answer
+  r_id uuid[];
+  r_created boolean[];
+  r_state text[];
+  r_msg text[];
+  r_field text[];
+  -- the submissions that passed, to be written
+  a_id uuid[] := '{}';
+  a_user text[] := '{}';
+  a_kind text[] := '{}';
+  a_input jsonb[] := '{}';
+  a_webhook text[] := '{}';
+  a_key text[] := '{}';
+  a_hash text[] := '{}';
+  a_max int[] := '{}';
+  a_price int[] := '{}';
+  a_plan jsonb[] := '{}';
+  l_job uuid[] := '{}';
+  l_role text[] := '{}';
+  l_upload uuid[] := '{}';
+begin
+  if p_batch is null or jsonb_typeof(p_batch) <> 'array' then
+    raise exception 'the batch must be a JSON array' using errcode = '22023';
+  end if;
+  n := jsonb_array_length(p_batch);
+  if n = 0 then
+    return;
+  end if;
+  r_id := array_fill(null::uuid, array[n]);
+  r_created := array_fill(null::boolean, array[n]);
+  r_state := array_fill(null::text, array[n]);
+  r_msg := r_state;
+  r_field := r_state;
+
+  -- every account of the batch: created when missing, locked, in user_id order
+  select coalesce(array_agg(distinct e ->> 'user' order by e ->> 'user'), '{}') into v_users
+  from jsonb_array_elements(p_batch) e
+  where jsonb_typeof(e -> 'user') = 'string' and e ->> 'user' <> '';
+  with created as (
+    insert into accounts (user_id)
+    select u from unnest(v_users) u order by u
+    on conflict (user_id) do update set user_id = excluded.user_id where false
+    returning accounts.user_id)
+  select coalesce(array_agg(created.user_id), '{}') into v_new from created;
+  for c in select u from unnest(v_new) u order by u loop
+    perform genq_account_signup(c.u);
+  end loop;
+  select array_agg(a.balance - a.held order by x.i) into v_avail
+  from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
+
+  for it in select e.value as v, e.ordinality::int as o
+            from jsonb_array_elements(p_batch) with ordinality e loop
+    v_user := case when jsonb_typeof(it.v -> 'user') = 'string' then it.v ->> 'user' end;
+    v_kind := it.v ->> 'kind';
+    v_input := it.v -> 'input';
+    v_key := it.v ->> 'idempotency_key';
+    v_hash := it.v ->> 'request_hash';
+    v_max := case when jsonb_typeof(it.v -> 'max_attempts') = 'number'
+                  then (it.v ->> 'max_attempts')::numeric end;
+    if v_input is null or jsonb_typeof(v_input) <> 'object' then
+      r_state[it.o] := '22023';
+      r_msg[it.o] := 'input must be a JSON object';
+      continue;
+    end if;
+    if v_max is null or v_max < 1 or v_max > 100 or v_max <> trunc(v_max) then
+      r_state[it.o] := '22023';
+      r_msg[it.o] := 'max_attempts must be 1..100';
+      continue;
+    end if;
+    if v_user is null or v_user = '' then
+      r_state[it.o] := '22023';
+      r_msg[it.o] := 'user id is empty';
+      continue;
+    end if;
+
+    if v_key is not null then
+      v_prev := v_seen -> (jsonb_build_array(v_user, v_key)::text);
+      if v_prev is not null then
+        v_prev_id := (v_prev ->> 'id')::uuid;
+        v_prev_hash := v_prev ->> 'hash';
+      else
+        select j.id, j.request_hash into v_prev_id, v_prev_hash
+        from jobs j where j.user_id = v_user and j.idempotency_key = v_key;
+        if not found then
+          v_prev_id := null;
+        end if;
+      end if;
+      if v_prev_id is not null then
+        if v_prev_hash is distinct from v_hash then
+          r_state[it.o] := 'GQ409';
+          r_msg[it.o] := 'idempotency key reused with another request';
+        else
+          r_id[it.o] := v_prev_id;
+          r_created[it.o] := false;
+        end if;
+        continue;
+      end if;
+    end if;
+
+    v_problem := genq_plan_problem(v_kind, v_input);
+    if v_problem is not null then
+      r_state[it.o] := '22023';
+      r_msg[it.o] := v_problem;
+      continue;
+    end if;
+    select jsonb_agg(to_jsonb(p) order by p.idx), sum(p.price)
+    into v_plan, v_price
+    from genq_plan_steps(v_kind, v_input) p;
+
+    v_roles := '{}';
+    v_uploads := '{}';
+    v_problem := null;
+    for c in select * from genq_job_uploads_check(v_user, v_kind, v_input) loop
+      if c.problem is not null then
+        v_problem := c.problem;
+        r_field[it.o] := 'input.' || c.field;
+        exit;
+      end if;
+      v_roles := v_roles || c.role;
+      v_uploads := v_uploads || c.upload_id;
+    end loop;
+    if v_problem is not null then
+      r_state[it.o] := 'GQ400';
+      r_msg[it.o] := v_problem;
+      continue;
+    end if;
+
+    v_ui := array_position(v_users, v_user);
+    if v_avail[v_ui] < v_price then
+      r_state[it.o] := 'GQ402';
+      r_msg[it.o] := format('insufficient credits: %s available, %s needed', v_avail[v_ui],
+                            v_price);
+      continue;
+    end if;
+    v_avail[v_ui] := v_avail[v_ui] - v_price;
+
+    v_id := genq_uuid7();
+    a_id := a_id || v_id;
+    a_user := a_user || v_user;
+    a_kind := a_kind || v_kind;
+    a_input := a_input || v_input;
+    a_webhook := a_webhook || (it.v ->> 'webhook_url');
+    a_key := a_key || v_key;
+    a_hash := a_hash || v_hash;
+    a_max := a_max || v_max::int;
+    a_price := a_price || v_price;
+    a_plan := a_plan || v_plan;
+    l_job := l_job || array_fill(v_id, array[cardinality(v_uploads)]);
+    l_role := l_role || v_roles;
+    l_upload := l_upload || v_uploads;
+    if v_key is not null then
+      v_seen := v_seen || jsonb_build_object(jsonb_build_array(v_user, v_key)::text,
+                                             jsonb_build_object('id', v_id, 'hash', v_hash));
+    end if;
+    r_id[it.o] := v_id;
+    r_created[it.o] := true;
+  end loop;
+
+  if cardinality(a_id) > 0 then
+    insert into jobs (id, user_id, kind, input, webhook_url, idempotency_key, request_hash,
+                      max_attempts, price, held)
+    select x.id, x.u, x.k, x.i, x.w, x.key, x.h, x.m, x.p, x.p
+    from unnest(a_id, a_user, a_kind, a_input, a_webhook, a_key, a_hash, a_max, a_price)
+         as x (id, u, k, i, w, key, h, m, p);
+    insert into job_uploads (job_id, role, upload_id)
+    select * from unnest(l_job, l_role, l_upload);
+    insert into job_steps (job_id, idx, name, step_kind, provider, status, price, stage)
+    select x.id, s.idx, s.name, s.step_kind, s.provider, 'pending', s.price, s.stage
+    from unnest(a_id, a_plan) as x (id, plan),
+         jsonb_to_recordset(x.plan) as s (idx int, name text, step_kind text, provider text,
+                                          price int, stage int);
+    update accounts a set held = a.held + t.total
+    from (select x.u, sum(x.p) as total from unnest(a_user, a_price) as x (u, p) group by x.u) t
+    where a.user_id = t.u;
+    insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
+    select x.u, x.id, 'hold', 0, x.p, 'job:' || x.id || ':hold'
+    from unnest(a_user, a_id, a_price) as x (u, id, p);
+  end if;
+
+  return query
+    select x.o::int, case when x.id is not null then genq_job_json(x.id) end, x.c, x.st, x.msg,
+           x.fld
+    from unnest(r_id, r_created, r_state, r_msg, r_field) with ordinality
+         as x (id, c, st, msg, fld, o)
+    order by x.o;
+end $$;
+
 -- genq_submit_job(user, kind, input, webhook, idem_key, request_hash,
--- max_attempts) → (job json, created).
--- Holds the job's full price in the same transaction that creates it, and
--- links the uploads its input names (genq_job_link_uploads, media.sql).
--- Idempotency: a job of this user with the same key is returned unchanged
--- (created = false) when request_hash matches, else GQ409. Insufficient
--- available credits raise GQ402 and create nothing. Submits of one user
--- serialize on the account row, so the key check after the lock also covers
--- concurrent submits with the same key (the unique (user_id,
--- idempotency_key) is the backstop: it would refuse, never create twice).
+-- max_attempts) → (job json, created): one submission, as a batch of one
+-- (genq_submit_jobs), its refusal raised with its SQLSTATE, message and
+-- column. For operators and tests; the API sends batches.
 create or replace function genq_submit_job(p_user text, p_kind text, p_input jsonb,
                                            p_webhook text, p_idem_key text,
                                            p_request_hash text, p_max_attempts int)
@@ -167,57 +441,22 @@ returns table (job jsonb, created boolean)
 language plpgsql as $$
 #variable_conflict use_column
 declare
-  v_id uuid;
-  v_hash text;
-  v_plan jsonb;
-  v_price int;
-  v_avail bigint;
+  r record;
 begin
-  if p_input is null or jsonb_typeof(p_input) <> 'object' then
-    raise exception 'input must be a JSON object' using errcode = '22023';
-  end if;
-  if p_max_attempts is null or p_max_attempts < 1 or p_max_attempts > 100 then
-    raise exception 'max_attempts must be 1..100' using errcode = '22023';
-  end if;
-  perform genq_account_ensure(p_user);
-  select a.balance - a.held into v_avail from accounts a where a.user_id = p_user for update;
-
-  if p_idem_key is not null then
-    select j.id, j.request_hash into v_id, v_hash
-    from jobs j where j.user_id = p_user and j.idempotency_key = p_idem_key;
-    if found then
-      if v_hash is distinct from p_request_hash then
-        raise exception 'idempotency key reused with another request' using errcode = 'GQ409';
-      end if;
-      return query select genq_job_json(v_id), false;
-      return;
+  select * into r
+  from genq_submit_jobs(jsonb_build_array(jsonb_build_object(
+         'user', p_user, 'kind', p_kind, 'input', p_input, 'webhook_url', p_webhook,
+         'idempotency_key', p_idem_key, 'request_hash', p_request_hash,
+         'max_attempts', p_max_attempts))) s;
+  if r.err_state is not null then
+    if r.err_field is not null then
+      raise exception '%', r.err_message using errcode = r.err_state, column = r.err_field;
     end if;
+    raise exception '%', r.err_message using errcode = r.err_state;
   end if;
-
-  select jsonb_agg(to_jsonb(p) order by p.idx), sum(p.price)
-  into v_plan, v_price
-  from genq_plan_steps(p_kind, p_input) p;
-  perform genq_job_link_uploads(null, p_user, p_kind, p_input);
-  if v_avail < v_price then
-    raise exception 'insufficient credits: % available, % needed', v_avail, v_price
-      using errcode = 'GQ402';
-  end if;
-
-  insert into jobs (id, user_id, kind, input, webhook_url, idempotency_key, request_hash,
-                    max_attempts, price, held)
-  values (genq_uuid7(), p_user, p_kind, p_input, p_webhook, p_idem_key, p_request_hash,
-          p_max_attempts, v_price, v_price)
-  returning jobs.id into v_id;
-
-  perform genq_job_link_uploads(v_id, p_user, p_kind, p_input);
-  insert into job_steps (job_id, idx, name, step_kind, provider, status, price, stage)
-  select v_id, x.idx, x.name, x.step_kind, x.provider, 'pending', x.price, x.stage
-  from jsonb_to_recordset(v_plan) as x (idx int, name text, step_kind text, provider text,
-                                        price int, stage int);
-  update accounts set held = held + v_price where user_id = p_user;
-  insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
-  values (p_user, v_id, 'hold', 0, v_price, 'job:' || v_id || ':hold');
-  return query select genq_job_json(v_id), true;
+  job := r.job;
+  created := r.created;
+  return next;
 end $$;
 
 -- genq_job_read(job) → (its owner, the job JSON), or no row when there is no

@@ -34,53 +34,57 @@ begin
                             'sha256', u.sha256, 'expires_at', genq_ts(u.expires_at));
 end $$;
 
--- genq_job_link_uploads(job, user, kind, input): internal to submit. Every
--- upload the input names must be the user's, still stored, and of the right
--- media class; the uploads are locked (FOR SHARE) so the sweeper cannot
--- delete one between this check and the commit. GQ400 names the field in
--- the error's column (and its message starts with it).
--- With job NULL it only checks (submit checks before it looks at credits:
--- bad input is answered before payment).
-create or replace function genq_job_link_uploads(p_job uuid, p_user text, p_kind text,
-                                                 p_input jsonb)
-returns void
+-- genq_job_uploads_check(user, kind, input) → the uploads a job of that
+-- kind with that input links: one row (field, role, upload_id, NULL) per
+-- upload field the input fills, or, at the first field that is refused,
+-- one row (field, NULL, NULL, what is wrong) and no more. Internal to
+-- submit (genq_submit_jobs, jobs.sql), which answers a refusal as GQ400
+-- naming the field ('input.' || field) with the message. Every upload must
+-- be the user's, still stored, and of the right media class; the ones
+-- answered are locked (FOR SHARE) so the sweeper cannot delete one between
+-- this check and the commit. Raises nothing, so one refused submission of
+-- a batch needs no subtransaction.
+create or replace function genq_job_uploads_check(p_user text, p_kind text, p_input jsonb)
+returns table (field text, role text, upload_id uuid, problem text)
 language plpgsql as $$
+#variable_conflict use_column
 declare
   f record;
-  v_id uuid;
+  v_text text;
   u uploads;
 begin
   if p_kind = 'lipsync' and p_input ? 'video_asset_id' then
     -- Hedra animates a start image; a video has no place in its request.
-    raise exception 'input.video_asset_id: lip-sync of a video is not supported by the lip-sync provider; use image_upload_id'
-      using errcode = 'GQ400', column = 'input.video_asset_id';
+    field := 'video_asset_id';
+    problem := 'input.video_asset_id: lip-sync of a video is not supported by the lip-sync provider; use image_upload_id';
+    return next;
+    return;
   end if;
   for f in select * from genq_upload_fields(p_kind) loop
-    if p_input ->> f.field is null then
-      continue;
+    v_text := p_input ->> f.field;
+    continue when v_text is null;
+    field := f.field;
+    if v_text !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      problem := format('input.%s: not an upload id', f.field);
+      return next;
+      return;
     end if;
-    begin
-      v_id := (p_input ->> f.field)::uuid;
-    exception when invalid_text_representation then
-      raise exception 'input.%: not an upload id', f.field
-        using errcode = 'GQ400', column = 'input.' || f.field;
-    end;
-    select * into u from uploads where id = v_id and user_id = p_user for share;
+    select * into u from uploads up where up.id = v_text::uuid and up.user_id = p_user for share;
     if not found then
-      raise exception 'input.%: no such upload', f.field
-        using errcode = 'GQ400', column = 'input.' || f.field;
+      problem := format('input.%s: no such upload', f.field);
+    elsif u.deleted_at is not null then
+      problem := format('input.%s: the upload has expired; upload it again', f.field);
+    elsif split_part(u.content_type, '/', 1) <> f.media then
+      problem := format('input.%s: the upload is %s, an %s is needed', f.field, u.content_type,
+                        f.media);
     end if;
-    if u.deleted_at is not null then
-      raise exception 'input.%: the upload has expired; upload it again', f.field
-        using errcode = 'GQ400', column = 'input.' || f.field;
+    if problem is not null then
+      return next;
+      return;
     end if;
-    if split_part(u.content_type, '/', 1) <> f.media then
-      raise exception 'input.%: the upload is %, an % is needed', f.field, u.content_type, f.media
-        using errcode = 'GQ400', column = 'input.' || f.field;
-    end if;
-    if p_job is not null then
-      insert into job_uploads (job_id, role, upload_id) values (p_job, f.role, v_id);
-    end if;
+    role := f.role;
+    upload_id := u.id;
+    return next;
   end loop;
 end $$;
 

@@ -1,0 +1,315 @@
+/* Submissions in batches (genq_submit_jobs, schema/functions/jobs.sql; the
+ * API's side is api/submit_batch.c), against the real server at
+ * GENQ_DATABASE_URL: each submission of a batch gets its own answer and
+ * nothing of a refused one is written; a user's submissions are taken in
+ * batch order against what is still available; an idempotency key used
+ * twice in one batch; two batches over the same users in opposite orders,
+ * forced to interleave, do not deadlock. Every test ends with
+ * assert_audit_clean(). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "integration/pg_helpers.h"
+
+static const char *db_url;
+
+#define BATCH_SQL                                                                                  \
+  "SELECT ord, job->>'id', created, err_state, err_message, err_field "                            \
+  "FROM genq_submit_jobs($1::jsonb) ORDER BY ord"
+
+/* One submission of a batch, as the API writes it. */
+static char *item(const char *user, const char *kind, const char *input, const char *key,
+                  const char *hash) {
+  char buf[1024];
+  char k[300] = "", h[300] = "";
+  if (key) snprintf(k, sizeof k, ",\"idempotency_key\":\"%s\"", key);
+  if (hash) snprintf(h, sizeof h, ",\"request_hash\":\"%s\"", hash);
+  snprintf(buf, sizeof buf, "{\"user\":\"%s\",\"kind\":\"%s\",\"input\":%s,\"max_attempts\":5%s%s}",
+           user, kind, input, k, h);
+  return val_keep(buf);
+}
+
+static PGresult *run_batch_on(PGconn *c, const char *batch) {
+  return sql_on(c, BATCH_SQL, P(batch));
+}
+
+static long long jobs_of(const char *user) {
+  return sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(user));
+}
+
+static int group_setup(void **state) {
+  db_url = getenv("GENQ_DATABASE_URL");
+  return pg_connect(db_url, "sb");
+}
+
+static int group_teardown(void **state) {
+  pg_disconnect();
+  return 0;
+}
+
+static void assert_created(PGresult *r, int row) {
+  assert_false(PQgetisnull(r, row, 1));
+  assert_string_equal(PQgetvalue(r, row, 2), "t");
+  assert_true(PQgetisnull(r, row, 3));
+}
+
+static void assert_refused(PGresult *r, int row, const char *state, const char *field) {
+  assert_true(PQgetisnull(r, row, 1));
+  assert_string_equal(PQgetvalue(r, row, 3), state);
+  if (field)
+    assert_string_equal(PQgetvalue(r, row, 5), field);
+  else
+    assert_true(PQgetisnull(r, row, 5));
+}
+
+/* One 402, one 409, one 400 naming its field, others created: each its own
+ * answer, and of the refused ones nothing written. */
+static void test_a_batch_with_mixed_outcomes_answers_each_on_its_own(void **state) {
+  char *rich = new_user(), *poor = new_user(), *keyed = new_user(), *odd = new_user();
+  grant(rich, "100");
+  grant(poor, "1");
+  grant(keyed, "10");
+  grant(odd, "10");
+  /* keyed used key k1 before, with another body */
+  assert_non_null(sql_val("SELECT job->>'id' FROM genq_submit_job($1, 'storyboard', "
+                          "'{\"prompt\":\"a\"}', NULL, 'k1', 'h-first', 5)",
+                          P(keyed)));
+  char batch[8192];
+  snprintf(batch, sizeof batch, "[%s,%s,%s,%s,%s,%s]",
+           item(rich, "storyboard", "{\"prompt\":\"one\"}", NULL, "h1"),
+           item(poor, "video", "{\"prompt\":\"too dear\"}", NULL, "h2"),
+           item(keyed, "storyboard", "{\"prompt\":\"b\"}", "k1", "h-other"),
+           item(odd, "lipsync",
+                "{\"image_upload_id\":\"00000000-0000-0000-0000-000000000000\","
+                "\"audio_upload_id\":\"00000000-0000-0000-0000-000000000001\"}",
+                NULL, "h4"),
+           item(poor, "storyboard", "{\"prompt\":\"fits\"}", NULL, "h5"),
+           item(rich, "image", "{\"prompt\":\"two\"}", NULL, "h6"));
+  PGresult *r = run_batch_on(conn, batch);
+  assert_int_equal(PQntuples(r), 6);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(atoi(PQgetvalue(r, i, 0)), i + 1);
+  assert_created(r, 0);
+  assert_refused(r, 1, "GQ402", NULL);
+  assert_refused(r, 2, "GQ409", NULL);
+  assert_refused(r, 3, "GQ400", "input.image_upload_id");
+  assert_non_null(strstr(PQgetvalue(r, 3, 4), "input.image_upload_id"));
+  assert_created(r, 4); /* after its own 402, poor's storyboard still fits */
+  assert_created(r, 5);
+  PQclear(r);
+
+  assert_int_equal(jobs_of(rich), 2);
+  assert_int_equal(held(rich), 3);
+  assert_int_equal(jobs_of(poor), 1);
+  assert_int_equal(held(poor), 1);
+  assert_int_equal(jobs_of(keyed), 1);
+  assert_int_equal(held(keyed), 1);
+  assert_int_equal(jobs_of(odd), 0);
+  assert_int_equal(held(odd), 0);
+  assert_int_equal(sql_int("SELECT count(*) FROM job_uploads ju JOIN jobs j ON j.id = ju.job_id "
+                           "WHERE j.user_id = $1",
+                           P(odd)),
+                   0);
+  assert_audit_clean();
+}
+
+/* Within a user, submissions are taken in batch order, each against what
+ * the ones before it left: the one that does not fit is 402, the rest go. */
+static void test_one_users_submissions_are_taken_in_order_against_what_is_left(void **state) {
+  char *u = new_user();
+  grant(u, "13");
+  char batch[8192];
+  snprintf(batch, sizeof batch, "[%s,%s,%s,%s,%s]",
+           item(u, "video", "{\"prompt\":\"1\"}", NULL, NULL),       /* 10: 3 left */
+           item(u, "image", "{\"prompt\":\"2\"}", NULL, NULL),       /* 2: 1 left */
+           item(u, "image", "{\"prompt\":\"3\"}", NULL, NULL),       /* 402 */
+           item(u, "storyboard", "{\"prompt\":\"4\"}", NULL, NULL),  /* 1: 0 left */
+           item(u, "storyboard", "{\"prompt\":\"5\"}", NULL, NULL)); /* 402 */
+  PGresult *r = run_batch_on(conn, batch);
+  assert_int_equal(PQntuples(r), 5);
+  assert_created(r, 0);
+  assert_created(r, 1);
+  assert_refused(r, 2, "GQ402", NULL);
+  assert_created(r, 3);
+  assert_refused(r, 4, "GQ402", NULL);
+  PQclear(r);
+  assert_int_equal(balance(u), 13);
+  assert_int_equal(held(u), 13);
+  assert_int_equal(jobs_of(u), 3);
+  assert_int_equal(
+      sql_int("SELECT count(*) FROM ledger WHERE user_id = $1 AND movement = 'hold'", P(u)), 3);
+  assert_audit_clean();
+}
+
+/* The same key twice in one batch: the second is a replay of the first, or
+ * 409 when its body differs; a key whose first use was refused is free. */
+static void test_an_idempotency_key_twice_in_one_batch(void **state) {
+  char *u = new_user(), *v = new_user();
+  grant(u, "10");
+  grant(v, "1");
+  char batch[8192];
+  snprintf(batch, sizeof batch, "[%s,%s,%s,%s,%s,%s]",
+           item(u, "storyboard", "{\"prompt\":\"a\"}", "same", "ha"),
+           item(u, "storyboard", "{\"prompt\":\"a\"}", "same", "ha"),
+           item(u, "storyboard", "{\"prompt\":\"b\"}", "same", "hb"),
+           item(v, "image", "{\"prompt\":\"dear\"}", "same", "hc"), /* 402: nothing kept */
+           item(v, "storyboard", "{\"prompt\":\"cheap\"}", "same", "hd"),
+           item(v, "storyboard", "{\"prompt\":\"cheap\"}", "same", "hd"));
+  PGresult *r = run_batch_on(conn, batch);
+  assert_int_equal(PQntuples(r), 6);
+  assert_created(r, 0);
+  assert_string_equal(PQgetvalue(r, 1, 2), "f");
+  assert_string_equal(PQgetvalue(r, 1, 1), PQgetvalue(r, 0, 1));
+  assert_refused(r, 2, "GQ409", NULL);
+  assert_refused(r, 3, "GQ402", NULL);
+  assert_created(r, 4);
+  assert_string_equal(PQgetvalue(r, 5, 2), "f");
+  assert_string_equal(PQgetvalue(r, 5, 1), PQgetvalue(r, 4, 1));
+  char *first = val_keep(PQgetvalue(r, 0, 1));
+  PQclear(r);
+  assert_int_equal(jobs_of(u), 1);
+  assert_int_equal(held(u), 1);
+  assert_int_equal(jobs_of(v), 1);
+  assert_int_equal(held(v), 1);
+  /* and the next batch replays the committed one */
+  snprintf(batch, sizeof batch, "[%s]", item(u, "storyboard", "{\"prompt\":\"a\"}", "same", "ha"));
+  r = run_batch_on(conn, batch);
+  assert_string_equal(PQgetvalue(r, 0, 1), first);
+  assert_string_equal(PQgetvalue(r, 0, 2), "f");
+  PQclear(r);
+  assert_audit_clean();
+}
+
+/* A new user's account is created with the batch (sign-up grant included),
+ * bad arguments refuse only their own submission. */
+static void test_new_users_and_bad_arguments_in_a_batch(void **state) {
+  char *u = new_user(), *w = new_user();
+  char batch[8192];
+  snprintf(batch, sizeof batch,
+           "[%s,{\"user\":\"%s\",\"kind\":\"storyboard\",\"input\":[],\"max_attempts\":5},"
+           "{\"user\":\"%s\",\"kind\":\"storyboard\",\"input\":{},\"max_attempts\":0},"
+           "{\"user\":\"\",\"kind\":\"storyboard\",\"input\":{},\"max_attempts\":5},%s,%s]",
+           item(u, "storyboard", "{\"prompt\":\"a\"}", NULL, NULL), w, w,
+           item(w, "podcast", "{}", NULL, NULL),
+           item(w, "campaign", "{\"scenes\":1e30}", NULL, NULL));
+  /* a sign-up grant only this transaction sees (other tests share the database) */
+  sql_do("BEGIN", NOP);
+  char *was = sql_val("SELECT value FROM settings WHERE key = 'signup_grant'", NOP);
+  sql_do("UPDATE settings SET value = '5' WHERE key = 'signup_grant'", NOP);
+  PGresult *r = run_batch_on(conn, batch);
+  sql_do("UPDATE settings SET value = $1 WHERE key = 'signup_grant'", P(was));
+  sql_do("COMMIT", NOP);
+  assert_int_equal(PQntuples(r), 6);
+  assert_created(r, 0);
+  for (int i = 1; i < 6; i++)
+    assert_refused(r, i, "22023", NULL);
+  PQclear(r);
+  assert_int_equal(balance(u), 5);
+  assert_int_equal(held(u), 1);
+  assert_int_equal(balance(w), 5); /* its account exists, with its grant */
+  assert_int_equal(jobs_of(w), 0);
+  assert_audit_clean();
+}
+
+/* Two batches over the same users, listed in opposite orders, forced to
+ * interleave: a third connection holds one account's lock while both
+ * batches start; each batch locks its accounts in user_id order, so both
+ * wait on that one row and neither holds the other's. Let go, both finish
+ * (a deadlock would fail one with 40P01). */
+static void test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadlock(void **state) {
+  char *a = new_user(), *b = new_user();
+  grant(a, "10");
+  grant(b, "10");
+  PGconn *holder = PQconnectdb(db_url), *c1 = PQconnectdb(db_url), *c2 = PQconnectdb(db_url);
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  assert_int_equal(PQstatus(c1), CONNECTION_OK);
+  assert_int_equal(PQstatus(c2), CONNECTION_OK);
+  PQclear(sql_on(holder, "BEGIN", NOP));
+  /* a < b: both batches would lock a first */
+  PQclear(sql_on(holder, "SELECT 1 FROM accounts WHERE user_id = $1 FOR UPDATE", P(a)));
+
+  char ab[4096], ba[4096];
+  snprintf(ab, sizeof ab, "[%s,%s]", item(a, "storyboard", "{\"prompt\":\"1\"}", NULL, NULL),
+           item(b, "storyboard", "{\"prompt\":\"2\"}", NULL, NULL));
+  snprintf(ba, sizeof ba, "[%s,%s]", item(b, "storyboard", "{\"prompt\":\"3\"}", NULL, NULL),
+           item(a, "storyboard", "{\"prompt\":\"4\"}", NULL, NULL));
+  const char *p1[1] = {ab}, *p2[1] = {ba};
+  assert_int_equal(PQsendQueryParams(c1, BATCH_SQL, 1, NULL, p1, NULL, NULL, 0), 1);
+  assert_int_equal(PQsendQueryParams(c2, BATCH_SQL, 1, NULL, p2, NULL, NULL, 0), 1);
+  /* both are blocked, on a's row: the first behind the holder, the second
+   * behind the first */
+  const char *waiting = "SELECT count(DISTINCT l.pid) FROM pg_locks l WHERE NOT l.granted "
+                        "AND l.pid IN ($1, $2)";
+  char p1s[16], p2s[16];
+  snprintf(p1s, sizeof p1s, "%d", PQbackendPID(c1));
+  snprintf(p2s, sizeof p2s, "%d", PQbackendPID(c2));
+  for (int i = 0; i < 250 && sql_int(waiting, P(p1s, p2s)) < 2; i++)
+    usleep(20000);
+  assert_int_equal(sql_int(waiting, P(p1s, p2s)), 2);
+  PQclear(sql_on(holder, "COMMIT", NOP));
+
+  PGconn *cs[2] = {c1, c2};
+  for (int i = 0; i < 2; i++) {
+    PGresult *r, *last = NULL;
+    while ((r = PQgetResult(cs[i]))) {
+      if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("batch %d failed: %s", i + 1, PQresultErrorMessage(r));
+      PQclear(last);
+      last = r;
+    }
+    assert_non_null(last);
+    assert_int_equal(PQntuples(last), 2);
+    assert_created(last, 0);
+    assert_created(last, 1);
+    PQclear(last);
+  }
+  PQfinish(holder);
+  PQfinish(c1);
+  PQfinish(c2);
+  assert_int_equal(held(a), 2);
+  assert_int_equal(held(b), 2);
+  assert_audit_clean();
+}
+
+/* genq_submit_job is the batch of one: its refusal is raised with the
+ * SQLSTATE and the field. */
+static void test_the_single_submit_raises_its_refusal(void **state) {
+  char *u = new_user();
+  grant(u, "1");
+  const char *params[1] = {u};
+  PGresult *r = PQexecParams(conn,
+                             "SELECT * FROM genq_submit_job($1, 'lipsync', "
+                             "'{\"image_upload_id\":\"x\"}', NULL, NULL, NULL, 5)",
+                             1, NULL, params, NULL, NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+  assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "GQ400");
+  assert_string_equal(PQresultErrorField(r, PG_DIAG_COLUMN_NAME), "input.image_upload_id");
+  PQclear(r);
+  assert_string_equal(
+      sql_state("SELECT * FROM genq_submit_job($1, 'video', '{}', NULL, NULL, NULL, 5)", P(u)),
+      "GQ402");
+  assert_int_equal(jobs_of(u), 0);
+  assert_audit_clean();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_a_batch_with_mixed_outcomes_answers_each_on_its_own),
+      cmocka_unit_test(test_one_users_submissions_are_taken_in_order_against_what_is_left),
+      cmocka_unit_test(test_an_idempotency_key_twice_in_one_batch),
+      cmocka_unit_test(test_new_users_and_bad_arguments_in_a_batch),
+      cmocka_unit_test(test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadlock),
+      cmocka_unit_test(test_the_single_submit_raises_its_refusal),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
