@@ -38,6 +38,10 @@ typedef struct api_ctx {
  * 600 bytes each. */
 #define API_TOKEN_CACHE 4096
 
+/* Open event streams per process; beyond, 503 (main.c accepts this many
+ * connections and more). */
+#define API_MAX_STREAMS 10000
+
 /* The authenticated caller of one request. */
 typedef struct {
   char user[256];

@@ -34,11 +34,10 @@
 #include "log.h"
 #include "queue.h"
 
-#define EV_MAX_STREAMS 10000 /* per process; beyond, 503 */
-#define EV_BUCKETS 4096      /* power of two */
-#define EV_TICK_MS 5000      /* ping check, and re-read while notices may be lost */
-#define EV_REREAD_TICKS 6    /* re-read every 30 s while notices arrive */
-#define EV_PING_MS 15000     /* silence before a ping */
+#define EV_BUCKETS 4096   /* power of two */
+#define EV_TICK_MS 5000   /* ping check, and re-read while notices may be lost */
+#define EV_REREAD_TICKS 6 /* re-read every 30 s while notices arrive */
+#define EV_PING_MS 15000  /* silence before a ping */
 #define EV_ID_LEN 36
 
 typedef struct ev_stream ev_stream;
@@ -363,7 +362,7 @@ void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const c
     api_reply_error(req, 503, "unavailable", "job events are not available", retry);
     return;
   }
-  if (ctx->events->nstreams >= EV_MAX_STREAMS) {
+  if (ctx->events->nstreams >= API_MAX_STREAMS) {
     log_warn("job events: too many open streams", LS("request_id", http_req_id(req)),
              LI("streams", ctx->events->nstreams));
     api_reply_error(req, 503, "unavailable", "too many open event streams; retry later", retry);

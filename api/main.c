@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api.h"
 #include "log.h"
@@ -169,6 +170,30 @@ static size_t body_limit(const http_request *req, void *arg) {
   return ctx->cfg.max_body_bytes;
 }
 
+/* Connections this process accepts: every event stream it may hold, and
+ * room beside them for ordinary requests (so /healthz and polls still get
+ * an answer, and a 503 for one stream too many). The soft limit on open
+ * files is raised towards what that needs, within the hard limit; what
+ * cannot be had shrinks the connection cap, so that accept never fails for
+ * want of a descriptor. */
+#define API_MAX_CONNECTIONS (API_MAX_STREAMS + 2048)
+#define API_SPARE_FDS 256 /* the pool, Redis, storage, logs */
+
+static unsigned connection_cap(void) {
+  struct rlimit rl;
+  rlim_t want = API_MAX_CONNECTIONS + API_SPARE_FDS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return API_MAX_CONNECTIONS;
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur >= want) return API_MAX_CONNECTIONS;
+  unsigned cap = rl.rlim_cur > 2 * API_SPARE_FDS ? (unsigned)(rl.rlim_cur - API_SPARE_FDS) : 64;
+  log_warn("open files limited: fewer connections", LI("limit", (long long)rl.rlim_cur),
+           LI("connections", cap));
+  return cap;
+}
+
 /* ---- shutdown ---- */
 
 static uv_signal_t sigint, sigterm;
@@ -263,6 +288,7 @@ int main(int argc, char **argv) {
       .max_body_bytes = ctx.cfg.max_body_bytes,
       .header_timeout_ms = (unsigned)ctx.cfg.header_timeout_ms,
       .idle_timeout_ms = (unsigned)ctx.cfg.idle_timeout_ms,
+      .max_connections = connection_cap(),
   };
   int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
   if (rc == 0) {
