@@ -20,6 +20,24 @@ language sql as $$
   returning 'running'::text
 $$;
 
+-- genq_steps_begin(jobs, epochs, steps) → one row per element of the batch
+-- (ord, its 1-based position; status, what genq_step_begin(job, epoch, step)
+-- answers for it: 'running', or NULL with no change when fenced out or the
+-- step is not startable). Each element is fenced by its own job's epoch; a
+-- worker sends the begins that came while its previous batch was in flight
+-- as one call. The job rows are locked first, in id order, so two batches
+-- never wait on each other in a circle.
+create or replace function genq_steps_begin(p_jobs uuid[], p_epochs bigint[], p_steps text[])
+returns table (ord int, status text)
+language plpgsql as $$
+begin
+  perform 1 from jobs j where j.id = any(p_jobs) order by j.id for update;
+  return query
+  select b.ord::int, genq_step_begin(b.job, b.epoch, b.step)
+  from unnest(p_jobs, p_epochs, p_steps) with ordinality as b (job, epoch, step, ord)
+  order by b.ord;
+end $$;
+
 -- genq_step_checkpoint(job, epoch, step, ref) → 'running' when the provider's
 -- generation id is recorded; NULL when fenced out or the step is finished.
 -- A NULL ref forgets the step's generation (it failed, is gone at the
@@ -133,6 +151,34 @@ begin
     return 'succeeded';
   end if;
   return 'running';
+end $$;
+
+-- genq_steps_succeed(jobs, epochs, steps, outputs, job_outputs, assets) → one
+-- row per element of the batch (ord, its 1-based position; status, what
+-- genq_step_succeed answers for it alone: the job's status after, or NULL
+-- when fenced out, a resent success recognising its own commit as there).
+-- A worker sends the successes that came while its previous batch was in
+-- flight as one call. The job rows are locked first, in id order, then
+-- their accounts, in user order (a success captures on its account), so two
+-- batches, or a batch and a single job's call, never wait on each other in
+-- a circle. An element that raises (a second capture, an unknown step) fails
+-- the whole call, which changes nothing: the worker then sends each element
+-- on its own (genq_step_succeed), and only that one fails.
+create or replace function genq_steps_succeed(p_jobs uuid[], p_epochs bigint[], p_steps text[],
+                                              p_outputs jsonb[], p_job_outputs jsonb[],
+                                              p_assets jsonb[])
+returns table (ord int, status text)
+language plpgsql as $$
+begin
+  perform 1 from jobs j where j.id = any(p_jobs) order by j.id for update;
+  perform 1 from accounts a
+  where a.user_id in (select j.user_id from jobs j where j.id = any(p_jobs))
+  order by a.user_id for update;
+  return query
+  select b.ord::int, genq_step_succeed(b.job, b.epoch, b.step, b.output, b.job_output, b.asset)
+  from unnest(p_jobs, p_epochs, p_steps, p_outputs, p_job_outputs, p_assets) with ordinality
+       as b (job, epoch, step, output, job_output, asset, ord)
+  order by b.ord;
 end $$;
 
 -- genq_job_fail(job, epoch, step, code, message, retryable) → 'failed', or
