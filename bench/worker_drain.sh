@@ -28,8 +28,8 @@ N=${1:-3000}
 WORKERS=${BENCH_WORKERS:-2}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
 TIMEOUT=${BENCH_TIMEOUT_S:-300}
-USERS=50
-for v in N WORKERS CONCURRENCY TIMEOUT; do
+USERS=${BENCH_USERS:-50}
+for v in N WORKERS CONCURRENCY TIMEOUT USERS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || genq_die "$v must be a whole number above 0 (got '${!v}')"
 done
 while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(GENQ_|PROVSIM_|LUMA_|OPENAI_|HEDRA_|CLERK_)' || true)
@@ -58,6 +58,14 @@ genq_start_redis "$STATE/redis" "$REDIS_PORT" "$STATE/logs/redis.log"
 genq_start_postgres "$STATE" "$PG_PORT" "$STATE/logs/postgres.log" -c max_connections=100 \
   -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off \
   -c full_page_writes=off -c "pg_stat_statements.track=${BENCH_PGSS_TRACK:-top}"
+PG=$GENQ_LAST_PID
+pg_cpu() { # CPU seconds (user + system) of the postmaster's children so far
+  local c=0 p
+  for p in $(ps -o pid= --ppid "$PG"); do
+    c=$(awk -v c="$c" '{printf "%.2f", c + ($14 + $15) / 100}' "/proc/$p/stat" 2>/dev/null || echo "$c")
+  done
+  echo "$c"
+}
 genq_make_keys "$STATE/keys"
 genq_stack_env "$STATE" "$REDIS_PORT" "$PG_PORT" genq "127.0.0.1:$API_PORT" "$SIM_PORT" \
   "$STATE/keys" >"$STATE/env"
@@ -106,6 +114,7 @@ done
 
 psql_q -c "select pg_stat_statements_reset()" >/dev/null
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config resetstat >/dev/null
+PG_CPU0=$(pg_cpu)
 genq_log "draining with $WORKERS genq-workers --concurrency $CONCURRENCY"
 WPIDS=()
 for ((w = 1; w <= WORKERS; w++)); do
@@ -122,6 +131,7 @@ while (($(psql_q -c "select count(*) from jobs where status in ('queued', 'runni
   for pid in "${WPIDS[@]}"; do genq_require_alive "$pid"; done
   sleep 0.2
 done
+PG_CPU=$(awk -v a="$PG_CPU0" -v b="$(pg_cpu)" 'BEGIN {printf "%.2f", b - a}')
 CPU=$(for pid in "${WPIDS[@]}"; do awk '{printf "%.2f ", ($14 + $15) / 100}' "/proc/$pid/stat"; done)
 read -r OK SPAN < <(psql_q -F ' ' -c "
   select count(*) filter (where status = 'succeeded'),
@@ -131,7 +141,7 @@ echo
 echo "## worker drain: $OK of $ACCEPTED storyboard jobs succeeded, $WORKERS workers --concurrency $CONCURRENCY"
 echo
 echo "- first claim to last finish: ${SPAN} s, $(awk -v n="$OK" -v s="$SPAN" 'BEGIN {printf "%.0f", (s > 0) ? n / s : 0}') jobs/s"
-echo "- workers' CPU (user + system, s): $CPU"
+echo "- CPU (user + system, s) of the workers: $CPU; of PostgreSQL's backends: $PG_CPU"
 echo "- PostgreSQL statements per job: $(psql_q -c "select round(sum(calls)::numeric / $OK, 2) from pg_stat_statements where toplevel and query !~* 'pg_stat_statements'")"
 echo
 echo "| calls | per job | total ms | mean ms | rows | statement |"

@@ -73,7 +73,7 @@ begin
                       where jb.id = any(p_jobs) and jb.status = 'running'
                         and jb.lease_until < now()
                         and (jb.attempt >= jb.max_attempts or jb.reclaims >= v_max_reclaims))
-  order by a.user_id for update;
+  order by a.user_id for no key update;
   for j in select * from jobs jb where jb.id = any(p_jobs) order by jb.id loop
     v_reclaim := j.status = 'running' and j.lease_until < now();
     if v_reclaim and j.attempt >= j.max_attempts then
