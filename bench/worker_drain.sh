@@ -18,6 +18,8 @@
 # (GENQ_DB_POOL of the workers; unset: genq's default), BENCH_TIMEOUT_S,
 # BENCH_PGSS_TRACK (pg_stat_statements.track: top, or all to see the
 # statements inside genq's functions; statements per job count top only),
+# BENCH_TOP (rows of the statement table, 12), BENCH_USERS (50, as in
+# scripts/bench; the jobs go round robin over them),
 # BENCH_KEEP=1 (keep the state folder and logs).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
