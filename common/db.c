@@ -471,6 +471,35 @@ int db_idle(const db *d) {
   return n;
 }
 
+char *db_array_literal(const char *const *vals, int n) {
+  size_t len = 3;
+  for (int i = 0; i < n; i++) {
+    len += 5; /* quotes and comma, or NULL and comma */
+    for (const char *c = vals[i]; c && *c; c++)
+      len += (*c == '"' || *c == '\\') ? 2 : 1;
+  }
+  char *out = malloc(len), *o = out;
+  if (!out) return NULL;
+  *o++ = '{';
+  for (int i = 0; i < n; i++) {
+    if (i) *o++ = ',';
+    if (!vals[i]) {
+      memcpy(o, "NULL", 4);
+      o += 4;
+      continue;
+    }
+    *o++ = '"';
+    for (const char *c = vals[i]; *c; c++) {
+      if (*c == '"' || *c == '\\') *o++ = '\\';
+      *o++ = *c;
+    }
+    *o++ = '"';
+  }
+  *o++ = '}';
+  *o = '\0';
+  return out;
+}
+
 int db_connected(const db *d) {
   int n = 0;
   for (int i = 0; i < d->n; i++)

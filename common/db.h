@@ -62,6 +62,10 @@ int db_fenced_ok(const db_result *r);
 /* Number of connections that would take a statement queued now at once:
  * the idle ones, or 0 while statements wait. */
 int db_idle(const db *d);
+/* A PostgreSQL array literal of n text values, every one quoted ({"a","b\\"c"});
+ * a NULL entry is SQL NULL. Cast it to the element type in the statement
+ * ($1::uuid[], $2::jsonb[]). malloc'd (the caller frees it); NULL on OOM. */
+char *db_array_literal(const char *const *vals, int n);
 /* Number of connections currently up. */
 int db_connected(const db *d);
 /* Fails queued statements (sqlstate "57014"), waits for running ones to

@@ -1,8 +1,8 @@
 /* fetch.c — from stream messages to claimed jobs.
  *
- *   XREADGROUP while fewer than `concurrency` jobs are in flight → claim in
- *   PostgreSQL (genq_claim_job: status running, epoch + 1, lease) →
- *   XACK+XDEL → runner_job_run.
+ *   XREADGROUP while fewer than `concurrency` jobs are in flight → claim
+ *   every job it returned in PostgreSQL with one statement (genq_claim_jobs:
+ *   status running, epoch + 1, lease) → XACK+XDEL → runner_job_run.
  *
  * PostgreSQL decides who owns a job; Redis only says "look at this job". A
  * message for a job that cannot be claimed (finished, owned by a live
@@ -12,79 +12,143 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "queue.h"
+#include "uuid.h"
 #include "worker.h"
 
 #define FETCH_BLOCK_MS 2000
 #define FETCH_RETRY_MS 500
+#define CLAIM_MAX 256 /* jobs per claim statement */
 
+/* One claim call: the jobs of the messages one read returned. */
 typedef struct {
-  wjob *j;
-  char msg_id[48];
+  worker *w;
   uint64_t sent_at;
-} claim_ctx;
+  int n;
+  struct {
+    wjob *j;
+    char kind[16];
+    char msg_id[48];
+  } m[];
+} claim_batch;
 
+static void claim_send(claim_batch *c);
+
+/* The batch answered; each message's job is claimed when a row names it. */
 static void claimed(const db_result *r, void *arg) {
-  claim_ctx *c = arg;
-  wjob *j = c->j;
-  worker *w = j->w;
-  j->db_busy--;
+  claim_batch *c = arg;
+  worker *w = c->w;
+  for (int i = 0; i < c->n; i++)
+    c->m[i].j->db_busy--;
+  if (!r->ok && c->n > 1) {
+    /* one job may be what failed: claim each on its own */
+    log_warn("batch claim failed, claiming one by one", LI("jobs", c->n), LS("error", r->error));
+    for (int i = 0; i < c->n; i++) {
+      claim_batch *one = malloc(sizeof(*one) + sizeof(one->m[0]));
+      if (!one) {
+        runner_job_finish(c->m[i].j); /* stays pending; reclaimed later */
+        continue;
+      }
+      one->w = w;
+      one->n = 1;
+      one->m[0] = c->m[i];
+      one->m[0].j->db_busy++;
+      claim_send(one);
+    }
+    free(c);
+    return;
+  }
   if (!r->ok) {
     /* nothing decided: the message stays pending and is reclaimed */
-    log_error("claim failed", LS("job_id", j->id), LS("error", r->error));
+    log_error("claim failed", LS("job_id", c->m[0].j->id), LS("error", r->error));
+    runner_job_finish(c->m[0].j);
     free(c);
-    runner_job_finish(j);
     return;
   }
-  /* PostgreSQL has decided; the message has done its job either way */
-  queue_done(w->redis, j->kind, c->msg_id, NULL, NULL);
-  uint64_t sent_at = c->sent_at;
+  int rows = PQntuples(r->res);
+  char *used = calloc((size_t)(rows ? rows : 1), 1);
+  for (int i = 0; i < c->n; i++) {
+    wjob *j = c->m[i].j;
+    /* PostgreSQL has decided; the message has done its job either way */
+    queue_done(w->redis, c->m[i].kind, c->m[i].msg_id, NULL, NULL);
+    int row = -1;
+    for (int k = 0; used && k < rows && row < 0; k++)
+      if (!used[k] && strcasecmp(PQgetvalue(r->res, k, 0), j->id) == 0) row = k;
+    if (row < 0) {
+      /* a duplicate message of one batch is the second job of that id */
+      log_debug("job not claimable, message dropped", LS("job_id", j->id));
+      runner_job_finish(j);
+      continue;
+    }
+    used[row] = 1;
+    j->epoch = strtoll(PQgetvalue(r->res, row, 1), NULL, 10);
+    j->lease_until = c->sent_at + (uint64_t)w->cfg.lease_seconds * 1000;
+    snprintf(j->kind, sizeof(j->kind), "%s", PQgetvalue(r->res, row, 2));
+    j->input = cJSON_Parse(PQgetvalue(r->res, row, 3));
+    j->attempt = atoi(PQgetvalue(r->res, row, 4));
+    j->steps = cJSON_Parse(PQgetvalue(r->res, row, 5));
+    j->uploads = cJSON_Parse(PQgetvalue(r->res, row, 6));
+    runner_job_run(j);
+  }
+  free(used);
   free(c);
-  if (PQntuples(r->res) != 1) {
-    log_debug("job not claimable, message dropped", LS("job_id", j->id));
-    runner_job_finish(j);
-    return;
-  }
-  j->epoch = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
-  j->lease_until = sent_at + (uint64_t)w->cfg.lease_seconds * 1000;
-  snprintf(j->kind, sizeof(j->kind), "%s", PQgetvalue(r->res, 0, 1));
-  j->input = cJSON_Parse(PQgetvalue(r->res, 0, 2));
-  j->attempt = atoi(PQgetvalue(r->res, 0, 3));
-  j->steps = cJSON_Parse(PQgetvalue(r->res, 0, 4));
-  j->uploads = cJSON_Parse(PQgetvalue(r->res, 0, 5));
-  runner_job_run(j);
 }
 
-static void claim(worker *w, const queue_msg *m) {
-  if (!m->job_id) {
-    queue_done(w->redis, m->kind, m->msg_id, NULL, NULL); /* malformed: drop */
-    return;
-  }
-  wjob *j = runner_job_new(w, m->job_id, m->kind);
-  claim_ctx *c = malloc(sizeof(*c));
-  if (!j || !c) {
-    free(c);
-    if (j) runner_job_finish(j);
-    return; /* stays pending; reclaimed later */
-  }
-  c->j = j;
-  snprintf(c->msg_id, sizeof(c->msg_id), "%s", m->msg_id);
-  c->sent_at = uv_now(w->loop);
+static void claim_send(claim_batch *c) {
+  worker *w = c->w;
+  const char *ids[CLAIM_MAX];
+  for (int i = 0; i < c->n; i++)
+    ids[i] = c->m[i].j->id;
+  char *arr = db_array_literal(ids, c->n);
   char lease[16], reclaims[16];
   snprintf(lease, sizeof(lease), "%d", w->cfg.lease_seconds);
   snprintf(reclaims, sizeof(reclaims), "%d", w->cfg.max_reclaims);
-  const char *p[4] = {j->id, w->id, lease, reclaims};
-  j->db_busy++;
-  if (db_query(w->db,
-               "select epoch, kind, input, attempt, steps, uploads "
-               "from genq_claim_job($1::uuid, $2, $3::int, $4::int)",
-               4, p, claimed, c) != 0) {
+  const char *p[4] = {arr, w->id, lease, reclaims};
+  c->sent_at = uv_now(w->loop);
+  if (!arr || db_query(w->db,
+                       "select id, epoch, kind, input, attempt, steps, uploads "
+                       "from genq_claim_jobs($1::uuid[], $2, $3::int, $4::int)",
+                       4, p, claimed, c) != 0) {
+    for (int i = 0; i < c->n; i++) {
+      c->m[i].j->db_busy--;
+      runner_job_finish(c->m[i].j); /* stays pending; reclaimed later */
+    }
     free(c);
-    j->db_busy--;
-    runner_job_finish(j);
   }
+  free(arr);
+}
+
+/* Claims the jobs of msgs with one statement (genq_claim_jobs) per
+ * CLAIM_MAX of them. */
+static void claim(worker *w, const queue_msg *msgs, int n) {
+  for (; n > CLAIM_MAX; msgs += CLAIM_MAX, n -= CLAIM_MAX)
+    claim(w, msgs, CLAIM_MAX);
+  claim_batch *c = malloc(sizeof(*c) + (size_t)(n ? n : 1) * sizeof(c->m[0]));
+  if (!c) return; /* stays pending; reclaimed later */
+  c->w = w;
+  c->n = 0;
+  for (int i = 0; i < n; i++) {
+    const queue_msg *m = &msgs[i];
+    if (!genq_is_uuid(m->job_id)) {
+      queue_done(w->redis, m->kind, m->msg_id, NULL, NULL); /* malformed: drop */
+      continue;
+    }
+    wjob *j = runner_job_new(w, m->job_id, m->kind);
+    if (!j) continue; /* stays pending; reclaimed later */
+    c->m[c->n].j = j;
+    snprintf(c->m[c->n].kind, sizeof(c->m[c->n].kind), "%s", m->kind);
+    snprintf(c->m[c->n].msg_id, sizeof(c->m[c->n].msg_id), "%s", m->msg_id);
+    j->db_busy++;
+    c->n++;
+  }
+  if (c->n == 0) {
+    free(c);
+    return;
+  }
+  claim_send(c);
 }
 
 static void fetch_retry_cb(uv_timer_t *t) {
@@ -110,8 +174,7 @@ static void fetched(const queue_msg *msgs, int n, const char *err, void *arg) {
     uv_timer_start(&w->fetch_timer, fetch_retry_cb, FETCH_RETRY_MS, 0);
     return;
   }
-  for (int i = 0; i < n; i++)
-    claim(w, &msgs[i]);
+  claim(w, msgs, n);
   fetch_more(w);
 }
 
@@ -136,8 +199,7 @@ void fetch_more(worker *w) {
 static void reclaimed(const queue_msg *msgs, int n, const char *err, void *arg) {
   worker *w = arg;
   if (err || worker_stopping(w)) return;
-  for (int i = 0; i < n; i++)
-    claim(w, &msgs[i]);
+  claim(w, msgs, n);
 }
 
 static void reclaim_cb(uv_timer_t *t) {

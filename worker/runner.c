@@ -3,7 +3,8 @@
  * genq_step_succeed; then the run's last word — genq_job_requeue,
  * genq_job_fail or, past the shutdown grace, genq_job_handback — all fenced
  * by the job's epoch (job_stmt.c). A job that is no longer this worker's
- * (reclaimed, canceled) commits nothing more and just leaves. */
+ * (reclaimed, canceled) commits nothing more and just leaves. Step begins
+ * and successes are group-committed with other jobs' (batch.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,10 +276,7 @@ void runner_step_done(wstep *s, const step_result *r) {
   s->asset_key = key ? strdup(key) : NULL;
   const char *p[4] = {s->name, out, job_out, asset};
   log_info("step succeeded", LS("job_id", j->id), LS("step", s->name));
-  if (!out || job_stmt_query(j,
-                             "select genq_step_succeed($1::uuid, $2::bigint, $3, $4::jsonb, "
-                             "$5::jsonb, $6::jsonb)",
-                             4, p, step_succeeded, s) != 0)
+  if (!out || batch_query(j, BATCH_STEP_SUCCEED, 4, p, step_succeeded, s) != 0)
     internal_failure(j, s, "step not recorded");
   free(out);
   free(job_out);
@@ -429,8 +427,7 @@ static int step_start(wjob *j, cJSON *step) {
   j->running = s;
   j->nrunning++;
   const char *p[1] = {s->name};
-  if (job_stmt_query(j, "select genq_step_begin($1::uuid, $2::bigint, $3)", 1, p, step_begun, s) !=
-      0) {
+  if (batch_query(j, BATCH_STEP_BEGIN, 1, p, step_begun, s) != 0) {
     s->reported = 1;
     step_end(s);
     return -1;

@@ -48,6 +48,20 @@ typedef struct {
   int (*run)(wstep *s);
 } step_executor;
 
+/* The statements group-committed by batch.c, each kind with its batch
+ * function (schema/functions/steps.sql). */
+typedef enum {
+  BATCH_STEP_BEGIN,   /* genq_step_begin → genq_steps_begin */
+  BATCH_STEP_SUCCEED, /* genq_step_succeed → genq_steps_succeed */
+  BATCH_KINDS,
+} batch_kind;
+typedef struct batch_item batch_item;
+typedef struct {
+  batch_item *head, *tail; /* waiting for the call in flight */
+  int queued;
+  int busy; /* a call of this kind is in flight */
+} batch_queue;
+
 typedef struct worker {
   uv_loop_t *loop;
   genq_config cfg;
@@ -77,7 +91,8 @@ typedef struct worker {
   uv_timer_t grace_timer;             /* shutdown deadline, then the last flush's */
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
   int sweeping;
-  int redis_closed; /* close_all has closed the Redis connections */
+  batch_queue batches[BATCH_KINDS]; /* batch.c */
+  int redis_closed;                 /* close_all has closed the Redis connections */
   uint64_t jobs_done;
 } worker;
 
@@ -143,7 +158,7 @@ static inline int worker_stopping(const worker *w) {
 /* Calls between the files go one way (no circle):
  *   main → worker → fetch, lease, sweep, runner, state, the step executors
  *   step executors → output, lease, cleanup, runner
- *   fetch, lease, output → runner → job_stmt, cleanup, state, stage, backoff
+ *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
  *   sweep → cleanup
  * runner reaches the executors and process.c only through w->executors and
  * w->job_left. */
@@ -203,6 +218,22 @@ const cJSON *runner_step_output(const wjob *j, const char *step);
  * sent again after a transient failure while the job is this worker's. cb
  * runs exactly once, never before 0 is returned. */
 int job_stmt_query(wjob *j, const char *sql, int n, const char *const *params, db_cb cb, void *arg);
+
+/* ---- batch.c: group commit of step begins and successes ---- */
+/* Like job_stmt_query for the statement of kind k ($1 the job's id, $2 its
+ * epoch, params the statement's own: the step for a begin; the step, output,
+ * job output and asset for a success). Sent at once when no call of that
+ * kind is in flight; otherwise it waits for that call's answer and goes with
+ * every other that came meanwhile, in one call of the kind's batch function.
+ * No timer: a lone statement never waits. Each is fenced by its own job's
+ * epoch and answered on its own: cb gets a result of one row, the job's
+ * status or NULL when fenced out, exactly as the single statement answers.
+ * A batch call that fails is sent again statement by statement
+ * (job_stmt_query with the single function), so a failure, and its resends
+ * across a PostgreSQL restart, are each statement's own. cb runs exactly
+ * once, never before 0 is returned (out of memory aside, when it may be
+ * answered an error at once); -1: not queued (cb never runs). */
+int batch_query(wjob *j, batch_kind k, int n, const char *const *params, db_cb cb, void *arg);
 
 /* ---- steps: one file per step kind (step_executor) ---- */
 int step_storyboard_run(wstep *s);

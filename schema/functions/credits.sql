@@ -82,12 +82,15 @@ begin
   return genq_credits(p_user);
 end $$;
 
--- genq_job_release_held(job) → credits released. Internal: the caller has the
--- job row locked and is moving it to a terminal state. Whatever the job still
--- holds goes back to the account's available credits, once: the first run
--- releases under job:<id>:release, the run after the n-th operator retry
--- under job:<id>:release:retry:<n>.
-create or replace function genq_job_release_held(p_job uuid) returns int
+-- genq_job_release(job) → credits released, the account left to the caller.
+-- Internal: the caller has the job row locked and is moving it to a
+-- terminal state. Whatever the job still holds is released, once: the
+-- ledger row (the first run releases under job:<id>:release, the run after
+-- the n-th operator retry under job:<id>:release:retry:<n>) and the job's
+-- columns; the caller takes the amount off its account's held
+-- (genq_job_release_held at once, genq_steps_succeed with the batch's other
+-- movements of that account).
+create or replace function genq_job_release(p_job uuid) returns int
 language plpgsql as $$
 declare
   j jobs;
@@ -107,6 +110,20 @@ begin
     raise exception 'job % released twice', j.id using errcode = 'GQ500';
   end if;
   update jobs set released = released + j.held, held = 0 where id = j.id;
-  update accounts set held = held - j.held where user_id = j.user_id;
   return j.held;
+end $$;
+
+-- genq_job_release_held(job) → credits released. Internal: genq_job_release
+-- and the account's held in one go, for a caller that has the job row
+-- locked and is moving it to a terminal state.
+create or replace function genq_job_release_held(p_job uuid) returns int
+language plpgsql as $$
+declare
+  v_released int := genq_job_release(p_job);
+begin
+  if v_released > 0 then
+    update accounts set held = held - v_released
+    where user_id = (select j.user_id from jobs j where j.id = p_job);
+  end if;
+  return v_released;
 end $$;

@@ -31,76 +31,105 @@ begin
   return j;
 end $$;
 
--- genq_claim_job(job, worker, lease_s, max_reclaims = 3) → one row (the new
--- epoch, what the worker needs: kind, input, attempt, max_attempts, the
--- steps with their stages and checkpoints, and the uploads the job uses:
--- role → id, content type, bytes, storage key) or no row when the job is not
--- claimable. Claimable: queued and due, or running with a lapsed lease (a
--- reclaim, which bumps the epoch and fences the old owner out, and counts in
--- jobs.reclaims). A job being claimed by someone else right now is waited
--- for (a row lock, not SKIP LOCKED: a short UPDATE such as
--- genq_mark_dispatched must not make a claim miss a claimable job), and then
--- is no longer claimable: two workers never both win. A lapsed job is not
--- reclaimed but buried in the dead-letter set when it has no attempt left
--- (code lease_expired) or when this reclaim would be its max_reclaims + 1-th
--- (code worker_lost: a job whose runs keep killing their workers must stop
--- taking the fleet down). Either way no row comes back.
-create or replace function genq_claim_job(p_job uuid, p_worker text, p_lease_s int,
-                                          p_max_reclaims int default 3)
-returns table (epoch bigint, kind text, input jsonb, attempt int, max_attempts int,
+-- genq_claim_jobs(jobs, worker, lease_s, max_reclaims = 3) → one row per job
+-- of the batch that this call claimed (its id, the new epoch, and what the
+-- worker needs: kind, input, attempt, max_attempts, the steps with their
+-- stages and checkpoints, and the uploads the job uses: role → id, content
+-- type, bytes, storage key); a job not claimable has no row. A worker claims
+-- everything one stream read gave it with one call. Claimable: queued and
+-- due, or running with a lapsed lease (a reclaim, which bumps the epoch and
+-- fences the old owner out, and counts in jobs.reclaims). A job being
+-- claimed by someone else right now is waited for (a row lock, not SKIP
+-- LOCKED: a short UPDATE such as genq_mark_dispatched must not make a claim
+-- miss a claimable job), and then is no longer claimable: two workers never
+-- both win. A lapsed job is not reclaimed but buried in the dead-letter set
+-- when it has no attempt left (code lease_expired) or when this reclaim
+-- would be its max_reclaims + 1-th (code worker_lost: a job whose runs keep
+-- killing their workers must stop taking the fleet down); it has no row
+-- either. A job named twice is claimed once.
+--
+-- Every job row of the batch is locked first, in id order, and then the
+-- accounts of the jobs to bury, in user order, before anything is written:
+-- two batches (or a batch and a single job's call) never wait on each other
+-- in a circle, whatever order their workers read the messages in.
+create or replace function genq_claim_jobs(p_jobs uuid[], p_worker text, p_lease_s int,
+                                           p_max_reclaims int default 3)
+returns table (id uuid, epoch bigint, kind text, input jsonb, attempt int, max_attempts int,
                steps jsonb, uploads jsonb)
 language plpgsql as $$
 #variable_conflict use_column
 declare
   j jobs;
+  v_max_reclaims int := coalesce(p_max_reclaims, 3);
   v_reclaim boolean;
+  v_claimed uuid[] := '{}';
 begin
   if p_max_reclaims is not null and p_max_reclaims < 0 then
     raise exception 'max_reclaims must be 0 or more' using errcode = '22023';
   end if;
-  select * into j from jobs where jobs.id = p_job for update;
-  if not found then
-    return;
-  end if;
-  v_reclaim := j.status = 'running' and j.lease_until < now();
-  if v_reclaim and j.attempt >= j.max_attempts then
-    perform genq_job_bury(j.id, 'lease_expired', 'the worker running this job stopped answering');
-    return;
-  end if;
-  if v_reclaim and j.reclaims >= coalesce(p_max_reclaims, 3) then
-    perform genq_job_bury(j.id, 'worker_lost',
-                          format('its runs kept dying with their worker (%s reclaims of a lapsed lease)',
-                                 j.reclaims + 1));
-    return;
-  end if;
-  if not ((j.status = 'queued' and (j.next_attempt_at is null or j.next_attempt_at <= now()))
-          or v_reclaim) then
-    return;
-  end if;
-  update jobs
-  set status = 'running', epoch = j.epoch + 1, attempt = j.attempt + 1,
-      reclaims = j.reclaims + case when v_reclaim then 1 else 0 end,
-      lease_until = now() + make_interval(secs => p_lease_s), worker_id = p_worker,
-      started_at = coalesce(j.started_at, now()), next_attempt_at = null, dispatched = false,
-      dispatch_gen = j.dispatch_gen + 1
-  where jobs.id = j.id;
+  perform 1 from jobs jb where jb.id = any(p_jobs) order by jb.id for update;
+  perform 1 from accounts a
+  where a.user_id in (select jb.user_id from jobs jb
+                      where jb.id = any(p_jobs) and jb.status = 'running'
+                        and jb.lease_until < now()
+                        and (jb.attempt >= jb.max_attempts or jb.reclaims >= v_max_reclaims))
+  order by a.user_id for no key update;
+  for j in select * from jobs jb where jb.id = any(p_jobs) order by jb.id loop
+    v_reclaim := j.status = 'running' and j.lease_until < now();
+    if v_reclaim and j.attempt >= j.max_attempts then
+      perform genq_job_bury(j.id, 'lease_expired', 'the worker running this job stopped answering');
+      continue;
+    end if;
+    if v_reclaim and j.reclaims >= v_max_reclaims then
+      perform genq_job_bury(j.id, 'worker_lost',
+                            format('its runs kept dying with their worker (%s reclaims of a lapsed lease)',
+                                   j.reclaims + 1));
+      continue;
+    end if;
+    if not ((j.status = 'queued' and (j.next_attempt_at is null or j.next_attempt_at <= now()))
+            or v_reclaim) then
+      continue;
+    end if;
+    update jobs
+    set status = 'running', epoch = j.epoch + 1, attempt = j.attempt + 1,
+        reclaims = j.reclaims + case when v_reclaim then 1 else 0 end,
+        lease_until = now() + make_interval(secs => p_lease_s), worker_id = p_worker,
+        started_at = coalesce(j.started_at, now()), next_attempt_at = null, dispatched = false,
+        dispatch_gen = j.dispatch_gen + 1
+    where jobs.id = j.id;
+    v_claimed := v_claimed || j.id;
+  end loop;
   return query
-  select j.epoch + 1, j.kind, j.input, j.attempt + 1, j.max_attempts,
+  select jb.id, jb.epoch, jb.kind, jb.input, jb.attempt, jb.max_attempts,
          coalesce((select jsonb_agg(jsonb_build_object(
                             'name', s.name, 'step_kind', s.step_kind, 'provider', s.provider,
                             'stage', s.stage, 'status', s.status, 'attempt', s.attempt,
                             'provider_ref', s.provider_ref, 'retry_key', s.retry_key,
                             'index', s.idx, 'output', s.output)
                           order by s.idx)
-                   from job_steps s where s.job_id = j.id), '[]'::jsonb),
+                   from job_steps s where s.job_id = jb.id), '[]'::jsonb),
          coalesce((select jsonb_object_agg(ju.role, jsonb_build_object(
                             'id', u.id, 'content_type', u.content_type, 'bytes', u.bytes,
                             'storage_key', u.storage_key, 'deleted', u.deleted_at is not null))
                    from job_uploads ju join uploads u on u.id = ju.upload_id
-                   where ju.job_id = j.id), '{}'::jsonb);
+                   where ju.job_id = jb.id), '{}'::jsonb)
+  from jobs jb where jb.id = any(v_claimed)
+  order by jb.id;
 end $$;
 
--- genq_job_bury(job, code, message): internal to genq_claim_job, which has
+-- genq_claim_job(job, worker, lease_s, max_reclaims = 3) → genq_claim_jobs
+-- of a batch of one, without the id: one row, or none when the job is not
+-- claimable (or was buried).
+create or replace function genq_claim_job(p_job uuid, p_worker text, p_lease_s int,
+                                          p_max_reclaims int default 3)
+returns table (epoch bigint, kind text, input jsonb, attempt int, max_attempts int,
+               steps jsonb, uploads jsonb)
+language sql as $$
+  select c.epoch, c.kind, c.input, c.attempt, c.max_attempts, c.steps, c.uploads
+  from genq_claim_jobs(array[p_job], p_worker, p_lease_s, p_max_reclaims) c
+$$;
+
+-- genq_job_bury(job, code, message): internal to genq_claim_jobs, which has
 -- the job row locked and found it running with a lapsed lease that must not
 -- be reclaimed. The job fails (retryable: nothing was wrong with its input)
 -- into the dead-letter set, its epoch bumped to fence out the lost worker,
