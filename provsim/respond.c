@@ -83,6 +83,9 @@ void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
   p->next = ps->pending;
   if (p->next) p->next->prev = p;
   ps->pending = p;
+  /* a timer counts from the loop's clock, which is as old as this loop
+   * iteration: on a busy loop the answer would come sooner than delay */
+  uv_update_time(ps->loop);
   uv_timer_start(&p->timer, on_timer, delay, 0);
 }
 
