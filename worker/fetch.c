@@ -53,6 +53,7 @@ static void claimed(const db_result *r, void *arg) {
   j->input = cJSON_Parse(PQgetvalue(r->res, 0, 2));
   j->attempt = atoi(PQgetvalue(r->res, 0, 3));
   j->steps = cJSON_Parse(PQgetvalue(r->res, 0, 4));
+  stage_compact_steps(j->steps); /* held for as long as the job waits */
   j->uploads = cJSON_Parse(PQgetvalue(r->res, 0, 5));
   runner_job_run(j);
 }

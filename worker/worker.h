@@ -22,6 +22,13 @@
 typedef struct wjob wjob;
 typedef struct wstep wstep;
 
+/* The first failure of a job's run (runner.c). */
+typedef struct {
+  int retryable;
+  long delay_ms;
+  char step[64], code[64], message[512];
+} wfail;
+
 /* Lifecycle states, changed only by state_worker_set and state_job_set
  * (state.c). The worker: RUNNING → QUIET | DRAINING; QUIET → DRAINING;
  * DRAINING → GRACE_OVER | CLOSING; GRACE_OVER → CLOSING. */
@@ -117,17 +124,17 @@ struct wjob {
                            claim or renewal that confirmed it, plus the lease */
   int attempt;
   cJSON *input;
-  cJSON *steps; /* as claimed: [{name, step_kind, provider, stage, status, provider_ref, output}] */
+  cJSON *steps;   /* as claimed, compacted (stage_compact_steps): [{name, step_kind, stage?,
+                     status? (only "succeeded"), provider_ref?, retry_key?, index?, output?}] */
   cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted} */
   wstep *running; /* steps in flight */
   int nrunning;
   int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
   int db_busy; /* job-level statements outstanding (claim, the final write) */
   job_ending ending;
-  /* the first failure of this run, written once no step runs */
-  int failed, fail_retryable;
-  long fail_delay_ms;
-  char fail_step[64], fail_code[64], fail_message[512];
+  /* the first failure of this run, written once no step runs; allocated
+   * when it happens (a waiting job carries no idle message buffers) */
+  wfail *fail;
 };
 
 /* Past the grace: steps stop and nothing is committed but hand-backs. */
@@ -249,6 +256,15 @@ int state_job_set(wjob *j, job_ending to);
  * not succeeded, -1 when none; stage_pending: step is one of them. */
 int stage_next(const cJSON *steps);
 int stage_pending(const cJSON *step, int stage);
+/* Drops from claimed steps what nobody here reads or what reads the same
+ * absent (a waiting job holds its steps for minutes; cJSON costs about 100
+ * bytes a member): null members, provider and attempt, a status other than
+ * "succeeded" (stage_pending counts any other as unfinished), a stage or
+ * index of 0. Keeps name, step_kind, provider_ref, retry_key, output. */
+void stage_compact_steps(cJSON *steps);
+/* Sets step[key] to item, replacing or adding it (a compacted step may lack
+ * it); item is owned by step then, or freed on failure (-1). */
+int stage_step_set(cJSON *step, const char *key, cJSON *item);
 /* backoff.c, rnd a draw of genq_rand64. Before attempt `attempt` (1-based):
  * full jitter over 0..min(GENQ_RETRY_CAP_MS, GENQ_RETRY_BASE_MS *
  * 2^(attempt-1)), at least retry_after_ms, never above the cap. Before
