@@ -344,8 +344,18 @@ static void poll_fire(uv_timer_t *t) {
     s->poll_cb(s);
 }
 
+/* Polls due within this grid step of loop time fire together: one wake-up
+ * of the loop (and one round of curl's socket work) serves many waiting
+ * steps instead of one each. Only for delays of a second and more. */
+#define POLL_GRID_MS 50
+
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
-  uint64_t d = backoff_poll_ms(&s->j->w->cfg, s->polls, s->retry_after_ms, genq_rand64());
+  const genq_config *c = &s->j->w->cfg;
+  uint64_t d = backoff_poll_ms(c, s->polls, s->retry_after_ms, genq_rand64());
+  if (d >= 1000) {
+    uint64_t now = uv_now(s->j->w->loop);
+    d = (now + d + POLL_GRID_MS - 1) / POLL_GRID_MS * POLL_GRID_MS - now;
+  }
   s->retry_after_ms = 0;
   s->polls++;
   s->poll_cb = cb;

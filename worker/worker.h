@@ -83,6 +83,7 @@ typedef struct worker {
   uv_timer_t reclaim_timer;           /* pending messages of dead readers */
   uv_timer_t grace_timer;             /* shutdown deadline */
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
+  uv_timer_t trim_timer;              /* returns freed heap pages to the system (process.c) */
   int sweeping;
   uint64_t jobs_done;
 } worker;
