@@ -19,6 +19,46 @@
  * job ends as a retryable internal failure. Never freed, never written. */
 static wfail fail_no_memory = {.retryable = 1, .code = "internal", .message = "out of memory"};
 
+/* FNV-1a of a job id. */
+static size_t id_hash(const char *id) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+  return (size_t)h;
+}
+
+/* The index of jobs by id, one bucket per job the worker may hold (rounded
+ * up to a power of two): 8 bytes a slot. Without it, lookups scan. */
+static void index_init(worker *w) {
+  size_t n = 64;
+  while (n < (size_t)w->concurrency && n < ((size_t)1 << 20))
+    n *= 2;
+  w->jobs_by_id = calloc(n, sizeof(wjob *));
+  w->jobs_mask = w->jobs_by_id ? n - 1 : 0;
+}
+
+/* Claimed here and still ours: a duplicate message's entry (epoch 0 until
+ * its claim is refused) or a lost job may share the id. */
+static int runs_here(const wjob *j, const char *id) {
+  return j->epoch && !j->lost && strcmp(j->id, id) == 0;
+}
+
+wjob *runner_job_find(worker *w, const char *id) {
+  if (!w->jobs_by_id) {
+    for (wjob *j = w->jobs; j; j = j->next)
+      if (runs_here(j, id)) return j;
+    return NULL;
+  }
+  for (wjob *j = w->jobs_by_id[id_hash(id) & w->jobs_mask]; j; j = j->hnext)
+    if (runs_here(j, id)) return j;
+  return NULL;
+}
+
+void runner_free(worker *w) {
+  free(w->jobs_by_id);
+  w->jobs_by_id = NULL;
+}
+
 wjob *runner_job_new(worker *w, const char *id, const char *kind) {
   wjob *j = calloc(1, sizeof(*j));
   if (!j) return NULL;
@@ -28,6 +68,12 @@ wjob *runner_job_new(worker *w, const char *id, const char *kind) {
   j->next = w->jobs;
   if (w->jobs) w->jobs->prev = j;
   w->jobs = j;
+  if (!w->jobs_by_id) index_init(w);
+  if (w->jobs_by_id) {
+    wjob **b = &w->jobs_by_id[id_hash(j->id) & w->jobs_mask];
+    j->hnext = *b;
+    *b = j;
+  }
   w->inflight++;
   return j;
 }
@@ -37,6 +83,14 @@ void runner_job_finish(wjob *j) {
   if (j->prev) j->prev->next = j->next;
   if (j->next) j->next->prev = j->prev;
   if (w->jobs == j) w->jobs = j->next;
+  if (w->jobs_by_id) {
+    for (wjob **pp = &w->jobs_by_id[id_hash(j->id) & w->jobs_mask]; *pp; pp = &(*pp)->hnext) {
+      if (*pp == j) {
+        *pp = j->hnext;
+        break;
+      }
+    }
+  }
   cJSON_Delete(j->input);
   cJSON_Delete(j->steps);
   cJSON_Delete(j->uploads);
@@ -351,7 +405,8 @@ static void poll_fire(uv_timer_t *t) {
 
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
   const genq_config *c = &s->j->w->cfg;
-  uint64_t d = backoff_poll_ms(c, s->polls, s->retry_after_ms, genq_rand64());
+  long cap = s->wakeable ? c->callback_poll_max_interval_ms : c->poll_max_interval_ms;
+  uint64_t d = backoff_poll_cap_ms(c, cap, s->polls, s->retry_after_ms, genq_rand64());
   if (d >= 1000) {
     uint64_t now = uv_now(s->j->w->loop);
     d = (now + d + POLL_GRID_MS - 1) / POLL_GRID_MS * POLL_GRID_MS - now;
@@ -360,6 +415,21 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
   s->polls++;
   s->poll_cb = cb;
   uv_timer_start(&s->timer, poll_fire, d, 0);
+}
+
+/* A step polls early for a wake at most this often, whatever the callbacks. */
+#define WAKE_MIN_GAP_MS 1000
+
+void runner_job_wake(wjob *j) {
+  worker *w = j->w;
+  uint64_t now = uv_now(w->loop);
+  for (wstep *s = j->running; s; s = s->next) {
+    /* only a step waiting on its poll timer: a poll in flight answers anyway */
+    if (!s->wakeable || !s->poll_cb || s->xfer || !uv_is_active((uv_handle_t *)&s->timer)) continue;
+    if (s->woken_at && now - s->woken_at < WAKE_MIN_GAP_MS) continue;
+    s->woken_at = now;
+    uv_timer_start(&s->timer, poll_fire, 0, 0);
+  }
 }
 
 static void progress_written(const db_result *r, void *arg) {

@@ -78,6 +78,8 @@ typedef struct worker {
   const step_executor *executors;     /* by step kind (process.c) */
   void (*job_left)(struct worker *w); /* after a job left the in-flight list (process.c) */
   wjob *jobs;                         /* in flight, doubly linked */
+  wjob **jobs_by_id;                  /* the same, hashed by id (runner_job_find) */
+  size_t jobs_mask;                   /* buckets - 1; jobs_by_id NULL: scan the list */
   uv_timer_t fetch_timer;             /* fetch again after an error */
   uv_timer_t heartbeat_timer;         /* lease renewal */
   uv_timer_t reclaim_timer;           /* pending messages of dead readers */
@@ -101,6 +103,9 @@ struct wstep {
   int paid_xfer;             /* that transfer creates paid work: never cancel it */
   uv_timer_t timer;          /* status polls; closed when the step ends */
   int polls;                 /* status polls so far (backoff) */
+  int wakeable;              /* a provider callback may wake it (runner_job_wake); its fallback
+                                polls then back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS */
+  uint64_t woken_at;         /* loop time of the last wake that polled it early */
   long retry_after_ms;       /* the provider's Retry-After for the next poll, or <= 0 */
   void (*poll_cb)(wstep *s); /* what the timer calls next */
   int aborted;               /* stop: report as soon as the current wait ends */
@@ -118,6 +123,7 @@ struct wstep {
 struct wjob {
   worker *w;
   wjob *prev, *next;
+  wjob *hnext; /* bucket chain of w->jobs_by_id */
   char id[37];
   char kind[16];
   long long epoch;      /* every write about the job is fenced by it */
@@ -176,6 +182,16 @@ void runner_job_run(wjob *j);
 void runner_job_lost(wjob *j);
 /* The grace ran out: every step stops; each job is handed back once idle. */
 void runner_grace_over(worker *w);
+/* The job with this id that runs here (claimed at an epoch, not lost), or
+ * NULL. */
+wjob *runner_job_find(worker *w, const char *id);
+/* A provider said something changed (a callback): each of the job's
+ * wakeable steps waiting on its poll timer polls now, unless a wake already
+ * polled it early within the last second, so that replayed callbacks cost
+ * at most an early poll per step and second. */
+void runner_job_wake(wjob *j);
+/* Frees the id index (after the loop ended). */
+void runner_free(worker *w);
 
 typedef struct {
   int ok;
@@ -273,5 +289,8 @@ int stage_step_set(cJSON *step, const char *key, cJSON *item);
  * GENQ_POLL_MAX_INTERVAL_MS, +-10%; retry_after_ms (capped) when longer. */
 long backoff_retry_ms(const genq_config *c, int attempt, long retry_after_ms, uint64_t rnd);
 uint64_t backoff_poll_ms(const genq_config *c, int polls, long retry_after_ms, uint64_t rnd);
+/* The same with the backoff cap max_ms instead of GENQ_POLL_MAX_INTERVAL_MS. */
+uint64_t backoff_poll_cap_ms(const genq_config *c, long max_ms, int polls, long retry_after_ms,
+                             uint64_t rnd);
 
 #endif
