@@ -83,6 +83,9 @@ void provsim_reply(provsim *ps, http_request *req, int delay_ms, int status,
   p->next = ps->pending;
   if (p->next) p->next->prev = p;
   ps->pending = p;
+  /* the delay counts from now: the loop's cached time is that of its last
+   * wake-up, which on a busy machine can be long enough ago to answer early */
+  uv_update_time(ps->loop);
   uv_timer_start(&p->timer, on_timer, delay, 0);
 }
 
