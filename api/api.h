@@ -110,6 +110,12 @@ void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const ch
  * upload's bytes for whoever holds a valid signed URL (signed_url.h), no
  * bearer token; every refusal is the same 404. */
 void api_upload_content(api_ctx *ctx, http_request *req, const char *id);
+/* POST /v1/callbacks/luma/{token} (callbacks.c): a Luma callback, taken as
+ * a wake-up of the job its token names (callback_url.h); 204, or 404 for a
+ * token genq did not make. No bearer token. */
+void api_callback_luma(api_ctx *ctx, http_request *req, const char *token);
+/* Callback bodies are a Generation of a few KiB; they are never read. */
+#define API_CALLBACK_MAX_BODY (64u << 10)
 
 /* ---- events.c ---- */
 /* GET /v1/jobs/{id}/events: server-sent events, one "job" event per change,

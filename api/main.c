@@ -17,7 +17,8 @@
 #define JOBS_PREFIX "/v1/jobs/"
 #define ASSETS_PREFIX "/v1/assets/"
 #define UPLOADS_PREFIX "/v1/uploads/"
-#define ID_MAX 64 /* a path id longer than this is no id genq ever gave */
+#define CALLBACK_LUMA_PREFIX "/v1/callbacks/luma/"
+#define ID_MAX 80 /* a path id (or callback token) longer than this is none genq ever gave */
 
 static void method_not_allowed(http_request *req, const char *allow) {
   char hdr[64];
@@ -39,14 +40,16 @@ typedef enum {
   R_UPLOADS,
   R_ASSET,
   R_UPLOAD_CONTENT,
+  R_CALLBACK_LUMA,
 } route_id;
 
 static const char *const route_allow[] = {
-    [R_HEALTHZ] = "GET",     [R_READYZ] = "GET",
-    [R_JOBS] = "GET, POST",  [R_JOB] = "GET",
-    [R_JOB_CANCEL] = "POST", [R_JOB_EVENTS] = "GET",
-    [R_CREDITS] = "GET",     [R_UPLOADS] = "POST",
-    [R_ASSET] = "GET",       [R_UPLOAD_CONTENT] = "GET, HEAD",
+    [R_HEALTHZ] = "GET",        [R_READYZ] = "GET",
+    [R_JOBS] = "GET, POST",     [R_JOB] = "GET",
+    [R_JOB_CANCEL] = "POST",    [R_JOB_EVENTS] = "GET",
+    [R_CREDITS] = "GET",        [R_UPLOADS] = "POST",
+    [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
+    [R_CALLBACK_LUMA] = "POST",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -83,6 +86,7 @@ static route_id match(const char *p, char id[ID_MAX]) {
   if ((rest = path_id(p, ASSETS_PREFIX, id)) && !*rest) return R_ASSET;
   if ((rest = path_id(p, UPLOADS_PREFIX, id)) && strcmp(rest, "/content") == 0)
     return R_UPLOAD_CONTENT;
+  if ((rest = path_id(p, CALLBACK_LUMA_PREFIX, id)) && !*rest) return R_CALLBACK_LUMA;
   return R_NONE;
 }
 
@@ -126,6 +130,10 @@ static void route(http_request *req, void *arg) {
     api_upload_content(ctx, req, id);
     return;
   }
+  if (r == R_CALLBACK_LUMA) { /* posted by Luma: the token in the path is the capability */
+    api_callback_luma(ctx, req, id);
+    return;
+  }
   if (api_authenticate(ctx, req, &u) != 0) return; /* answered 401 */
   switch (r) {
   case R_JOBS:
@@ -167,6 +175,9 @@ static size_t body_limit(const http_request *req, void *arg) {
   if (strcmp(http_req_method(req), "POST") == 0 && strcmp(http_req_path(req), "/v1/uploads") == 0 &&
       api_authenticated(ctx, req))
     return ctx->cfg.upload_max_bytes;
+  if (strncmp(http_req_path(req), CALLBACK_LUMA_PREFIX, strlen(CALLBACK_LUMA_PREFIX)) == 0 &&
+      ctx->cfg.max_body_bytes > API_CALLBACK_MAX_BODY)
+    return API_CALLBACK_MAX_BODY;
   return ctx->cfg.max_body_bytes;
 }
 

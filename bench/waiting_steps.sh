@@ -28,6 +28,10 @@
 #   BENCH_POLL_INTERVAL_MS, BENCH_POLL_MAX_INTERVAL_MS
 #                             override the worker's poll delays (unset: genq's
 #                             defaults, 2000 and 15000, which is the point)
+#   BENCH_CALLBACKS=0         1: GENQ_CALLBACK_URL set to the API, so genq-provsim POSTs
+#                             each generation's state changes there (wake-ups) and the
+#                             fallback polls back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS
+#                             (60000 unless BENCH_CALLBACK_POLL_MAX_MS says otherwise)
 #   BENCH_DB_POOL=8           GENQ_DB_POOL of the worker and the API
 #   BENCH_BUILD=build/bench   Release build dir (built when a binary is missing,
 #                             or always with BENCH_REBUILD=1)
@@ -109,6 +113,12 @@ genq_stack_env "$STATE" "$REDIS_PORT" "$PG_PORT" genq "127.0.0.1:$API_PORT" "$SI
   fi
   if [[ -n ${BENCH_POLL_MAX_INTERVAL_MS:-} ]]; then
     echo "GENQ_POLL_MAX_INTERVAL_MS=$BENCH_POLL_MAX_INTERVAL_MS"
+  fi
+  if [[ ${BENCH_CALLBACKS:-0} == 1 ]]; then
+    echo "GENQ_CALLBACK_URL=http://127.0.0.1:$API_PORT"
+    if [[ -n ${BENCH_CALLBACK_POLL_MAX_MS:-} ]]; then
+      echo "GENQ_CALLBACK_POLL_MAX_INTERVAL_MS=$BENCH_CALLBACK_POLL_MAX_MS"
+    fi
   fi
 } >>"$STATE/env"
 genq_load_env "$STATE/env"
@@ -228,7 +238,9 @@ echo "tree at $(git -C "$GENQ_ROOT" rev-parse --short HEAD 2>/dev/null || echo '
   "genq-worker built $(date -r "$BUILD/genq-worker" '+%F %T'); $(nproc) cpus"
 echo "worker: --kinds video --concurrency $N, GENQ_POLL_INTERVAL_MS=${GENQ_POLL_INTERVAL_MS:-2000 (default)}" \
   "GENQ_POLL_MAX_INTERVAL_MS=${GENQ_POLL_MAX_INTERVAL_MS:-15000 (default)} GENQ_LEASE_SECONDS=60" \
-  "GENQ_DB_POOL=$POOL GENQ_LOG_LEVEL=$GENQ_LOG_LEVEL"
+  "GENQ_DB_POOL=$POOL GENQ_LOG_LEVEL=$GENQ_LOG_LEVEL" \
+  "GENQ_CALLBACK_URL=${GENQ_CALLBACK_URL:-(unset: no callbacks)}" \
+  "${GENQ_CALLBACK_URL:+GENQ_CALLBACK_POLL_MAX_INTERVAL_MS=${GENQ_CALLBACK_POLL_MAX_INTERVAL_MS:-60000 (default)}}"
 echo "provsim: PROVSIM_LUMA_VIDEO_MS=$VIDEO_MS (queued for the first $((VIDEO_MS / 5000)) s, then dreaming)"
 echo "submit: $ACCEPTED of $N jobs accepted (202) through POST /v1/jobs in ${SUBMIT_S}s" \
   "($(awk -v n="$ACCEPTED" -v s="$SUBMIT_S" 'BEGIN {printf "%.0f", (s > 0) ? n / s : 0}')/s, 16 at a time)"
@@ -245,11 +257,12 @@ declare -A T0 T1 MAXRSS
 PGSS_MINE="query ~ 'pg_stat|count\\(\\*\\) filter|from jobs where user_id'"
 
 measure() { # LABEL
-  local label=$1 n r p t0 t1 el gets0 gets1 log0 log1 lines0 lines1
+  local label=$1 n r p t0 t1 el gets0 gets1 cbs0 cbs1 log0 log1 lines0 lines1
   local held queued dreaming full wrss calls wal
   psql_q -c "select pg_stat_statements_reset()" >/dev/null
   redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
   gets0=$(sim_count gets)
+  cbs0=$(sim_count callbacks)
   log0=$(stat -c %s "$STATE/logs/worker.log")
   lines0=$(wc -l <"$STATE/logs/worker.log")
   for n in "${NAMES[@]}"; do
@@ -274,6 +287,7 @@ measure() { # LABEL
   T1[postgres]=$(pg_ticks)
   t1=$(now)
   gets1=$(sim_count gets)
+  cbs1=$(sim_count callbacks)
   log1=$(stat -c %s "$STATE/logs/worker.log")
   lines1=$(wc -l <"$STATE/logs/worker.log")
   read -r held queued dreaming full <<<"$(step_states)"
@@ -302,6 +316,7 @@ measure() { # LABEL
     "(all worker CPU in the window / GETs)"
   echo "provider status polls (provsim luma.gets): $((gets1 - gets0)), $(rate $((gets1 - gets0)))/s" \
     "(one poll per held generation every 15 s would be $(awk -v n="$held" 'BEGIN {printf "%.1f", n / 15}')/s)"
+  echo "provider callbacks delivered (provsim luma.callbacks): $((cbs1 - cbs0)), $(rate $((cbs1 - cbs0)))/s"
   read -r calls wal <<<"$(psql_q -F ' ' -c "select coalesce(sum(calls), 0), coalesce(sum(wal_bytes), 0)
                                             from pg_stat_statements where not ($PGSS_MINE)")"
   echo "PostgreSQL: $(rate "$calls") statements/s from genq, $(awk -v b="$wal" -v e="$el" \

@@ -102,6 +102,9 @@ static const config_var config_vars[] = {
     {"GENQ_PUBLIC_URL", 0, CONFIG_API | CONFIG_WORKER, T_BASEURL, 0, 0, NULL, F(public_url), 0},
     {"GENQ_URL_SIGNING_KEY", 0, CONFIG_API | CONFIG_WORKER, T_SECRET, 32, 0, NULL,
      F(url_signing_key), 0},
+    {"GENQ_CALLBACK_URL", 0, CONFIG_WORKER, T_BASEURL, 0, 0, NULL, F(callback_url), 0},
+    {"GENQ_CALLBACK_POLL_MAX_INTERVAL_MS", 0, CONFIG_WORKER, T_INT, 10, 3600000, "60000",
+     F(callback_poll_max_interval_ms), 0},
     {"GENQ_PROVSIM_LISTEN", 0, CONFIG_PROVSIM, T_LISTEN, 0, 0, "127.0.0.1:8090", F(provsim_host),
      F(provsim_port)},
 };
@@ -351,6 +354,10 @@ int config_load_from(genq_config *c, unsigned components, config_getenv_fn get, 
       }
     }
     if (val && apply(c, v, val, err, errlen) < 0) goto fail;
+  }
+  if (c->callback_url && !c->url_signing_key) {
+    seterr(err, errlen, "GENQ_CALLBACK_URL needs GENQ_URL_SIGNING_KEY (the callback tokens' key)");
+    goto fail;
   }
   if (c->retry_cap_ms < c->retry_base_ms) {
     seterr(err, errlen, "GENQ_RETRY_CAP_MS must be at least GENQ_RETRY_BASE_MS (%d)",

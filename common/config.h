@@ -79,6 +79,14 @@ typedef struct {
   char *url_signing_key; /* GENQ_URL_SIGNING_KEY HMAC key of signed upload URLs, at least 32
                             bytes; optional (unset: GET /v1/uploads/{id}/content answers 404) */
 
+  /* provider callbacks as wake-ups (worker; callback_url.h) */
+  char *callback_url; /* GENQ_CALLBACK_URL base URL at which providers reach genq-api's
+                         POST /v1/callbacks/luma/{token}, e.g. https://genq.example.com;
+                         optional, unset: no callbacks (needs GENQ_URL_SIGNING_KEY) */
+  int callback_poll_max_interval_ms; /* GENQ_CALLBACK_POLL_MAX_INTERVAL_MS backoff cap of the
+                                        fallback status polls of Luma steps while callbacks are
+                                        on, default 60000 */
+
   /* provsim */
   char provsim_host[64]; /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
   int provsim_port;

@@ -17,6 +17,12 @@
 #define HTTPC_DEFAULT_MAX_BODY (4u << 20)
 /* Captured response header values longer than this are cut. */
 #define HTTPC_HEADER_VALUE_MAX 512
+/* Finished transfers kept, with their curl easy handle, for the next
+ * requests: setting up a handle is most of a small request's CPU (a curl
+ * easy handle is tens of KiB of allocations, and their churn fragments the
+ * heap of a process that holds thousands of waiting jobs). At most this
+ * many are idle at once. */
+#define HTTPC_POOL_MAX 32
 
 typedef struct httpc_xfer {
   httpc *c;
@@ -57,6 +63,8 @@ struct httpc {
   int handles; /* open uv handles; c is freed when closing and this reaches 0 */
   int closing;
   httpc_xfer *in_cb; /* the transfer whose callback is running (httpc_take_body) */
+  httpc_xfer *pool;  /* idle transfers with a reset easy handle, linked by next */
+  int npool;
 };
 
 static pthread_once_t httpc_global_once = PTHREAD_ONCE_INIT;
@@ -66,8 +74,64 @@ static void httpc_global_init(void) {
   httpc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
+static void httpc_pool_drain(httpc *c) {
+  while (c->pool) {
+    httpc_xfer *x = c->pool;
+    c->pool = x->next;
+    curl_easy_cleanup(x->easy);
+    free(x);
+  }
+  c->npool = 0;
+}
+
 static void httpc_maybe_free(httpc *c) {
   if (c->closing && c->handles == 0) free(c);
+}
+
+/* Releases what x holds for its request; keeps x and its easy handle for
+ * the next request when the pool has room (and the client is open), else
+ * frees them. The easy handle must already be out of the multi. */
+static void httpc_xfer_release(httpc *c, httpc_xfer *x) {
+  int keep = x->easy && !c->closing && c->npool < HTTPC_POOL_MAX;
+  if (keep)
+    curl_easy_reset(x->easy); /* options only: the multi keeps the connections */
+  else if (x->easy)
+    curl_easy_cleanup(x->easy);
+  curl_mime_free(x->mime); /* after the handle is reset or freed: it uses it */
+  x->mime = NULL;
+  curl_slist_free_all(x->headers);
+  x->headers = NULL;
+  free(x->buf);
+  x->buf = NULL;
+  if (!keep) {
+    free(x);
+    return;
+  }
+  x->next = c->pool;
+  c->pool = x;
+  c->npool++;
+}
+
+/* A transfer for a new request: from the pool (its easy handle reset), or
+ * new. Everything but the easy handle is zero. NULL when out of memory. */
+static httpc_xfer *httpc_xfer_get(httpc *c) {
+  httpc_xfer *x = c->pool;
+  if (x) {
+    c->pool = x->next;
+    c->npool--;
+    CURL *easy = x->easy;
+    memset(x, 0, sizeof *x);
+    x->easy = easy;
+    return x;
+  }
+  x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  x->easy = curl_easy_init();
+  if (!x->easy) {
+    free(x);
+    return NULL;
+  }
+  return x;
 }
 
 static void httpc_handle_closed(uv_handle_t *h) {
@@ -119,12 +183,7 @@ static void httpc_finish(httpc_xfer *x, CURLcode code, const char *why) {
   c->in_cb = x;
   x->cb(&r, x->arg);
   c->in_cb = outer;
-
-  curl_easy_cleanup(x->easy);
-  curl_mime_free(x->mime); /* after the easy handle, which uses it */
-  curl_slist_free_all(x->headers);
-  free(x->buf);
-  free(x);
+  httpc_xfer_release(c, x);
 }
 
 char *httpc_take_body(httpc *c) {
@@ -330,15 +389,13 @@ static size_t httpc_header_cb(char *p, size_t size, size_t n, void *userp) {
 
 int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint64_t *id) {
   if (c->closing || !req || !req->url || !cb) return -1;
-  httpc_xfer *x = calloc(1, sizeof *x);
+  httpc_xfer *x = httpc_xfer_get(c);
   if (!x) return -1;
   x->c = c;
   x->cb = cb;
   x->arg = arg;
   x->retry_after_ms = x->retry_after_s_ms = -1;
   x->max = req->max_response_bytes ? req->max_response_bytes : HTTPC_DEFAULT_MAX_BODY;
-  x->easy = curl_easy_init();
-  if (!x->easy) goto fail;
   for (const char *const *h = req->headers; h && *h; h++) {
     struct curl_slist *l = curl_slist_append(x->headers, *h); /* copies */
     if (!l) goto fail;
@@ -408,10 +465,7 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
   if (id) *id = x->id;
   return 0;
 fail:
-  if (x->easy) curl_easy_cleanup(x->easy);
-  curl_mime_free(x->mime);
-  curl_slist_free_all(x->headers);
-  free(x);
+  httpc_xfer_release(c, x);
   return -1;
 }
 
@@ -433,6 +487,7 @@ void httpc_close(httpc *c) {
   c->closing = 1;
   while (c->xfers)
     httpc_cancel(c, c->xfers->id);
+  httpc_pool_drain(c);
   /* Cleanup may still report sockets to remove; the timer is closed after. */
   curl_multi_cleanup(c->multi);
   c->multi = NULL;

@@ -51,6 +51,10 @@ int queue_publish_cancel(rds *r, const char *job_id) {
   return rds_command(r, NULL, NULL, "PUBLISH %s %s", QUEUE_CANCEL_CHANNEL, job_id);
 }
 
+int queue_publish_wakeup(rds *r, const char *job_id) {
+  return rds_command(r, NULL, NULL, "PUBLISH %s %s", QUEUE_WAKEUP_CHANNEL, job_id);
+}
+
 static void group_reply(redisReply *reply, const char *err, void *arg) {
   (void)arg;
   if (err) {

@@ -74,4 +74,12 @@ int queue_publish_change(rds *r, const char *job_id);
 #define QUEUE_CANCEL_CHANNEL "genq:{q}:cancels"
 int queue_publish_cancel(rds *r, const char *job_id);
 
+/* Wake-ups: genq-api PUBLISHes a job's id here when a provider's callback
+ * for it arrives (callback_url.h); the worker holding the job polls its
+ * waiting provider steps soon instead of at their next timer. Only a hint:
+ * the poll reads the state from the provider, and a lost notice costs the
+ * time until the fallback poll. */
+#define QUEUE_WAKEUP_CHANNEL "genq:{q}:wakeups"
+int queue_publish_wakeup(rds *r, const char *job_id);
+
 #endif

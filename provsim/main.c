@@ -88,6 +88,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   a->ps.closing = 1;
   provsim_flush_pending(&a->ps);
   simfaults_release_hung(&a->ps);
+  sim_luma_stop(&a->ps);
   http_server_close(a->server, on_server_closed, a);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);

@@ -273,6 +273,8 @@ void simmedia_handle(provsim *ps, http_request *req, const char *path);
  * (default 4000) and declares the counters. Returns 0, or -1 with a message. */
 int sim_luma_init(provsim *ps, char *err, size_t errlen);
 void sim_luma_free(provsim *ps);
+/* Shutdown: callbacks still to send are dropped, those in flight canceled. */
+void sim_luma_stop(provsim *ps);
 /* Handles a request whose path starts with /luma; path is the rest
  * ("/dream-machine/v1/..."). */
 void sim_luma_handle(provsim *ps, http_request *req, const char *path);

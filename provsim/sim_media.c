@@ -124,7 +124,7 @@ static int host_ok(const char *h) {
 }
 
 int sim_origin(const provsim *ps, const http_request *req, char *out, size_t n) {
-  const char *host = http_req_header(req, "host");
+  const char *host = req ? http_req_header(req, "host") : NULL;
   if (!host_ok(host)) host = ps->self;
   int w = snprintf(out, n, "http://%s", host);
   return w < 0 || (size_t)w >= n ? -1 : 0;

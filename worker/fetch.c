@@ -90,6 +90,7 @@ static void claimed(const db_result *r, void *arg) {
     j->input = cJSON_Parse(PQgetvalue(r->res, row, 3));
     j->attempt = atoi(PQgetvalue(r->res, row, 4));
     j->steps = cJSON_Parse(PQgetvalue(r->res, row, 5));
+    stage_compact_steps(j->steps); /* held for as long as the job waits */
     j->uploads = cJSON_Parse(PQgetvalue(r->res, row, 6));
     runner_job_run(j);
   }
@@ -214,14 +215,29 @@ static void reclaim_cb(uv_timer_t *t) {
 static void on_cancel(const char *channel, const char *msg, size_t len, void *arg) {
   (void)channel;
   worker *w = arg;
+  char id[37];
   if (len != 36 || worker_past_grace(w)) return;
-  for (wjob *j = w->jobs; j; j = j->next) {
-    if (memcmp(j->id, msg, 36) == 0 && j->epoch && !j->lost) {
-      log_info("job canceled: stopping it", LS("job_id", j->id));
-      runner_job_lost(j);
-      return;
-    }
+  memcpy(id, msg, 36);
+  id[36] = '\0';
+  wjob *j = runner_job_find(w, id);
+  if (j) {
+    log_info("job canceled: stopping it", LS("job_id", j->id));
+    runner_job_lost(j);
   }
+}
+
+/* A provider's callback reached genq-api for this job: poll its waiting
+ * steps now (runner_job_wake bounds how often). Most notices are for jobs
+ * other workers hold. */
+static void on_wakeup(const char *channel, const char *msg, size_t len, void *arg) {
+  (void)channel;
+  worker *w = arg;
+  char id[37];
+  if (len != 36 || worker_past_grace(w)) return;
+  memcpy(id, msg, 36);
+  id[36] = '\0';
+  wjob *j = runner_job_find(w, id);
+  if (j) runner_job_wake(j);
 }
 
 static void on_connect(rds *r, void *arg) {
@@ -237,6 +253,8 @@ void fetch_start(worker *w) {
   rds_on_connect(w->redis, on_connect, w);
   if (rds_subscribe(w->redis_sub, QUEUE_CANCEL_CHANNEL, on_cancel, w) != 0)
     log_warn("no cancel subscription: cancels reach this worker with the lease renewal", LOG_END);
+  if (w->cfg.callback_url && rds_subscribe(w->redis_sub, QUEUE_WAKEUP_CHANNEL, on_wakeup, w) != 0)
+    log_warn("no wake-up subscription: callbacks do not wake steps, polls still run", LOG_END);
   uv_timer_start(&w->reclaim_timer, reclaim_cb, 10000, 10000);
   /* the first fetch waits for Redis (the timer path) */
   uv_timer_start(&w->fetch_timer, fetch_retry_cb, 100, 0);

@@ -198,6 +198,7 @@ char *luma_create_body(const luma_create *c, int video) {
   if (!c || !c->model || !*c->model || !c->prompt || !*c->prompt) return NULL;
   if (c->keyframe_url && (!video || !provider_url_ok(c->keyframe_url, LUMA_MAX_ASSET_URL)))
     return NULL;
+  if (c->callback_url && !provider_url_ok(c->callback_url, LUMA_MAX_ASSET_URL)) return NULL;
   cJSON *root = cJSON_CreateObject();
   char *s = NULL;
   int rc = root ? 0 : -1;
@@ -217,6 +218,7 @@ char *luma_create_body(const luma_create *c, int video) {
   } else {
     rc |= add_string(root, "format", c->format);
   }
+  rc |= add_string(root, "callback_url", c->callback_url);
   if (rc == 0) s = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
   return s;

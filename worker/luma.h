@@ -32,6 +32,8 @@ typedef struct {
   const char *resolution;   /* video: NULL or 540p, 720p, 1080p, 4k */
   const char *keyframe_url; /* video: NULL or the http(s) URL of the first frame image */
   const char *format;       /* image: NULL or jpg, png */
+  const char *callback_url; /* NULL, or the http(s) URL Luma POSTs the Generation to on each
+                               state change (a wake-up only: callback_url.h) */
 } luma_create;
 
 typedef struct {
@@ -84,7 +86,8 @@ int luma_delete(httpc *h, const luma_opts *o, const char *id, luma_cb cb, void *
 
 /* The JSON body of a create (cJSON_free it), or NULL when c is unusable:
  * {"model","prompt","aspect_ratio"?, video: "duration"?, "resolution"?,
- * "keyframes"?: {"frame0": {"type": "image", "url"}}; image: "format"?}. */
+ * "keyframes"?: {"frame0": {"type": "image", "url"}}; image: "format"?;
+ * "callback_url"?}. */
 char *luma_create_body(const luma_create *c, int video);
 
 typedef enum { LUMA_OP_CREATE_VIDEO, LUMA_OP_CREATE_IMAGE, LUMA_OP_GET, LUMA_OP_DELETE } luma_op;

@@ -154,6 +154,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&sigs[i], NULL);
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
+  runner_free(w);
   config_free(&w->cfg);
   return 0;
 }

@@ -6,7 +6,18 @@
  * flight finish; at GRACE_OVER (GENQ_SHUTDOWN_GRACE_MS later) every step
  * stops and each job is handed back; once no job is left, CLOSING closes
  * every handle and the loop ends. */
+#include <malloc.h>
+
+#include "log.h"
 #include "worker.h"
+
+/* How often freed heap memory is handed back. A worker that took thousands
+ * of jobs at once (claims, creates and checkpoints queued for the database
+ * pool) frees most of what that took, but glibc returns a page only from the
+ * top of the heap: the rest stays resident, interleaved with the jobs that
+ * now wait for minutes. malloc_trim releases every free page; measured on
+ * a heap holding 10,000 waiting jobs it takes about a millisecond. */
+#define TRIM_INTERVAL_MS 30000
 
 static const step_executor executors[] = {
     {"storyboard", step_storyboard_run},
@@ -41,6 +52,7 @@ static void close_all(worker *w) {
   uv_close((uv_handle_t *)&w->reclaim_timer, NULL);
   uv_close((uv_handle_t *)&w->sweep_timer, NULL);
   uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
+  uv_close((uv_handle_t *)&w->trim_timer, NULL);
   if (w->storage) storage_close(w->storage);
   w->storage = NULL;
   if (w->http) httpc_close(w->http);
@@ -64,11 +76,23 @@ static void job_left(worker *w) {
     fetch_more(w);
 }
 
+static void trim_cb(uv_timer_t *t) {
+  worker *w = t->data;
+  uint64_t t0 = uv_hrtime();
+  int released = malloc_trim(0);
+  log_debug("heap trimmed", LI("released", released), LI("in_flight", w->inflight),
+            LD("ms", (double)(uv_hrtime() - t0) / 1e6));
+}
+
 void worker_start(worker *w) {
   w->executors = executors;
   w->job_left = job_left;
   uv_timer_init(w->loop, &w->grace_timer);
   w->grace_timer.data = w;
+  uv_timer_init(w->loop, &w->trim_timer);
+  w->trim_timer.data = w;
+  uv_timer_start(&w->trim_timer, trim_cb, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&w->trim_timer);
   fetch_start(w);
   lease_start(w);
   sweep_start(w);

@@ -16,6 +16,50 @@
 
 /* ---- the in-flight list ---- */
 
+/* The failure a run can always record: when even a wfail cannot be had, the
+ * job ends as a retryable internal failure. Never freed, never written. */
+static wfail fail_no_memory = {.retryable = 1, .code = "internal", .message = "out of memory"};
+
+/* FNV-1a of a job id. */
+static size_t id_hash(const char *id) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+  return (size_t)h;
+}
+
+/* The index of jobs by id, one bucket per job the worker may hold (rounded
+ * up to a power of two): 8 bytes a slot. Without it, lookups scan. */
+static void index_init(worker *w) {
+  size_t n = 64;
+  while (n < (size_t)w->concurrency && n < ((size_t)1 << 20))
+    n *= 2;
+  w->jobs_by_id = calloc(n, sizeof(wjob *));
+  w->jobs_mask = w->jobs_by_id ? n - 1 : 0;
+}
+
+/* Claimed here and still ours: a duplicate message's entry (epoch 0 until
+ * its claim is refused) or a lost job may share the id. */
+static int runs_here(const wjob *j, const char *id) {
+  return j->epoch && !j->lost && strcmp(j->id, id) == 0;
+}
+
+wjob *runner_job_find(worker *w, const char *id) {
+  if (!w->jobs_by_id) {
+    for (wjob *j = w->jobs; j; j = j->next)
+      if (runs_here(j, id)) return j;
+    return NULL;
+  }
+  for (wjob *j = w->jobs_by_id[id_hash(id) & w->jobs_mask]; j; j = j->hnext)
+    if (runs_here(j, id)) return j;
+  return NULL;
+}
+
+void runner_free(worker *w) {
+  free(w->jobs_by_id);
+  w->jobs_by_id = NULL;
+}
+
 wjob *runner_job_new(worker *w, const char *id, const char *kind) {
   wjob *j = calloc(1, sizeof(*j));
   if (!j) return NULL;
@@ -25,6 +69,12 @@ wjob *runner_job_new(worker *w, const char *id, const char *kind) {
   j->next = w->jobs;
   if (w->jobs) w->jobs->prev = j;
   w->jobs = j;
+  if (!w->jobs_by_id) index_init(w);
+  if (w->jobs_by_id) {
+    wjob **b = &w->jobs_by_id[id_hash(j->id) & w->jobs_mask];
+    j->hnext = *b;
+    *b = j;
+  }
   w->inflight++;
   return j;
 }
@@ -34,9 +84,18 @@ void runner_job_finish(wjob *j) {
   if (j->prev) j->prev->next = j->next;
   if (j->next) j->next->prev = j->prev;
   if (w->jobs == j) w->jobs = j->next;
+  if (w->jobs_by_id) {
+    for (wjob **pp = &w->jobs_by_id[id_hash(j->id) & w->jobs_mask]; *pp; pp = &(*pp)->hnext) {
+      if (*pp == j) {
+        *pp = j->hnext;
+        break;
+      }
+    }
+  }
   cJSON_Delete(j->input);
   cJSON_Delete(j->steps);
   cJSON_Delete(j->uploads);
+  if (j->fail != &fail_no_memory) free(j->fail);
   free(j);
   w->inflight--;
   w->jobs_done++;
@@ -81,19 +140,21 @@ static void final_write(wjob *j, const char *sql, int n, const char *const *para
 }
 
 static void fail_job(wjob *j) {
-  const char *p[3] = {j->fail_step[0] ? j->fail_step : NULL, j->fail_code, j->fail_message};
-  log_warn("job failed", LS("job_id", j->id), LS("step", j->fail_step), LS("code", j->fail_code),
-           LS("message", j->fail_message));
+  const wfail *f = j->fail;
+  const char *p[3] = {f->step[0] ? f->step : NULL, f->code, f->message};
+  log_warn("job failed", LS("job_id", j->id), LS("step", f->step), LS("code", f->code),
+           LS("message", f->message));
   final_write(j, "select genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false)", 3, p);
 }
 
 static void requeue_job(wjob *j) {
+  const wfail *f = j->fail;
   char delay[24];
-  long d = backoff_retry_ms(&j->w->cfg, j->attempt, j->fail_delay_ms, genq_rand64());
+  long d = backoff_retry_ms(&j->w->cfg, j->attempt, f->delay_ms, genq_rand64());
   snprintf(delay, sizeof(delay), "%ld", d);
-  const char *p[4] = {delay, j->fail_code, j->fail_message, j->fail_step};
+  const char *p[4] = {delay, f->code, f->message, f->step};
   log_info("job retry scheduled", LS("job_id", j->id), LI("attempt", j->attempt), LI("delay_ms", d),
-           LS("code", j->fail_code));
+           LS("code", f->code));
   final_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5, $6)", 4, p);
 }
 
@@ -149,8 +210,8 @@ static void job_maybe_end(wjob *j) {
   if (j->nrunning > 0 || j->db_busy > 0 || j->ending == JOB_ENDING_FINAL_WRITE) return;
   if (j->ending == JOB_ENDING_WHEN_IDLE || j->lost || j->epoch == 0) {
     runner_job_finish(j);
-  } else if (j->failed) {
-    if (j->fail_retryable)
+  } else if (j->fail) {
+    if (j->fail->retryable)
       requeue_job(j);
     else
       fail_job(j);
@@ -186,17 +247,25 @@ static void step_end(wstep *s) {
 }
 
 static void note_failure(wjob *j, const wstep *s, const step_result *r) {
+  wfail *f = j->fail;
   /* a non-retryable failure wins over a retryable one */
-  if (j->failed && (!j->fail_retryable || r->retryable)) {
-    if (r->retryable && r->retry_after_ms > j->fail_delay_ms) j->fail_delay_ms = r->retry_after_ms;
+  if (f && (!f->retryable || r->retryable)) {
+    if (f != &fail_no_memory && r->retryable && r->retry_after_ms > f->delay_ms)
+      f->delay_ms = r->retry_after_ms;
     return;
   }
-  j->failed = 1;
-  j->fail_retryable = r->retryable;
-  j->fail_delay_ms = r->retry_after_ms;
-  snprintf(j->fail_step, sizeof(j->fail_step), "%s", s ? s->name : "");
-  snprintf(j->fail_code, sizeof(j->fail_code), "%s", r->code ? r->code : "internal");
-  snprintf(j->fail_message, sizeof(j->fail_message), "%s", r->message ? r->message : "");
+  if (!f || f == &fail_no_memory) f = malloc(sizeof(*f));
+  if (!f) {
+    j->fail = &fail_no_memory;
+    abort_steps(j);
+    return;
+  }
+  j->fail = f;
+  f->retryable = r->retryable;
+  f->delay_ms = r->retry_after_ms;
+  snprintf(f->step, sizeof(f->step), "%s", s ? s->name : "");
+  snprintf(f->code, sizeof(f->code), "%s", r->code ? r->code : "internal");
+  snprintf(f->message, sizeof(f->message), "%s", r->message ? r->message : "");
   if (!r->retryable) abort_steps(j); /* nothing else of this job is worth paying for */
 }
 
@@ -223,7 +292,7 @@ static void step_succeeded(const db_result *r, void *arg) {
     cleanup_drop_asset_bytes(j->w, s->asset_key);
     runner_job_lost(j);
   } else {
-    cJSON_ReplaceItemInObject(s->step, "status", cJSON_CreateString("succeeded"));
+    stage_step_set(s->step, "status", cJSON_CreateString("succeeded"));
     job_changed(j);
     if (strcmp(PQgetvalue(r->res, 0, 0), "succeeded") == 0) {
       state_job_set(j, JOB_ENDING_WHEN_IDLE); /* the commit finished the job */
@@ -269,8 +338,7 @@ void runner_step_done(wstep *s, const step_result *r) {
   char *asset = r->asset ? cJSON_PrintUnformatted(r->asset) : NULL;
   if (out) {
     /* later steps of this run read it from here */
-    cJSON *copy = cJSON_Duplicate(r->output, 1);
-    if (copy) cJSON_ReplaceItemInObject(s->step, "output", copy);
+    stage_step_set(s->step, "output", cJSON_Duplicate(r->output, 1));
   }
   const char *key = asset_key(r);
   s->asset_key = key ? strdup(key) : NULL;
@@ -328,12 +396,38 @@ static void poll_fire(uv_timer_t *t) {
     s->poll_cb(s);
 }
 
+/* Polls due within this grid step of loop time fire together: one wake-up
+ * of the loop (and one round of curl's socket work) serves many waiting
+ * steps instead of one each. Only for delays of a second and more. */
+#define POLL_GRID_MS 50
+
 void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
-  uint64_t d = backoff_poll_ms(&s->j->w->cfg, s->polls, s->retry_after_ms, genq_rand64());
+  const genq_config *c = &s->j->w->cfg;
+  long cap = s->wakeable ? c->callback_poll_max_interval_ms : c->poll_max_interval_ms;
+  uint64_t d = backoff_poll_cap_ms(c, cap, s->polls, s->retry_after_ms, genq_rand64());
+  if (d >= 1000) {
+    uint64_t now = uv_now(s->j->w->loop);
+    d = (now + d + POLL_GRID_MS - 1) / POLL_GRID_MS * POLL_GRID_MS - now;
+  }
   s->retry_after_ms = 0;
   s->polls++;
   s->poll_cb = cb;
   uv_timer_start(&s->timer, poll_fire, d, 0);
+}
+
+/* A step polls early for a wake at most this often, whatever the callbacks. */
+#define WAKE_MIN_GAP_MS 1000
+
+void runner_job_wake(wjob *j) {
+  worker *w = j->w;
+  uint64_t now = uv_now(w->loop);
+  for (wstep *s = j->running; s; s = s->next) {
+    /* only a step waiting on its poll timer: a poll in flight answers anyway */
+    if (!s->wakeable || !s->poll_cb || s->xfer || !uv_is_active((uv_handle_t *)&s->timer)) continue;
+    if (s->woken_at && now - s->woken_at < WAKE_MIN_GAP_MS) continue;
+    s->woken_at = now;
+    uv_timer_start(&s->timer, poll_fire, 0, 0);
+  }
 }
 
 static void progress_written(const db_result *r, void *arg) {
@@ -391,7 +485,6 @@ static void step_begun(const db_result *r, void *arg) {
     runner_step_stopped(s);
     return;
   }
-  cJSON_ReplaceItemInObject(s->step, "status", cJSON_CreateString("running"));
   job_changed(j);
   const step_executor *e = j->w->executors;
   while (e->step_kind && strcmp(e->step_kind, s->step_kind) != 0)
@@ -421,6 +514,9 @@ static int step_start(wjob *j, cJSON *step) {
   s->name = name->valuestring;
   s->step_kind = sk->valuestring;
   if (cJSON_IsString(ref)) snprintf(s->ref, sizeof(s->ref), "%s", ref->valuestring);
+  /* from here on s->ref is the step's reference: the copy in the tree
+   * would only cost a waiting step's memory */
+  cJSON_DeleteItemFromObjectCaseSensitive(step, "provider_ref");
   uv_timer_init(j->w->loop, &s->timer);
   s->timer.data = s;
   s->next = j->running;

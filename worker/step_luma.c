@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "callback_url.h"
 #include "log.h"
 #include "signed_url.h"
 #include "worker.h"
@@ -241,6 +242,15 @@ static void create_now(wstep *s, int ok) {
   const cJSON *in = s->j->input;
   luma_create c = {.prompt = str(in, "prompt"), .aspect_ratio = str(in, "aspect_ratio")};
   int rc;
+  char cb_url[2048]; /* the create copies it */
+  if (s->wakeable) {
+    if (callback_url_make(w->cfg.url_signing_key, w->cfg.callback_url, s->j->id, cb_url,
+                          sizeof cb_url) == 0)
+      c.callback_url = cb_url;
+    else
+      log_warn("no callback URL for this generation: polling only", LS("job_id", s->j->id),
+               LS("step", s->name));
+  }
   if (is_video(s)) {
     c.model = "ray-2";
     c.duration = str(in, "duration");
@@ -278,6 +288,9 @@ static void create_now(wstep *s, int ok) {
 int step_luma_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http) return -1;
+  /* with callbacks configured, Luma's POST wakes the step (a resumed
+   * generation is assumed to have been created with its callback_url) */
+  s->wakeable = w->cfg.callback_url != NULL;
   if (s->ref[0]) {
     log_info("resuming luma generation", LS("job_id", s->j->id), LS("step", s->name),
              LS("generation_id", s->ref));

@@ -22,6 +22,13 @@
 typedef struct wjob wjob;
 typedef struct wstep wstep;
 
+/* The first failure of a job's run (runner.c). */
+typedef struct {
+  int retryable;
+  long delay_ms;
+  char step[64], code[64], message[512];
+} wfail;
+
 /* Lifecycle states, changed only by state_worker_set and state_job_set
  * (state.c). The worker: RUNNING → QUIET | DRAINING; QUIET → DRAINING;
  * DRAINING → GRACE_OVER | CLOSING; GRACE_OVER → CLOSING. */
@@ -85,11 +92,14 @@ typedef struct worker {
   const step_executor *executors;     /* by step kind (process.c) */
   void (*job_left)(struct worker *w); /* after a job left the in-flight list (process.c) */
   wjob *jobs;                         /* in flight, doubly linked */
+  wjob **jobs_by_id;                  /* the same, hashed by id (runner_job_find) */
+  size_t jobs_mask;                   /* buckets - 1; jobs_by_id NULL: scan the list */
   uv_timer_t fetch_timer;             /* fetch again after an error */
   uv_timer_t heartbeat_timer;         /* lease renewal */
   uv_timer_t reclaim_timer;           /* pending messages of dead readers */
   uv_timer_t grace_timer;             /* shutdown deadline, then the last flush's */
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
+  uv_timer_t trim_timer;              /* returns freed heap pages to the system (process.c) */
   int sweeping;
   batch_queue batches[BATCH_KINDS]; /* batch.c */
   int redis_closed;                 /* close_all has closed the Redis connections */
@@ -109,6 +119,9 @@ struct wstep {
   int paid_xfer;             /* that transfer creates paid work: never cancel it */
   uv_timer_t timer;          /* status polls; closed when the step ends */
   int polls;                 /* status polls so far (backoff) */
+  int wakeable;              /* a provider callback may wake it (runner_job_wake); its fallback
+                                polls then back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS */
+  uint64_t woken_at;         /* loop time of the last wake that polled it early */
   long retry_after_ms;       /* the provider's Retry-After for the next poll, or <= 0 */
   void (*poll_cb)(wstep *s); /* what the timer calls next */
   int aborted;               /* stop: report as soon as the current wait ends */
@@ -126,6 +139,7 @@ struct wstep {
 struct wjob {
   worker *w;
   wjob *prev, *next;
+  wjob *hnext; /* bucket chain of w->jobs_by_id */
   char id[37];
   char kind[16];
   long long epoch;      /* every write about the job is fenced by it */
@@ -133,17 +147,17 @@ struct wjob {
                            claim or renewal that confirmed it, plus the lease */
   int attempt;
   cJSON *input;
-  cJSON *steps; /* as claimed: [{name, step_kind, provider, stage, status, provider_ref, output}] */
+  cJSON *steps;   /* as claimed, compacted (stage_compact_steps): [{name, step_kind, stage?,
+                     status? (only "succeeded"), provider_ref?, retry_key?, index?, output?}] */
   cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted} */
   wstep *running; /* steps in flight */
   int nrunning;
   int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
   int db_busy; /* job-level statements outstanding (claim, the final write) */
   job_ending ending;
-  /* the first failure of this run, written once no step runs */
-  int failed, fail_retryable;
-  long fail_delay_ms;
-  char fail_step[64], fail_code[64], fail_message[512];
+  /* the first failure of this run, written once no step runs; allocated
+   * when it happens (a waiting job carries no idle message buffers) */
+  wfail *fail;
 };
 
 /* Past the grace: steps stop and nothing is committed but hand-backs. */
@@ -184,6 +198,16 @@ void runner_job_run(wjob *j);
 void runner_job_lost(wjob *j);
 /* The grace ran out: every step stops; each job is handed back once idle. */
 void runner_grace_over(worker *w);
+/* The job with this id that runs here (claimed at an epoch, not lost), or
+ * NULL. */
+wjob *runner_job_find(worker *w, const char *id);
+/* A provider said something changed (a callback): each of the job's
+ * wakeable steps waiting on its poll timer polls now, unless a wake already
+ * polled it early within the last second, so that replayed callbacks cost
+ * at most an early poll per step and second. */
+void runner_job_wake(wjob *j);
+/* Frees the id index (after the loop ended). */
+void runner_free(worker *w);
 
 typedef struct {
   int ok;
@@ -281,6 +305,15 @@ int state_job_set(wjob *j, job_ending to);
  * not succeeded, -1 when none; stage_pending: step is one of them. */
 int stage_next(const cJSON *steps);
 int stage_pending(const cJSON *step, int stage);
+/* Drops from claimed steps what nobody here reads or what reads the same
+ * absent (a waiting job holds its steps for minutes; cJSON costs about 100
+ * bytes a member): null members, provider and attempt, a status other than
+ * "succeeded" (stage_pending counts any other as unfinished), a stage or
+ * index of 0. Keeps name, step_kind, provider_ref, retry_key, output. */
+void stage_compact_steps(cJSON *steps);
+/* Sets step[key] to item, replacing or adding it (a compacted step may lack
+ * it); item is owned by step then, or freed on failure (-1). */
+int stage_step_set(cJSON *step, const char *key, cJSON *item);
 /* backoff.c, rnd a draw of genq_rand64. Before attempt `attempt` (1-based):
  * full jitter over 0..min(GENQ_RETRY_CAP_MS, GENQ_RETRY_BASE_MS *
  * 2^(attempt-1)), at least retry_after_ms, never above the cap. Before
@@ -288,5 +321,8 @@ int stage_pending(const cJSON *step, int stage);
  * GENQ_POLL_MAX_INTERVAL_MS, +-10%; retry_after_ms (capped) when longer. */
 long backoff_retry_ms(const genq_config *c, int attempt, long retry_after_ms, uint64_t rnd);
 uint64_t backoff_poll_ms(const genq_config *c, int polls, long retry_after_ms, uint64_t rnd);
+/* The same with the backoff cap max_ms instead of GENQ_POLL_MAX_INTERVAL_MS. */
+uint64_t backoff_poll_cap_ms(const genq_config *c, long max_ms, int polls, long retry_after_ms,
+                             uint64_t rnd);
 
 #endif

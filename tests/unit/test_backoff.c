@@ -93,6 +93,17 @@ static void poll_grows_by_half_up_to_the_max(void **state) {
   assert_int_equal(backoff_poll_ms(&c, 1000000, 0, MID), 15000);
 }
 
+/* With callbacks, Luma's fallback polls keep growing to their own cap. */
+static void poll_with_its_own_cap_grows_past_the_default_one(void **state) {
+  genq_config c = cfg();
+  assert_int_equal(backoff_poll_cap_ms(&c, 60000, 0, 0, MID), 2000);
+  assert_int_equal(backoff_poll_cap_ms(&c, 60000, 5, 0, MID), 15187);
+  assert_int_equal(backoff_poll_cap_ms(&c, 60000, 8, 0, MID), 51257);
+  assert_int_equal(backoff_poll_cap_ms(&c, 60000, 9, 0, MID), 60000);
+  assert_int_equal(backoff_poll_cap_ms(&c, 60000, 1000000, 0, MID), 60000);
+  assert_int_equal(backoff_poll_cap_ms(&c, 15000, 7, 0, MID), backoff_poll_ms(&c, 7, 0, MID));
+}
+
 static void poll_jitter_is_ten_percent(void **state) {
   genq_config c = cfg();
   assert_int_equal(backoff_poll_ms(&c, 0, 0, 0), 1800);
@@ -119,6 +130,7 @@ static void poll_waits_for_retry_after_within_the_cap(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(retry_grows_exponentially),
+      cmocka_unit_test(poll_with_its_own_cap_grows_past_the_default_one),
       cmocka_unit_test(retry_is_full_jitter),
       cmocka_unit_test(retry_is_capped),
       cmocka_unit_test(retry_honours_retry_after),

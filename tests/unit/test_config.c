@@ -250,6 +250,27 @@ static void test_retry_cap_below_base_is_rejected(void **state) {
   assert_non_null(strstr(err, "GENQ_RETRY_CAP_MS"));
 }
 
+static void test_callbacks_are_off_by_default_and_need_the_signing_key(void **state) {
+  fakeenv e = full_env();
+  genq_config c;
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_null(c.callback_url);
+  assert_int_equal(c.callback_poll_max_interval_ms, 60000);
+  config_free(&c);
+  put(&e, "GENQ_CALLBACK_URL", "https://genq.example.com/");
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), -1);
+  assert_non_null(strstr(err, "GENQ_CALLBACK_URL needs GENQ_URL_SIGNING_KEY"));
+  put(&e, "GENQ_URL_SIGNING_KEY", "0123456789abcdef0123456789abcdef");
+  put(&e, "GENQ_CALLBACK_POLL_MAX_INTERVAL_MS", "120000");
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_string_equal(c.callback_url, "https://genq.example.com");
+  assert_int_equal(c.callback_poll_max_interval_ms, 120000);
+  config_free(&c);
+  put(&e, "GENQ_CALLBACK_URL", "ftp://genq.example.com");
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), -1);
+  assert_non_null(strstr(err, "GENQ_CALLBACK_URL"));
+}
+
 static void test_bad_urls_are_rejected(void **state) {
   const char *dbmsg = "GENQ_DATABASE_URL must be a postgres:// or postgresql:// URL or a key=value "
                       "conninfo";
@@ -402,6 +423,7 @@ int main(void) {
       cmocka_unit_test(test_bad_integers_are_rejected_with_the_value),
       cmocka_unit_test(test_integers_in_range_are_accepted),
       cmocka_unit_test(test_retry_cap_below_base_is_rejected),
+      cmocka_unit_test(test_callbacks_are_off_by_default_and_need_the_signing_key),
       cmocka_unit_test(test_bad_urls_are_rejected),
       cmocka_unit_test(test_urls_are_accepted_and_trailing_slash_dropped),
       cmocka_unit_test(test_url_errors_do_not_echo_credentials),

@@ -500,6 +500,55 @@ static void taken_body_belongs_to_the_callback_owner(void **state) {
   free(e.taken);
 }
 
+/* Finished transfers are reused for the next requests: one after another,
+ * each must be exactly what it was asked to be, whatever the one before
+ * set (a body, a method, a cap that it overran, a cancel). */
+static void reused_transfers_forget_the_previous_request(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  for (int round = 0; round < 40; round++) {
+    memset(r, 0, sizeof *r);
+    switch (round % 4) {
+    case 0: { /* a POST with a body */
+      httpc_request t = {.body = "posted", .body_len = 6};
+      send_req(f, "POST", "/echo", r, &t, NULL);
+      run_until(f, &r->calls, 1);
+      assert_int_equal(r->status, 201);
+      assert_string_equal(f->s->last_method, "POST");
+      assert_string_equal(r->body, "posted");
+      break;
+    }
+    case 1: /* then a GET: no body, no POST left over */
+      send_req(f, "GET", "/hello", r, NULL, NULL);
+      run_until(f, &r->calls, 1);
+      assert_int_equal(r->status, 200);
+      assert_string_equal(f->s->last_method, "GET");
+      assert_int_equal(f->s->last_body_len, 0);
+      assert_string_equal(r->body, "hello world");
+      assert_string_equal(r->request_id, "req-42");
+      break;
+    case 2: { /* a custom method, and a cap the answer overruns */
+      httpc_request t = {.max_response_bytes = 4};
+      send_req(f, "DELETE", "/hello", r, &t, NULL);
+      run_until(f, &r->calls, 1);
+      assert_int_equal(r->too_large, 1);
+      assert_string_equal(f->s->last_method, "DELETE");
+      break;
+    }
+    default: { /* canceled before it ran */
+      uint64_t id = 0;
+      send_req(f, "GET", "/hello", r, NULL, &id);
+      httpc_cancel(f->c, id);
+      assert_int_equal(r->calls, 1);
+      assert_int_equal(r->curl_code, CURLE_ABORTED_BY_CALLBACK);
+      break;
+    }
+    }
+    assert_int_equal(httpc_in_flight(f->c), 0);
+  }
+  free(r);
+}
+
 static void declared_length_over_limit_is_refused_before_the_body(void **state) {
   fixture *f = *state;
   result *r = calloc(1, sizeof *r);
@@ -535,6 +584,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(sigv4_request_carries_an_aws4_authorization, setup, teardown),
       cmocka_unit_test_setup_teardown(taken_body_belongs_to_the_callback_owner, setup, teardown),
+      cmocka_unit_test_setup_teardown(reused_transfers_forget_the_previous_request, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(declared_length_over_limit_is_refused_before_the_body, setup,
                                       teardown),
   };

@@ -405,6 +405,26 @@ static void create_bodies_refuse_unusable_input(void **state) {
   assert_null(luma_create_body(NULL, 1));
 }
 
+static void create_bodies_carry_a_callback_url_when_given(void **state) {
+  luma_create c = {.model = "ray-2",
+                   .prompt = "p",
+                   .callback_url = "https://genq.example.com/v1/callbacks/luma/t"};
+  for (int video = 0; video <= 1; video++) {
+    c.model = video ? "ray-2" : "photon-1";
+    char *s = luma_create_body(&c, video);
+    assert_non_null(s);
+    cJSON *j = cJSON_Parse(s);
+    assert_string_equal(cJSON_GetObjectItem(j, "callback_url")->valuestring,
+                        "https://genq.example.com/v1/callbacks/luma/t");
+    cJSON_Delete(j);
+    cJSON_free(s);
+  }
+  c.callback_url = "javascript:alert(1)";
+  assert_null(luma_create_body(&c, 0));
+  c.callback_url = "https://x/a b";
+  assert_null(luma_create_body(&c, 1));
+}
+
 /* ---- the client over loopback ---- */
 
 typedef struct {
@@ -576,6 +596,7 @@ static void client_cancel_reports_canceled(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(generation_queued_parses),
+      cmocka_unit_test(create_bodies_carry_a_callback_url_when_given),
       cmocka_unit_test(generation_completed_video_and_image_name_their_asset),
       cmocka_unit_test(generation_failed_keeps_its_reason),
       cmocka_unit_test(generation_unknown_state_is_rejected),

@@ -65,9 +65,56 @@ static void missing_stage_is_zero_missing_status_is_unfinished(void **state) {
   cJSON_Delete(a);
 }
 
+/* A claimed step as genq_claim_job hands it: compaction keeps what the
+ * worker reads and nothing that reads the same absent. */
+static void compaction_keeps_what_is_read_and_drops_the_rest(void **state) {
+  cJSON *a =
+      steps("[{\"name\":\"storyboard\",\"step_kind\":\"storyboard\",\"provider\":\"openai\","
+            "\"stage\":0,\"status\":\"succeeded\",\"attempt\":1,\"provider_ref\":null,"
+            "\"retry_key\":null,\"index\":0,\"output\":{\"scenes\":[]}},"
+            "{\"name\":\"video_1\",\"step_kind\":\"video\",\"provider\":\"luma\",\"stage\":1,"
+            "\"status\":\"running\",\"attempt\":2,\"provider_ref\":\"gen-1\",\"retry_key\":null,"
+            "\"index\":1,\"output\":null},"
+            "{\"name\":\"lipsync\",\"step_kind\":\"lipsync\",\"provider\":\"hedra\",\"stage\":2,"
+            "\"status\":\"queued\",\"attempt\":0,\"provider_ref\":null,\"retry_key\":\"r1\","
+            "\"index\":0,\"output\":null}]");
+  int next_before = stage_next(a);
+  stage_compact_steps(a);
+  char *s = cJSON_PrintUnformatted(a);
+  assert_string_equal(
+      s, "[{\"name\":\"storyboard\",\"step_kind\":\"storyboard\",\"status\":\"succeeded\","
+         "\"output\":{\"scenes\":[]}},"
+         "{\"name\":\"video_1\",\"step_kind\":\"video\",\"stage\":1,\"provider_ref\":\"gen-1\","
+         "\"index\":1},"
+         "{\"name\":\"lipsync\",\"step_kind\":\"lipsync\",\"stage\":2,\"retry_key\":\"r1\"}]");
+  cJSON_free(s);
+  /* the stages read the same */
+  assert_int_equal(stage_next(a), next_before);
+  assert_true(stage_pending(cJSON_GetArrayItem(a, 1), 1));
+  assert_false(stage_pending(cJSON_GetArrayItem(a, 0), 0));
+  stage_compact_steps(NULL); /* nothing to do, no crash */
+  cJSON_Delete(a);
+}
+
+/* What the runner writes into a compacted step lands whether or not the
+ * member survived compaction. */
+static void step_set_adds_or_replaces(void **state) {
+  cJSON *st = steps("{\"name\":\"image\",\"status\":\"succeeded\"}");
+  assert_int_equal(stage_step_set(st, "output", cJSON_CreateString("o1")), 0);
+  assert_string_equal(cJSON_GetObjectItem(st, "output")->valuestring, "o1");
+  assert_int_equal(stage_step_set(st, "output", cJSON_CreateString("o2")), 0);
+  assert_string_equal(cJSON_GetObjectItem(st, "output")->valuestring, "o2");
+  assert_int_equal(stage_step_set(st, "status", cJSON_CreateString("succeeded")), 0);
+  assert_int_equal(cJSON_GetArraySize(st), 3);
+  assert_int_equal(stage_step_set(st, "x", NULL), -1);
+  cJSON_Delete(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(no_steps_or_all_succeeded_is_none),
+      cmocka_unit_test(compaction_keeps_what_is_read_and_drops_the_rest),
+      cmocka_unit_test(step_set_adds_or_replaces),
       cmocka_unit_test(lowest_unfinished_stage_wins),
       cmocka_unit_test(order_in_the_array_does_not_matter),
       cmocka_unit_test(missing_stage_is_zero_missing_status_is_unfinished),
