@@ -63,7 +63,7 @@ void job_cache_forget(job_cache *c, const char *id);
  * nothing is kept or served from what is kept. live 1: notices arrive
  * again: everything kept before is dropped first. */
 void job_cache_set_live(job_cache *c, int live);
-/* Jobs kept now and their bytes, for /metrics and tests. */
+/* Jobs kept now and their bytes (tests read them). */
 unsigned job_cache_entries(const job_cache *c);
 size_t job_cache_bytes(const job_cache *c);
 /* Frees what is kept; reads still on their way answer their readers and

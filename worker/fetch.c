@@ -210,16 +210,20 @@ static void reclaim_cb(uv_timer_t *t) {
     queue_reclaim(w->redis, w->id, w->kinds[i], 30000, 64, reclaimed, w);
 }
 
-/* A cancel committed by the API: stop that job now if it is here. Cancels
- * are rare; a scan of the in-flight list is enough. */
-static void on_cancel(const char *channel, const char *msg, size_t len, void *arg) {
-  (void)channel;
-  worker *w = arg;
+/* The in-flight job a notice (a job id) names, or NULL: not a job id, not
+ * here, or past the shutdown grace. */
+static wjob *noticed_job(worker *w, const char *msg, size_t len) {
   char id[37];
-  if (len != 36 || worker_past_grace(w)) return;
+  if (len != 36 || worker_past_grace(w)) return NULL;
   memcpy(id, msg, 36);
   id[36] = '\0';
-  wjob *j = runner_job_find(w, id);
+  return runner_job_find(w, id);
+}
+
+/* A cancel committed by the API: stop that job now if it is here. */
+static void on_cancel(const char *channel, const char *msg, size_t len, void *arg) {
+  (void)channel;
+  wjob *j = noticed_job(arg, msg, len);
   if (j) {
     log_info("job canceled: stopping it", LS("job_id", j->id));
     runner_job_lost(j);
@@ -231,12 +235,7 @@ static void on_cancel(const char *channel, const char *msg, size_t len, void *ar
  * other workers hold. */
 static void on_wakeup(const char *channel, const char *msg, size_t len, void *arg) {
   (void)channel;
-  worker *w = arg;
-  char id[37];
-  if (len != 36 || worker_past_grace(w)) return;
-  memcpy(id, msg, 36);
-  id[36] = '\0';
-  wjob *j = runner_job_find(w, id);
+  wjob *j = noticed_job(arg, msg, len);
   if (j) runner_job_wake(j);
 }
 
