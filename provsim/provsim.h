@@ -4,15 +4,17 @@
 /* Internal interfaces of genq-provsim, the provider simulator. One file per
  * provider (sim_openai.c, sim_luma.c, sim_hedra.c), one for the media it
  * serves (sim_media.c, with the id tables and helpers the providers share),
- * one for the clocks (clock.c), one for the schema-driven filler, one for the
- * counters, one for answers (respond.c), one for fault injection (faults.c),
- * and a multipart/form-data reader (multipart.h) for the uploads.
+ * one for Luma's callbacks (sim_callback.c), one for the clocks (clock.c),
+ * one for the schema-driven filler, one for the counters, one for answers
+ * (respond.c), one for fault injection (faults.c), and a
+ * multipart/form-data reader (multipart.h) for the uploads.
  *
  * Calls between these files go one way: a file calls only files below it
- * in this order, never one above it or beside it.
+ * in this order, never one above it or beside it (sim_callback.c asks
+ * sim_luma.c about a generation through the functions it was given).
  *   main.c
  *   sim_openai.c, sim_luma.c, sim_hedra.c
- *   sim_media.c
+ *   sim_media.c, sim_callback.c
  *   respond.c
  *   faults.c
  *   stats.c, clock.c, schema_fill.c, multipart.c (which call no other file) */
@@ -266,6 +268,35 @@ int simmedia_add_copy(simmedia *m, const char *name, const char *content_type, c
                       size_t len);
 /* Handles GET or HEAD /files/<name>; path is the rest ("/<name>"). */
 void simmedia_handle(provsim *ps, http_request *req, const char *path);
+
+/* ---- callbacks (sim_callback.c) -------------------------------------- */
+
+/* The sender of Luma's callbacks: the generation of a create that named a
+ * loopback callback_url is POSTed there, as JSON, at the times sim_luma.c
+ * tells, each callback up to 3 tries until a 2xx. Counts luma.callbacks,
+ * luma.callback_failures and luma.callbacks_refused. */
+typedef struct simcb simcb;
+
+/* What the sender asks about generation id, each time it needs it (the
+ * generation may be deleted meanwhile). due: when its callback n (0, 1, ...)
+ * is due, on sim_mono_ms's clock; -1 when the generation is gone or has no
+ * callback n. body: the generation as it is now, as JSON text (freed with
+ * cJSON_free), NULL when out of memory; NULL with *gone set to 1 when the
+ * generation is gone. */
+typedef long long (*simcb_due_fn)(void *arg, const char *id, int n);
+typedef char *(*simcb_body_fn)(void *arg, const char *id, int *gone);
+
+/* Declares the counters and makes the HTTP client; due and body get arg.
+ * Returns 0, or -1 (OOM) with *out NULL. */
+int simcb_new(simcb **out, provsim *ps, simcb_due_fn due, simcb_body_fn body, void *arg);
+/* Sends the callbacks of generation id (already findable through due) to
+ * url; refused (and counted) unless url is http(s) on a loopback host. */
+void simcb_schedule(simcb *s, const char *id, const char *url);
+/* Shutdown: callbacks still to send are dropped, those in flight canceled;
+ * nothing new is scheduled. Does nothing when s is NULL or stopped. */
+void simcb_stop(simcb *s);
+/* Frees s, once stopped and the loop has run. */
+void simcb_free(simcb *s);
 
 /* ---- Luma AI (sim_luma.c), under /luma ------------------------------- */
 

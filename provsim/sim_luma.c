@@ -15,14 +15,9 @@
  * luma.creates_by_prompt[prompt] (prompts over LU_MAX_PROMPT_KEY bytes are
  * counted as "sha256:<hex>"), as the real service would bill it.
  *
- * Callbacks, as Luma sends them: a create with a callback_url gets the
- * Generation POSTed there (unsigned, JSON) when it starts dreaming and when
- * it ends, each up to LU_CB_TRIES times (1 s, then 2 s apart) until a 2xx.
- * Only loopback URLs are called (the simulator never reaches out of the
- * machine; others count as luma.callbacks_refused), each POST is bounded
- * (LU_CB_TIMEOUT_MS, answers up to 4 KiB), a timer per generation with a
- * callback runs only until its last one. Counted: luma.callbacks (answered
- * 2xx), luma.callback_failures (every try failed). */
+ * A create with a callback_url gets the Generation POSTed there when it
+ * starts dreaming and when it ends: sim_callback.c sends them, asking here
+ * when each is due and what the generation is by then. */
 #include "provsim.h"
 
 #include <openssl/sha.h>
@@ -32,7 +27,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_client.h"
 #include "log.h"
 #include "uuid.h"
 
@@ -46,10 +40,6 @@
 #define LU_CREDIT_BALANCE 1000000
 #define LU_MODERATION_REASON "Prompt not allowed because it failed moderation"
 #define LU_ERROR_REASON "Internal generation error"
-#define LU_CB_MAX_URL 2048
-#define LU_CB_TRIES 3
-#define LU_CB_TIMEOUT_MS 5000
-#define LU_CB_MAX_ANSWER 4096
 
 typedef enum { LG_VIDEO, LG_IMAGE, LG_FROM_BODY } lg_type; /* LG_FROM_BODY: generation_type */
 typedef enum { LG_COMPLETES, LG_FAILS_MODERATION, LG_FAILS_INTERNALLY } lg_outcome;
@@ -67,26 +57,10 @@ typedef struct {
   cJSON *request;     /* the body as sent */
 } luma_gen;
 
-/* The callbacks still to send for one generation (found again by id: the
- * generation may be deleted meanwhile). Freed in its timer's close
- * callback. */
-typedef struct lu_cb {
-  uv_timer_t timer;
-  provsim *ps;
-  struct lu_cb *prev, *next;
-  char gen_id[37];
-  int ending;  /* 0: the "dreaming" callback is next; 1: the final one */
-  int tries;   /* of the callback being sent */
-  int sending; /* a POST is in flight */
-  char url[];
-} lu_cb;
-
 typedef struct {
   unsigned video_ms, image_ms;
   simtab gens;
-  httpc *http;  /* callbacks */
-  lu_cb *cbs;   /* pending, doubly linked */
-  int stopping; /* sim_luma_stop: nothing new is scheduled */
+  simcb *callbacks; /* the sender of create's callback_url POSTs */
 } luma_state;
 
 static const char *const video_models[] = {"ray-2", "ray-flash-2", NULL};
@@ -333,137 +307,43 @@ static const char *check_create(const cJSON *root, lg_type type, const char **ex
   return model;
 }
 
-/* ---- callbacks ------------------------------------------------------- */
+/* ---- callbacks (sent by sim_callback.c) ------------------------------ */
 
-static void cb_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
-static void cb_end(lu_cb *cb) {
-  luma_state *ls = cb->ps->luma;
-  if (cb->prev)
-    cb->prev->next = cb->next;
-  else
-    ls->cbs = cb->next;
-  if (cb->next) cb->next->prev = cb->prev;
-  uv_close((uv_handle_t *)&cb->timer, cb_closed);
-}
-
-static void cb_fire(uv_timer_t *t);
-
-/* Arms the timer for the next callback of cb's generation, or ends cb. */
-static void cb_next(lu_cb *cb, const luma_gen *g) {
-  luma_state *ls = cb->ps->luma;
-  if (ls->stopping || !g || cb->ending > 1) {
-    cb_end(cb);
-    return;
-  }
-  long long at = g->mono_ms + (cb->ending ? g->total_ms : g->total_ms / 5);
-  long long d = at - sim_mono_ms();
-  cb->tries = 0;
-  uv_timer_start(&cb->timer, cb_fire, d > 0 ? (uint64_t)d : 0, 0);
-}
-
-static luma_gen *cb_gen(const lu_cb *cb) {
-  simtab_node *n = simtab_get(&((luma_state *)cb->ps->luma)->gens, cb->gen_id);
+static luma_gen *gen_by_id(provsim *ps, const char *id) {
+  simtab_node *n = simtab_get(&((luma_state *)ps->luma)->gens, id);
   return n ? SIMTAB_ENTRY(n, luma_gen, node) : NULL;
 }
 
-static void cb_answered(const httpc_response *resp, void *arg) {
-  lu_cb *cb = arg;
-  luma_state *ls = cb->ps->luma;
-  cb->sending = 0;
-  int ok = resp->status >= 200 && resp->status < 300;
-  log_debug("luma callback answered", LS("id", cb->gen_id), LI("status", resp->status),
-            LI("try", cb->tries));
-  if (!ok && cb->tries < LU_CB_TRIES && !ls->stopping) {
-    uv_timer_start(&cb->timer, cb_fire, (uint64_t)1000 * (uint64_t)cb->tries, 0);
-    return;
-  }
-  simstats_incr(cb->ps->stats, "luma", ok ? "callbacks" : "callback_failures", NULL);
-  cb->ending++;
-  cb_next(cb, cb_gen(cb));
+/* simcb_due_fn: callback 0 when the generation starts dreaming, 1 when it
+ * ends, no other. */
+static long long cb_due(void *arg, const char *id, int n) {
+  const luma_gen *g = gen_by_id(arg, id);
+  if (!g || n > 1) return -1;
+  return g->mono_ms + (n ? g->total_ms : g->total_ms / 5);
 }
 
-/* POSTs the generation as it is now (one try). */
-static void cb_fire(uv_timer_t *t) {
-  lu_cb *cb = t->data;
-  luma_state *ls = cb->ps->luma;
-  luma_gen *g = cb_gen(cb);
-  if (!g || ls->stopping) { /* deleted: Luma says nothing more about it */
-    cb_end(cb);
-    return;
+/* simcb_body_fn: the Generation as a GET would answer it. */
+static char *cb_body(void *arg, const char *id, int *gone) {
+  const luma_gen *g = gen_by_id(arg, id);
+  if (!g) {
+    *gone = 1;
+    return NULL;
   }
-  cJSON *o = gen_json(cb->ps, NULL, g);
+  cJSON *o = gen_json(arg, NULL, g);
   char *body = o ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
-  const char *const headers[] = {"Content-Type: application/json", NULL};
-  httpc_request req = {.method = "POST",
-                       .url = cb->url,
-                       .headers = headers,
-                       .body = body,
-                       .body_len = body ? strlen(body) : 0,
-                       .timeout_ms = LU_CB_TIMEOUT_MS,
-                       .connect_timeout_ms = LU_CB_TIMEOUT_MS,
-                       .max_response_bytes = LU_CB_MAX_ANSWER};
-  cb->tries++;
-  if (body && httpc_send(ls->http, &req, cb_answered, cb, NULL) == 0) {
-    cb->sending = 1;
-  } else if (cb->tries < LU_CB_TRIES) {
-    uv_timer_start(&cb->timer, cb_fire, (uint64_t)1000 * (uint64_t)cb->tries, 0);
-  } else {
-    simstats_incr(cb->ps->stats, "luma", "callback_failures", NULL);
-    cb->ending++;
-    cb_next(cb, g);
-  }
-  cJSON_free(body);
-}
-
-/* 1 when url is http(s) to a loopback host: 127.x.x.x, localhost or [::1]. */
-static int loopback_url(const char *url) {
-  const char *h = !strncmp(url, "http://", 7)    ? url + 7
-                  : !strncmp(url, "https://", 8) ? url + 8
-                                                 : NULL;
-  if (!h || strpbrk(h, "@ \t\r\n")) return 0; /* no userinfo tricks, no spaces */
-  size_t n = strcspn(h, ":/?#");
-  if (!strncmp(h, "[::1]", 5)) return h[5] == '\0' || strchr(":/?#", h[5]) != NULL;
-  if (n == 9 && !strncasecmp(h, "localhost", 9)) return 1;
-  if (strncmp(h, "127.", 4) != 0) return 0;
-  return strspn(h, "0123456789.") == n;
+  return body;
 }
 
 /* Schedules g's callbacks when its create asked for them. */
-static void cb_schedule(provsim *ps, const luma_gen *g, const cJSON *request) {
-  luma_state *ls = ps->luma;
+static void cb_schedule(const luma_state *ls, const luma_gen *g, const cJSON *request) {
   const cJSON *u = cJSON_GetObjectItemCaseSensitive(request, "callback_url");
-  if (!cJSON_IsString(u) || ls->stopping || !ls->http) return;
-  size_t n = strlen(u->valuestring);
-  if (n > LU_CB_MAX_URL || !loopback_url(u->valuestring)) {
-    simstats_incr(ps->stats, "luma", "callbacks_refused", NULL);
-    log_warn("luma callback_url not called: only loopback URLs are", LS("id", g->id));
-    return;
-  }
-  lu_cb *cb = calloc(1, sizeof *cb + n + 1);
-  if (!cb) return;
-  memcpy(cb->url, u->valuestring, n);
-  memcpy(cb->gen_id, g->id, sizeof cb->gen_id);
-  cb->ps = ps;
-  uv_timer_init(ps->loop, &cb->timer);
-  cb->timer.data = cb;
-  cb->next = ls->cbs;
-  if (ls->cbs) ls->cbs->prev = cb;
-  ls->cbs = cb;
-  cb_next(cb, g);
+  if (cJSON_IsString(u)) simcb_schedule(ls->callbacks, g->id, u->valuestring);
 }
 
 void sim_luma_stop(provsim *ps) {
-  luma_state *ls = ps->luma;
-  if (!ls || ls->stopping) return;
-  ls->stopping = 1;
-  if (ls->http) httpc_close(ls->http); /* answers each POST in flight: canceled */
-  ls->http = NULL;
-  while (ls->cbs)
-    cb_end(ls->cbs);
+  const luma_state *ls = ps->luma;
+  if (ls) simcb_stop(ls->callbacks);
 }
 
 /* ---- endpoints ------------------------------------------------------- */
@@ -588,7 +468,7 @@ static void create(provsim *ps, http_request *req, lg_type type) {
   }
   simtab_add(&ls->gens, &g->node, g->id);
   count_create(ps, req, prompt);
-  cb_schedule(ps, g, root);
+  cb_schedule(ls, g, root);
   log_debug("luma generation created", LS("id", g->id), LS("model", model),
             LI("duration_ms", g->total_ms));
   lu_json(ps, req, 201, gen_json(ps, req, g));
@@ -699,13 +579,11 @@ int sim_luma_init(provsim *ps, char *err, size_t errlen) {
       simstats_declare(ps->stats, "luma", "creates_by_prompt", 1) < 0 ||
       simstats_declare(ps->stats, "luma", "deletes", 0) < 0 ||
       simstats_declare(ps->stats, "luma", "gets", 0) < 0 ||
-      simstats_declare(ps->stats, "luma", "callbacks", 0) < 0 ||
-      simstats_declare(ps->stats, "luma", "callback_failures", 0) < 0 ||
-      simstats_declare(ps->stats, "luma", "callbacks_refused", 0) < 0 ||
-      httpc_new(&ls->http, ps->loop) < 0 ||
+      simcb_new(&ls->callbacks, ps, cb_due, cb_body, ps) < 0 ||
       simstats_declare_gauge(ps->stats, "luma", "in_flight", in_flight, ls) < 0) {
     simtab_free(&ls->gens);
-    if (ls->http) httpc_close(ls->http);
+    simcb_stop(ls->callbacks);
+    simcb_free(ls->callbacks);
     free(ls);
     return snprintf(err, errlen, "out of memory"), -1;
   }
@@ -722,6 +600,7 @@ void sim_luma_free(provsim *ps) {
     gen_free(g);
   }
   simtab_free(&ls->gens);
+  simcb_free(ls->callbacks);
   free(ls);
   ps->luma = NULL;
 }
