@@ -3,7 +3,7 @@
 # (PROVIDERS.md: "callbacks may be used only as a wake-up, never trusted for
 # state").
 #
-# A mini stack of its own (as e2e_resume.sh: a new database, Redis db 12,
+# A mini stack of its own (mini_stack.bash: a new database, Redis db 12,
 # its own genq-provsim, genq-api and one worker) whose worker has
 # GENQ_CALLBACK_URL set to the API and a first status poll 30 s after the
 # create (GENQ_POLL_INTERVAL_MS=30000), so that only a callback can make a
@@ -28,90 +28,21 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-: "${GENQ_BUILD_DIR:?GENQ_BUILD_DIR must be set}" "${GENQ_DATABASE_URL:?}" "${GENQ_REDIS_URL:?}"
-BIN=$GENQ_BUILD_DIR
-export GENQCTL=${GENQCTL:-$BIN/genqctl}
-for b in genq-api genq-worker genq-provsim genqctl; do
-  [[ -x $BIN/$b ]] || {
-    echo "e2e_callbacks: $BIN/$b is missing (build first)" >&2
-    exit 1
-  }
-done
-
-# shellcheck source=scripts/lib.sh
-. "$HERE/../../scripts/lib.sh"
-
-# ---- the mini stack's configuration ----------------------------------------
-STATE=$(mktemp -d /tmp/genq-callbacks-XXXXXX)
-mkdir -p "$STATE"/{logs,storage}
-SIM_PORT="" API_PORT=""
-genq_free_port SIM_PORT
-genq_free_port API_PORT
-RUN=$$-$RANDOM
-DB=genq_callbacks_${RUN//-/_}
-PG_SERVER=${GENQ_DATABASE_URL%%\?*}
-PG_SERVER=${PG_SERVER%/*}
-export GENQ_DATABASE_URL=$PG_SERVER/$DB
-export GENQ_REDIS_URL
-GENQ_REDIS_URL=$(sed -E 's#^(rediss?://[^/]+)(/[0-9]*)?$#\1/12#' <<<"$GENQ_REDIS_URL")
-SIM=http://127.0.0.1:$SIM_PORT
-export GENQ_API_LISTEN=127.0.0.1:$API_PORT GENQ_PROVSIM_LISTEN=127.0.0.1:$SIM_PORT
-export GENQ_STORAGE=file://$STATE/storage
-export OPENAI_BASE_URL=$SIM/openai/v1 LUMA_BASE_URL=$SIM/luma/dream-machine/v1 HEDRA_BASE_URL=$SIM/hedra/v3
-export OPENAI_API_KEY=sk-genq-provsim LUMA_API_KEY=luma-genq-provsim HEDRA_API_KEY=hedra-genq-provsim
+# shellcheck source=tests/e2e/mini_stack.bash
+. "$HERE/mini_stack.bash" callbacks 12
 # an image of 3 s; a "provsim:slow" video waits 10 times 10 s, dreaming after 20 s
 export PROVSIM_LUMA_IMAGE_MS=3000 PROVSIM_LUMA_VIDEO_MS=10000
-export GENQ_LEASE_SECONDS=10 GENQ_LOG_LEVEL=info
-export GENQ_API_URL=http://127.0.0.1:$API_PORT
-export GENQ_PUBLIC_URL=$GENQ_API_URL
+export GENQ_LEASE_SECONDS=10
 export GENQ_URL_SIGNING_KEY=${GENQ_URL_SIGNING_KEY:-$(openssl rand -hex 32)}
 # the fallback poll comes 27-33 s after a create: anything sooner was a callback
 export GENQ_POLL_INTERVAL_MS=30000 GENQ_CALLBACK_POLL_MAX_INTERVAL_MS=60000
-
-# shellcheck source=tests/e2e/helpers.bash
-. "$HERE/helpers.bash"
-
-after_stop() {
-  local rc=$1
-  if [[ ${GENQ_TEST_KEEP:-} == 1 ]] || ((rc != 0 || FAILED > 0)); then
-    echo "       mini stack logs kept in $STATE/logs (database $DB)" >&2
-  else
-    redis-cli -u "$GENQ_REDIS_URL" flushdb >/dev/null 2>&1 || true
-    psql "$PG_SERVER/postgres" -X -q -c "drop database if exists \"$DB\"" >/dev/null 2>&1 || true
-    rm -rf "$STATE"
-  fi
-  rm -rf "$TMP"
-}
-genq_trap_cleanup after_stop
-
-# ---- start the mini stack ----------------------------------------------------
-psql "$PG_SERVER/postgres" -X -q -v ON_ERROR_STOP=1 -c "create database \"$DB\"" >/dev/null ||
-  genq_die "cannot create database $DB"
-"$GENQCTL" migrate >"$STATE/logs/migrate.log" 2>&1 || {
-  cat "$STATE/logs/migrate.log" >&2
-  genq_die "genqctl migrate on $DB failed"
-}
-redis-cli -u "$GENQ_REDIS_URL" flushdb >/dev/null || genq_die "cannot reach Redis db 12"
-
-SERVICES=()
-genq_start provsim "$STATE/logs/provsim.log" "$BIN/genq-provsim"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$SIM/healthz"
-genq_start api "$STATE/logs/api.log" "$BIN/genq-api"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$API/healthz"
-genq_start worker "$STATE/logs/worker.log" env GENQ_CALLBACK_URL="$GENQ_API_URL" "$BIN/genq-worker" \
-  --kinds image,video
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 grep -q '"worker started"' "$STATE/logs/worker.log"
+mini_stack_start
+start_worker worker GENQ_CALLBACK_URL="$GENQ_API_URL" -- --kinds image,video
 # the wake-up subscription is up before anything needs it
-genq_wait_for "$GENQ_LAST_PID" 30 grep -q '"channel":"genq:{q}:wakeups"' "$STATE/logs/worker.log"
+genq_wait_for "$WPID" 30 grep -q '"channel":"genq:{q}:wakeups"' "$STATE/logs/worker.log"
 
-USER_ID=e2e-callbacks-$RUN
-check "genqctl grants the user 100 credits" "$GENQCTL" credits grant "$USER_ID" 100 --key "e2e:$USER_ID"
-TOKEN=$("$GENQCTL" token --user "$USER_ID" | tr -d '[:space:]')
+mini_stack_user 100
 
-sim_count() { curl -sS --max-time 5 "$SIM/_sim/stats" | jq -r --arg m "$1" '.luma[$m] // 0'; }
 # the callback token genq-api accepts for a job (callback_url.h), made here by hand
 token_for() {
   local mac
@@ -134,7 +65,7 @@ wait_ref() { # ID: until its step runs with a provider_ref (60 s at most)
 
 # ---- 1. a callback wakes the worker before its fallback poll ---------------------
 echo "# an image of 3 s, its first fallback poll 27-33 s after the create"
-GETS0=$(sim_count gets)
+GETS0=$(sim_count luma gets)
 T0=$SECONDS
 req POST /v1/jobs "$TOKEN" "$(jq -nc --arg p "callbacks: a teapot $RUN" '{kind:"image",input:{prompt:$p}}')"
 check "image job accepted" status_is 202
@@ -144,8 +75,8 @@ ELAPSED=$((SECONDS - T0))
 check "it succeeded in ${ELAPSED}s, before any fallback poll could have run (27 s)" eval \
   'jqt ".status == \"succeeded\"" && ((ELAPSED < 27))'
 REF=$(jq -r '.steps[0].provider_ref // empty' <<<"$BODY")
-check "genq-provsim delivered its callbacks (dreaming, completed)" [ "$(sim_count callbacks)" -ge 2 ]
-GETS=$(($(sim_count gets) - GETS0))
+check "genq-provsim delivered its callbacks (dreaming, completed)" [ "$(sim_count luma callbacks)" -ge 2 ]
+GETS=$(($(sim_count luma gets) - GETS0))
 check "the worker polled only when woken: $GETS status polls" eval '((GETS >= 1 && GETS <= 3))'
 check "the create carried the job's callback URL" eval \
   '[[ $(curl -sS -H "Authorization: Bearer $LUMA_API_KEY" "$SIM/luma/dream-machine/v1/generations/$REF" |
@@ -159,7 +90,7 @@ VID=$(jq -r '.id // empty' <<<"$BODY")
 check "its generation is checkpointed and waits" wait_ref "$VID"
 GOOD=$(token_for "$VID")
 sleep 1 # the create's answer is in; nothing polls it for 27 s or more
-GETS0=$(sim_count gets)
+GETS0=$(sim_count luma gets)
 callback "$VID.$(printf '%032d' 0)"
 check "a forged token is 404" error_is 404 not_found
 callback "$(token_for "$IMG" | cut -c1-37)${GOOD:37}"
@@ -175,23 +106,23 @@ STATUS=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --data-binary "@$TMP/bi
   -H 'Content-Type: application/json' "$API/v1/callbacks/luma/$GOOD")
 check "a body over 64 KiB is 413" status_is 413
 sleep 1.5
-check "none of them made the worker poll" [ "$(sim_count gets)" -eq "$GETS0" ]
+check "none of them made the worker poll" [ "$(sim_count luma gets)" -eq "$GETS0" ]
 check "the job still waits" eval 'req GET "/v1/jobs/$VID" "$TOKEN"; jqt ".status == \"running\" and .steps[0].status == \"running\""'
 
 callback "$GOOD" "$(jq -nc --arg r "$(jq -r '.steps[0].provider_ref' <<<"$BODY")" \
   '{id:$r, state:"completed", generation_type:"video", assets:{video:"http://127.0.0.1:1/evil.mp4"}}')"
 check "a valid token is 204, whatever the body says" status_is 204
 sleep 1.5
-check "it made exactly one early poll" [ "$(sim_count gets)" -eq $((GETS0 + 1)) ]
+check "it made exactly one early poll" [ "$(sim_count luma gets)" -eq $((GETS0 + 1)) ]
 req GET "/v1/jobs/$VID" "$TOKEN"
 check "the body was not believed: the job still waits, no output" jqt \
   '.status == "running" and .steps[0].status == "running" and (.output.assets // [] | length) == 0'
 
-GETS1=$(sim_count gets)
+GETS1=$(sim_count luma gets)
 for ((i = 0; i < 20; i++)); do callback "$GOOD"; done
 check "a burst of 20 valid callbacks is answered 204" status_is 204
 sleep 1.5
-GETS=$(($(sim_count gets) - GETS1))
+GETS=$(($(sim_count luma gets) - GETS1))
 check "and makes at most a poll a second: $GETS polls" eval '((GETS >= 1 && GETS <= 3))'
 
 # ---- 3. cancel, audit, a clean stop ------------------------------------------------
@@ -204,14 +135,7 @@ check "its worker stops it at once" genq_wait_for "${SERVICES[2]}" 10 stopped
 check "the user's credits: 100 - 2 captured, nothing held" credits_are "$TOKEN" 98 0
 check "genqctl audit is clean on the mini stack's database" "$GENQCTL" audit
 
-for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-  genq_stop_pid "${SERVICES[i]}"
-done
-for pid in "${SERVICES[@]}"; do
-  name=${GENQ_PID_NAME[$pid]}
-  check "$name exited 0 on SIGTERM" [ "${GENQ_PID_RC[$pid]}" == 0 ]
-  check "no sanitizer report in $name's log" \
-    eval '! grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "${GENQ_PID_LOG[$pid]}"'
-done
+# shellcheck disable=SC2119 # no service was killed on purpose
+mini_stack_stop
 
 finish

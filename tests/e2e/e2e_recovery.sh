@@ -11,9 +11,9 @@
 #      them later). Workers without PostgreSQL or Redis wait without
 #      spinning a core and exit 0 on SIGTERM.
 #
-# Like e2e_resume.sh it runs a mini stack of its own (a new database, Redis
-# db 12, its own genq-provsim, genq-api and workers) on the stack's servers,
-# so that it can flush Redis and start workers at will.
+# Like e2e_resume.sh it runs a mini stack of its own (mini_stack.bash: a
+# new database, Redis db 12, its own genq-provsim, genq-api and workers) on
+# the stack's servers, so that it can flush Redis and start workers at will.
 # Needs GENQ_BUILD_DIR, GENQ_DATABASE_URL, GENQ_REDIS_URL, CLERK_* and
 # GENQ_DEV_JWT_PRIVATE_KEY (scripts/test sets them). Prints one line per
 # check and "e2e-summary: passed=N failed=M"; exits non-zero on any failure.
@@ -21,89 +21,16 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-: "${GENQ_BUILD_DIR:?GENQ_BUILD_DIR must be set}" "${GENQ_DATABASE_URL:?}" "${GENQ_REDIS_URL:?}"
-BIN=$GENQ_BUILD_DIR
-export GENQCTL=${GENQCTL:-$BIN/genqctl}
-for b in genq-api genq-worker genq-provsim genqctl; do
-  [[ -x $BIN/$b ]] || {
-    echo "e2e_recovery: $BIN/$b is missing (build first)" >&2
-    exit 1
-  }
-done
-
-# shellcheck source=scripts/lib.sh
-. "$HERE/../../scripts/lib.sh"
-
-STATE=$(mktemp -d /tmp/genq-recovery-XXXXXX)
-mkdir -p "$STATE"/{logs,storage}
-SIM_PORT="" API_PORT="" API2_PORT="" DEAD_PORT=""
-genq_free_port SIM_PORT
-genq_free_port API_PORT
+# shellcheck source=tests/e2e/mini_stack.bash
+. "$HERE/mini_stack.bash" recovery 12
+API2_PORT="" DEAD_PORT=""
 genq_free_port API2_PORT
 genq_free_port DEAD_PORT # nothing listens there: a dependency that is down
-RUN=$$-$RANDOM
-DB=genq_recovery_${RUN//-/_}
-PG_SERVER=${GENQ_DATABASE_URL%%\?*}
-PG_SERVER=${PG_SERVER%/*}
-export GENQ_DATABASE_URL=$PG_SERVER/$DB
-export GENQ_REDIS_URL
-GENQ_REDIS_URL=$(sed -E 's#^(rediss?://[^/]+)(/[0-9]*)?$#\1/12#' <<<"$GENQ_REDIS_URL")
-SIM=http://127.0.0.1:$SIM_PORT
-export GENQ_API_LISTEN=127.0.0.1:$API_PORT GENQ_PROVSIM_LISTEN=127.0.0.1:$SIM_PORT
-export GENQ_STORAGE=file://$STATE/storage
-export OPENAI_BASE_URL=$SIM/openai/v1 LUMA_BASE_URL=$SIM/luma/dream-machine/v1 HEDRA_BASE_URL=$SIM/hedra/v3
-export OPENAI_API_KEY=sk-genq-provsim LUMA_API_KEY=luma-genq-provsim HEDRA_API_KEY=hedra-genq-provsim
 export PROVSIM_LUMA_VIDEO_MS=3000 PROVSIM_LUMA_IMAGE_MS=800 PROVSIM_OPENAI_LATENCY_MS=100
 export GENQ_LEASE_SECONDS=5 GENQ_POLL_INTERVAL_MS=200 GENQ_POLL_MAX_INTERVAL_MS=1000
-export GENQ_RETRY_BASE_MS=100 GENQ_RETRY_CAP_MS=1000 GENQ_LOG_LEVEL=info
-export GENQ_API_URL=http://127.0.0.1:$API_PORT
-export GENQ_PUBLIC_URL=$GENQ_API_URL
+export GENQ_RETRY_BASE_MS=100 GENQ_RETRY_CAP_MS=1000
+mini_stack_start
 
-# shellcheck source=tests/e2e/helpers.bash
-. "$HERE/helpers.bash"
-
-psql_db() { psql "$GENQ_DATABASE_URL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-rcli() { redis-cli -u "$GENQ_REDIS_URL" "$@"; }
-
-after_stop() {
-  local rc=$1
-  if [[ ${GENQ_TEST_KEEP:-} == 1 ]] || ((rc != 0 || FAILED > 0)); then
-    echo "       mini stack logs kept in $STATE/logs (database $DB)" >&2
-  else
-    rcli flushdb >/dev/null 2>&1 || true
-    psql "$PG_SERVER/postgres" -X -q -c "drop database if exists \"$DB\"" >/dev/null 2>&1 || true
-    rm -rf "$STATE"
-  fi
-  rm -rf "$TMP"
-}
-genq_trap_cleanup after_stop
-
-psql "$PG_SERVER/postgres" -X -q -v ON_ERROR_STOP=1 -c "create database \"$DB\"" >/dev/null ||
-  genq_die "cannot create database $DB"
-"$GENQCTL" migrate >"$STATE/logs/migrate.log" 2>&1 || {
-  cat "$STATE/logs/migrate.log" >&2
-  genq_die "genqctl migrate on $DB failed"
-}
-rcli flushdb >/dev/null || genq_die "cannot reach Redis db 12"
-
-SERVICES=()
-genq_start provsim "$STATE/logs/provsim.log" "$BIN/genq-provsim"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$SIM/healthz"
-genq_start api "$STATE/logs/api.log" "$BIN/genq-api"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$API/healthz"
-
-# start_worker NAME [VAR=VALUE...]: sets WPID once the worker logged its start.
-WPID=""
-start_worker() {
-  local name=$1
-  shift
-  genq_start "$name" "$STATE/logs/$name.log" env "$@" "$BIN/genq-worker"
-  WPID=$GENQ_LAST_PID
-  SERVICES+=("$WPID")
-  genq_wait_for "$WPID" 30 grep -q '"worker started"' "$STATE/logs/$name.log"
-}
 # stopped_with PID RC: SIGTERM, wait (at most 10 s), compare the exit status
 stopped_with() {
   genq_stop_pid "$1"
@@ -112,9 +39,7 @@ stopped_with() {
 # cpu_ticks PID: user + system clock ticks used so far
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-USER_ID=e2e-recovery-$RUN
-check "genqctl grants the user 100 credits" "$GENQCTL" credits grant "$USER_ID" 100 --key "e2e:$USER_ID"
-TOKEN=$("$GENQCTL" token --user "$USER_ID" | tr -d '[:space:]')
+mini_stack_user 100
 
 submit() { # KIND PROMPT → JOB (empty when not 202)
   req POST /v1/jobs "$TOKEN" "{\"kind\":\"$1\",\"input\":{\"prompt\":\"$2\"}}"
@@ -266,13 +191,10 @@ check "... it held epoch 1" [ "$SEPOCH" == 1 ]
 check "nothing was committed at epoch 1 after the reclaim: one capture of 10" \
   [ "$(psql_db -c "select count(*) || ':' || coalesce(sum(-balance_delta), 0) from ledger where job_id = '$SJOB' and movement = 'capture'")" == 1:10 ]
 check "the simulator saw one create for the video" \
-  [ "$(curl -sS "$SIM/_sim/stats" | jq -r --arg k "$PROMPT_S" '.luma.creates_by_prompt[$k] // 0')" -eq 1 ]
+  [ "$(sim_count luma creates_by_prompt "$PROMPT_S")" -eq 1 ]
 check "worker-S is still alive and exits 0 on SIGTERM" stopped_with "$WS" 0
 check "worker-T exits 0 on SIGTERM" stopped_with "$WT" 0
 
 check "genqctl audit is clean" "$GENQCTL" audit
-for pid in "${SERVICES[@]}"; do
-  check "no sanitizer report in ${GENQ_PID_NAME[$pid]}'s log" \
-    eval '! grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "${GENQ_PID_LOG[$pid]}"'
-done
+mini_stack_check_logs
 finish

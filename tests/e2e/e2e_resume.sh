@@ -9,10 +9,11 @@
 # exits 0; another one finishes it. Last, `genqctl audit` is clean.
 #
 # The shared stack's workers must not be killed, so this script starts a
-# mini stack of its own on the stack's PostgreSQL and Redis servers: a new
-# database, Redis db 13, its own genq-provsim (generations of several
-# seconds, so they outlive a kill), genq-api and workers (5 s leases, fast
-# polls), all on free loopback ports and stopped by pid at exit.
+# mini stack of its own (mini_stack.bash) on the stack's PostgreSQL and
+# Redis servers: a new database, Redis db 13, its own genq-provsim
+# (generations of several seconds, so they outlive a kill), genq-api and
+# workers (5 s leases, fast polls), all on free loopback ports and stopped
+# by pid at exit.
 #
 # Needs GENQ_BUILD_DIR (genq-api, genq-worker, genq-provsim, genqctl), the
 # stack's GENQ_DATABASE_URL and GENQ_REDIS_URL (their servers are reused),
@@ -24,96 +25,15 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-: "${GENQ_BUILD_DIR:?GENQ_BUILD_DIR must be set}" "${GENQ_DATABASE_URL:?}" "${GENQ_REDIS_URL:?}"
-BIN=$GENQ_BUILD_DIR
-export GENQCTL=${GENQCTL:-$BIN/genqctl}
-for b in genq-api genq-worker genq-provsim genqctl; do
-  [[ -x $BIN/$b ]] || {
-    echo "e2e_resume: $BIN/$b is missing (build first)" >&2
-    exit 1
-  }
-done
-
-# shellcheck source=scripts/lib.sh
-. "$HERE/../../scripts/lib.sh"
-
-# ---- the mini stack's configuration ----------------------------------------
-STATE=$(mktemp -d /tmp/genq-resume-XXXXXX)
-mkdir -p "$STATE"/{logs,storage}
-SIM_PORT="" API_PORT=""
-genq_free_port SIM_PORT
-genq_free_port API_PORT
-RUN=$$-$RANDOM
-DB=genq_resume_${RUN//-/_}
-PG_SERVER=${GENQ_DATABASE_URL%%\?*}
-PG_SERVER=${PG_SERVER%/*}
-export GENQ_DATABASE_URL=$PG_SERVER/$DB
-export GENQ_REDIS_URL
-GENQ_REDIS_URL=$(sed -E 's#^(rediss?://[^/]+)(/[0-9]*)?$#\1/13#' <<<"$GENQ_REDIS_URL")
-SIM=http://127.0.0.1:$SIM_PORT
-export GENQ_API_LISTEN=127.0.0.1:$API_PORT GENQ_PROVSIM_LISTEN=127.0.0.1:$SIM_PORT
-export GENQ_STORAGE=file://$STATE/storage
-export OPENAI_BASE_URL=$SIM/openai/v1 LUMA_BASE_URL=$SIM/luma/dream-machine/v1 HEDRA_BASE_URL=$SIM/hedra/v3
-export OPENAI_API_KEY=sk-genq-provsim LUMA_API_KEY=luma-genq-provsim HEDRA_API_KEY=hedra-genq-provsim
+# shellcheck source=tests/e2e/mini_stack.bash
+. "$HERE/mini_stack.bash" resume 13
 # generations long enough to kill a worker in the middle of one
 export PROVSIM_LUMA_VIDEO_MS=6000 PROVSIM_HEDRA_MS=6000 PROVSIM_LUMA_IMAGE_MS=3000
 export PROVSIM_OPENAI_LATENCY_MS=200
 # a short lease, frequent polls and sweeps, short retries
 export GENQ_LEASE_SECONDS=5 GENQ_POLL_INTERVAL_MS=200 GENQ_POLL_MAX_INTERVAL_MS=1000
 export GENQ_RETRY_BASE_MS=100 GENQ_RETRY_CAP_MS=1000 GENQ_SWEEP_INTERVAL_MS=500
-export GENQ_LOG_LEVEL=info
-export GENQ_API_URL=http://127.0.0.1:$API_PORT
-# URLs genq hands out (to providers, to clients) name this API, not the
-# stack's; GENQ_URL_SIGNING_KEY, when the stack has one, is shared as is.
-export GENQ_PUBLIC_URL=$GENQ_API_URL
-
-# shellcheck source=tests/e2e/helpers.bash
-. "$HERE/helpers.bash"
-
-psql_db() { psql "$GENQ_DATABASE_URL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
-# At exit: every process still running is stopped (genq_trap_cleanup), the
-# database and Redis db are dropped, the logs are kept when something failed.
-after_stop() {
-  local rc=$1
-  if [[ ${GENQ_TEST_KEEP:-} == 1 ]] || ((rc != 0 || FAILED > 0)); then
-    echo "       mini stack logs kept in $STATE/logs (database $DB)" >&2
-  else
-    redis-cli -u "$GENQ_REDIS_URL" flushdb >/dev/null 2>&1 || true
-    psql "$PG_SERVER/postgres" -X -q -c "drop database if exists \"$DB\"" >/dev/null 2>&1 || true
-    rm -rf "$STATE"
-  fi
-  rm -rf "$TMP"
-}
-genq_trap_cleanup after_stop
-
-# ---- start the mini stack ----------------------------------------------------
-psql "$PG_SERVER/postgres" -X -q -v ON_ERROR_STOP=1 -c "create database \"$DB\"" >/dev/null ||
-  genq_die "cannot create database $DB"
-"$GENQCTL" migrate >"$STATE/logs/migrate.log" 2>&1 || {
-  cat "$STATE/logs/migrate.log" >&2
-  genq_die "genqctl migrate on $DB failed"
-}
-redis-cli -u "$GENQ_REDIS_URL" flushdb >/dev/null || genq_die "cannot reach Redis db 13"
-
-SERVICES=() # every pid started, for the log checks at the end
-genq_start provsim "$STATE/logs/provsim.log" "$BIN/genq-provsim"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$SIM/healthz"
-genq_start api "$STATE/logs/api.log" "$BIN/genq-api"
-SERVICES+=("$GENQ_LAST_PID")
-genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$API/healthz"
-
-# start_worker NAME [VAR=VALUE...]: a worker of the mini stack; sets WPID.
-WPID=""
-start_worker() {
-  local name=$1
-  shift
-  genq_start "$name" "$STATE/logs/$name.log" env "$@" "$BIN/genq-worker"
-  WPID=$GENQ_LAST_PID
-  SERVICES+=("$WPID")
-  genq_wait_for "$WPID" 30 grep -q '"worker started"' "$STATE/logs/$name.log"
-}
+mini_stack_start
 
 # kill9 PID: SIGKILL, then reap it (its status is recorded as 137).
 kill9() {
@@ -123,19 +43,7 @@ kill9() {
 killed_by_sigkill() { [[ ${GENQ_PID_RC[$1]:-} == 137 ]]; }
 
 # ---- helpers -------------------------------------------------------------------
-USER_ID=e2e-resume-$RUN
-check "genqctl grants the user 200 credits" "$GENQCTL" credits grant "$USER_ID" 200 --key "e2e:$USER_ID"
-TOKEN=$("$GENQCTL" token --user "$USER_ID" | tr -d '[:space:]')
-
-sim_stats() { curl -sS --max-time 5 "$SIM/_sim/stats"; }
-# sim_count PROVIDER NAME [KEY]: a counter, or a map's count for KEY (0 if none)
-sim_count() {
-  if (($# == 3)); then
-    sim_stats | jq -r --arg p "$1" --arg m "$2" --arg k "$3" '.[$p][$m][$k] // 0'
-  else
-    sim_stats | jq -r --arg p "$1" --arg m "$2" '.[$p][$m] // 0'
-  fi
-}
+mini_stack_user 200
 
 # wait_refs ID JQ_STEPS N: polls the job until N of its steps selected by
 # JQ_STEPS are running with a provider_ref (committed generation ids), at
@@ -341,17 +249,6 @@ check "the user's credits: 200 - 10 - 8 - 39 - 10 captured, nothing held" credit
 check "genqctl audit is clean on the mini stack's database" "$GENQCTL" audit
 
 # ---- the mini stack stops cleanly; no sanitizer report in any log ---------------------
-for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-  genq_stop_pid "${SERVICES[i]}"
-done
-for pid in "${SERVICES[@]}"; do
-  name=${GENQ_PID_NAME[$pid]}
-  case $pid in
-  "$A" | "$B" | "$C") ;; # SIGKILLed on purpose
-  *) check "$name exited 0 on SIGTERM" [ "${GENQ_PID_RC[$pid]}" == 0 ] ;;
-  esac
-  check "no sanitizer report in $name's log" \
-    eval '! grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "${GENQ_PID_LOG[$pid]}"'
-done
+mini_stack_stop "$A" "$B" "$C" # SIGKILLed on purpose
 
 finish
