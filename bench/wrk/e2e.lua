@@ -1,0 +1,65 @@
+-- wrk script of scripts/bench's end-to-end case: POST /v1/jobs of a
+-- storyboard (1 credit, a distinct prompt each), cycling through the tokens
+-- of the file that follows "--", until this thread has sent its share of
+-- the total that follows the file ("-- TOKENS N": thread k of T sends
+-- N / T, the first N mod T threads one more). A connection that asks for a
+-- request once its thread's share is out gets GET /healthz, and the thread
+-- stops when every share is answered, so exactly N jobs are submitted
+-- (wrk's -d is only the bound). done() prints one machine-readable line.
+local tokens = {}
+local n, i = 0, 0
+local sent, answered, share = 0, 0, 0
+local threads = {}
+-- wrk calls thread 1's request() once before the run, to check what it
+-- returns, and never sends that one: it gets /healthz and is not counted
+local checked = false
+
+function setup(thread)
+  thread:set("index", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  for token in io.lines(args[1]) do
+    if token ~= "" then
+      n = n + 1
+      tokens[n] = token
+    end
+  end
+  local total, count = tonumber(args[2]), tonumber(args[3])
+  share = math.floor(total / count) + ((index < total % count) and 1 or 0)
+  i = (index * 7) % n
+  checked = index ~= 0
+end
+
+function request()
+  if not checked or sent >= share then
+    checked = true
+    return wrk.format("GET", "/healthz", { ["Host"] = wrk.host })
+  end
+  sent = sent + 1
+  i = i % n + 1
+  local body = string.format(
+    '{"kind":"storyboard","input":{"prompt":"an end to end bench shot %d-%d","scenes":3}}', index, sent)
+  return wrk.format("POST", "/v1/jobs", {
+    ["Host"] = wrk.host,
+    ["Authorization"] = "Bearer " .. tokens[i],
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+
+function response(status, headers, body)
+  if answered < share and status ~= 200 then
+    answered = answered + 1
+  end
+  if answered >= share then
+    wrk.thread:stop()
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK requests=%d duration_us=%d non2xx=%d sockerr=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
