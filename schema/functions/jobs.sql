@@ -129,22 +129,23 @@ begin
   return v;
 end $$;
 
--- genq_job_json(job) → the SPEC §4 job object, or NULL when there is no such
--- job. Ownership is the caller's business (genq_job_read answers the owner). Steps
--- carry their stage and progress; output.assets lists the job's stored
--- results, each with the URL the owner downloads it from; dead_at is set
--- while the job is in the dead-letter set.
-create or replace function genq_job_json(p_job uuid) returns jsonb
-language plpgsql stable as $$
-declare
-  j jobs;
-  v jsonb;
+-- genq_jobs_json(ids) → (id, user_id, job) for each of those jobs that
+-- exists, in no particular order: job is the SPEC §4 job object. The one
+-- definition of it; a batch (a submit's, a page of the job list) is read
+-- with one statement, not one per job. Ownership is the caller's business
+-- (user_id is the owner). Steps carry their stage and progress;
+-- output.assets lists the job's stored results, each with the URL the owner
+-- downloads it from; dead_at is set while the job is in the dead-letter set.
+create or replace function genq_jobs_json(p_ids uuid[])
+returns table (id uuid, user_id text, job jsonb)
+language plpgsql stable
+-- planned once per session: a custom plan (chosen for "= any(array)", whose
+-- generic estimate looks dearer) was planned again at every call
+set plan_cache_mode = force_generic_plan as $$
+#variable_conflict use_column
 begin
-  select * into j from jobs where id = p_job;
-  if not found then
-    return null;
-  end if;
-  v := jsonb_build_object(
+  return query
+  select j.id, j.user_id, jsonb_build_object(
     'id', j.id, 'kind', j.kind, 'status', j.status,
     'created_at', genq_ts(j.created_at), 'started_at', genq_ts(j.started_at),
     'finished_at', genq_ts(j.finished_at), 'dead_at', genq_ts(j.dead_at),
@@ -172,12 +173,18 @@ begin
                'bytes', a.bytes, 'sha256', a.sha256, 'url', '/v1/assets/' || a.id)
              order by a.created_at, a.step)
       from assets a where a.job_id = j.id), '[]'::jsonb)),
-    'error', j.error);
-  if j.webhook_url is not null then
-    v := v || jsonb_build_object('webhook_url', j.webhook_url);
-  end if;
-  return v;
+    'error', j.error)
+    || case when j.webhook_url is not null
+            then jsonb_build_object('webhook_url', j.webhook_url) else '{}'::jsonb end
+  from jobs j where j.id = any(p_ids);
 end $$;
+
+-- genq_job_json(job) → the job object of genq_jobs_json, or NULL when there
+-- is no such job.
+create or replace function genq_job_json(p_job uuid) returns jsonb
+language sql stable as $$
+  select x.job from genq_jobs_json(array[p_job]) x
+$$;
 
 -- genq_submit_jobs(batch) → one row per submission of the batch, in its
 -- order: (ord, job json, created) for a job created (created = true) or an
@@ -200,29 +207,36 @@ end $$;
 -- (created when new, with its sign-up grant), the idempotency key (a job of
 -- this user with that key, committed or earlier in this batch, is answered
 -- again when request_hash matches, else GQ409), the plan and its price
--- (genq_plan_problem, genq_plan_steps), the uploads the input names
--- (genq_job_uploads_check, media.sql; GQ400), then the credits: within one
--- user the submissions are taken in batch order, each against what is
--- available after the ones before it, so the one that does not fit is
--- GQ402 and the rest still go.
+-- (genq_plan_problem, genq_plan_steps; planned once per kind, or campaign
+-- size, in a batch), the uploads the input names (genq_job_uploads_check,
+-- media.sql; GQ400), then the credits: within one user the submissions are
+-- taken in batch order, each against what is available after the ones
+-- before it, so the one that does not fit is GQ402 and the rest still go.
 --
--- Locks: every account of the batch, once, in user_id order and before
--- anything else (one INSERT ... ON CONFLICT DO UPDATE ... WHERE false both
--- creates the missing ones and locks the others), so two batches over the
--- same users never deadlock, and each user's holds are added with one
--- UPDATE of the account row. Submits of one user serialize on that row,
--- which also settles concurrent submits with one idempotency key (the
--- unique (user_id, idempotency_key) is the backstop: it would refuse the
--- whole batch, never create twice).
+-- Locks: accounts are held for as little of the call as can be, because
+-- every submit and every capture of their users waits on them. First what
+-- needs no account lock: the missing accounts are created (ON CONFLICT DO
+-- NOTHING locks no existing row; a concurrent creation of the same user
+-- waits for the other's commit), and each submission's input, plan and
+-- uploads are checked. Then every account of the batch is locked, once,
+-- in user_id order (two batches over the same users never deadlock), and
+-- under that lock the idempotency keys are looked up — a submit of the same
+-- user committed meanwhile is seen, so concurrent submits with one key are
+-- settled by the lock (the unique (user_id, idempotency_key) is the
+-- backstop: it would refuse the whole batch, never create twice) — the
+-- credits decided and the rows written, each user's holds added with one
+-- UPDATE of the account row.
 create or replace function genq_submit_jobs(p_batch jsonb)
 returns table (ord int, job jsonb, created boolean, err_state text, err_message text,
                err_field text)
-language plpgsql as $$
+language plpgsql
+set plan_cache_mode = force_generic_plan as $$
 #variable_conflict use_column
 declare
   n int;
   it record;
   c record;
+  o int;
   v_users text[];
   v_new text[];
   v_avail bigint[];
@@ -233,7 +247,10 @@ declare
   v_key text;
   v_hash text;
   v_max numeric;
+  v_item jsonb;
   v_seen jsonb := '{}';
+  v_plans jsonb := '{}';
+  v_plan_key text;
   v_prev jsonb;
   v_prev_id uuid;
   v_prev_hash text;
@@ -241,14 +258,21 @@ declare
   v_plan jsonb;
   v_price int;
   v_id uuid;
-  v_roles text[];
-  v_uploads uuid[];
   -- per submission, by ord: the answer
   r_id uuid[];
   r_created boolean[];
   r_state text[];
   r_msg text[];
   r_field text[];
+  -- per submission, by ord: what the checks before the lock found
+  k_user text[];
+  k_late boolean[];  -- r_state is a plan or upload refusal: a replay still wins
+  k_plan jsonb[];
+  k_price int[];
+  -- the uploads the inputs name: (ord, role, upload)
+  u_ord int[] := '{}';
+  u_role text[] := '{}';
+  u_upload uuid[] := '{}';
   -- the submissions that passed, to be written
   a_id uuid[] := '{}';
   a_user text[] := '{}';
@@ -260,9 +284,6 @@ declare
   a_max int[] := '{}';
   a_price int[] := '{}';
   a_plan jsonb[] := '{}';
-  l_job uuid[] := '{}';
-  l_role text[] := '{}';
-  l_upload uuid[] := '{}';
 begin
   if p_batch is null or jsonb_typeof(p_batch) <> 'array' then
     raise exception 'the batch must be a JSON array' using errcode = '22023';
@@ -276,30 +297,31 @@ begin
   r_state := array_fill(null::text, array[n]);
   r_msg := r_state;
   r_field := r_state;
+  k_user := r_state;
+  k_late := array_fill(false, array[n]);
+  k_plan := array_fill(null::jsonb, array[n]);
+  k_price := array_fill(null::int, array[n]);
 
-  -- every account of the batch: created when missing, locked, in user_id order
+  -- the accounts that are missing: created, with their sign-up grants
   select coalesce(array_agg(distinct e ->> 'user' order by e ->> 'user'), '{}') into v_users
   from jsonb_array_elements(p_batch) e
   where jsonb_typeof(e -> 'user') = 'string' and e ->> 'user' <> '';
   with created as (
     insert into accounts (user_id)
     select u from unnest(v_users) u order by u
-    on conflict (user_id) do update set user_id = excluded.user_id where false
+    on conflict (user_id) do nothing
     returning accounts.user_id)
   select coalesce(array_agg(created.user_id), '{}') into v_new from created;
   for c in select u from unnest(v_new) u order by u loop
     perform genq_account_signup(c.u);
   end loop;
-  select array_agg(a.balance - a.held order by x.i) into v_avail
-  from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
 
+  -- before the lock: each submission's input, plan and uploads
   for it in select e.value as v, e.ordinality::int as o
             from jsonb_array_elements(p_batch) with ordinality e loop
     v_user := case when jsonb_typeof(it.v -> 'user') = 'string' then it.v ->> 'user' end;
     v_kind := it.v ->> 'kind';
     v_input := it.v -> 'input';
-    v_key := it.v ->> 'idempotency_key';
-    v_hash := it.v ->> 'request_hash';
     v_max := case when jsonb_typeof(it.v -> 'max_attempts') = 'number'
                   then (it.v ->> 'max_attempts')::numeric end;
     if v_input is null or jsonb_typeof(v_input) <> 'object' then
@@ -317,7 +339,62 @@ begin
       r_msg[it.o] := 'user id is empty';
       continue;
     end if;
+    k_user[it.o] := v_user;
 
+    v_problem := genq_plan_problem(v_kind, v_input);
+    if v_problem is not null then
+      r_state[it.o] := '22023';
+      r_msg[it.o] := v_problem;
+      k_late[it.o] := true;
+      continue;
+    end if;
+    -- one plan per kind (a campaign's depends on its scenes) in a batch
+    v_plan_key := case when v_kind = 'campaign' then 'campaign/' || (v_input ->> 'scenes')::numeric
+                       else v_kind end;
+    v_prev := v_plans -> v_plan_key;
+    if v_prev is null then
+      select jsonb_agg(to_jsonb(p) order by p.idx), sum(p.price)
+      into v_plan, v_price
+      from genq_plan_steps(v_kind, v_input) p;
+      v_plans := v_plans || jsonb_build_object(v_plan_key,
+                                               jsonb_build_object('plan', v_plan, 'price', v_price));
+    else
+      v_plan := v_prev -> 'plan';
+      v_price := (v_prev ->> 'price')::int;
+    end if;
+    k_plan[it.o] := v_plan;
+    k_price[it.o] := v_price;
+
+    v_problem := null;
+    for c in select * from genq_job_uploads_check(v_user, v_kind, v_input) loop
+      if c.problem is not null then
+        v_problem := c.problem;
+        r_field[it.o] := 'input.' || c.field;
+        exit;
+      end if;
+      u_ord := u_ord || it.o;
+      u_role := u_role || c.role;
+      u_upload := u_upload || c.upload_id;
+    end loop;
+    if v_problem is not null then
+      r_state[it.o] := 'GQ400';
+      r_msg[it.o] := v_problem;
+      k_late[it.o] := true;
+    end if;
+  end loop;
+
+  -- every account of the batch, locked in user_id order
+  perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id for no key update;
+  select array_agg(a.balance - a.held order by x.i) into v_avail
+  from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
+
+  -- under the lock: idempotency keys, then credits
+  for o in 1 .. n loop
+    continue when k_user[o] is null;  -- refused before its account
+    v_user := k_user[o];
+    v_item := p_batch -> (o - 1);
+    v_key := v_item ->> 'idempotency_key';
+    v_hash := v_item ->> 'request_hash';
     if v_key is not null then
       v_prev := v_seen -> (jsonb_build_array(v_user, v_key)::text);
       if v_prev is not null then
@@ -331,50 +408,26 @@ begin
         end if;
       end if;
       if v_prev_id is not null then
+        r_msg[o] := null;
+        r_field[o] := null;
         if v_prev_hash is distinct from v_hash then
-          r_state[it.o] := 'GQ409';
-          r_msg[it.o] := 'idempotency key reused with another request';
+          r_state[o] := 'GQ409';
+          r_msg[o] := 'idempotency key reused with another request';
         else
-          r_id[it.o] := v_prev_id;
-          r_created[it.o] := false;
+          r_state[o] := null;
+          r_id[o] := v_prev_id;
+          r_created[o] := false;
         end if;
         continue;
       end if;
     end if;
+    continue when r_state[o] is not null;  -- its plan or an upload refused
 
-    v_problem := genq_plan_problem(v_kind, v_input);
-    if v_problem is not null then
-      r_state[it.o] := '22023';
-      r_msg[it.o] := v_problem;
-      continue;
-    end if;
-    select jsonb_agg(to_jsonb(p) order by p.idx), sum(p.price)
-    into v_plan, v_price
-    from genq_plan_steps(v_kind, v_input) p;
-
-    v_roles := '{}';
-    v_uploads := '{}';
-    v_problem := null;
-    for c in select * from genq_job_uploads_check(v_user, v_kind, v_input) loop
-      if c.problem is not null then
-        v_problem := c.problem;
-        r_field[it.o] := 'input.' || c.field;
-        exit;
-      end if;
-      v_roles := v_roles || c.role;
-      v_uploads := v_uploads || c.upload_id;
-    end loop;
-    if v_problem is not null then
-      r_state[it.o] := 'GQ400';
-      r_msg[it.o] := v_problem;
-      continue;
-    end if;
-
+    v_price := k_price[o];
     v_ui := array_position(v_users, v_user);
     if v_avail[v_ui] < v_price then
-      r_state[it.o] := 'GQ402';
-      r_msg[it.o] := format('insufficient credits: %s available, %s needed', v_avail[v_ui],
-                            v_price);
+      r_state[o] := 'GQ402';
+      r_msg[o] := format('insufficient credits: %s available, %s needed', v_avail[v_ui], v_price);
       continue;
     end if;
     v_avail[v_ui] := v_avail[v_ui] - v_price;
@@ -382,23 +435,20 @@ begin
     v_id := genq_uuid7();
     a_id := a_id || v_id;
     a_user := a_user || v_user;
-    a_kind := a_kind || v_kind;
-    a_input := a_input || v_input;
-    a_webhook := a_webhook || (it.v ->> 'webhook_url');
+    a_kind := a_kind || (v_item ->> 'kind');
+    a_input := a_input || (v_item -> 'input');
+    a_webhook := a_webhook || (v_item ->> 'webhook_url');
     a_key := a_key || v_key;
     a_hash := a_hash || v_hash;
-    a_max := a_max || v_max::int;
+    a_max := a_max || (v_item ->> 'max_attempts')::numeric::int;
     a_price := a_price || v_price;
-    a_plan := a_plan || v_plan;
-    l_job := l_job || array_fill(v_id, array[cardinality(v_uploads)]);
-    l_role := l_role || v_roles;
-    l_upload := l_upload || v_uploads;
+    a_plan := a_plan || k_plan[o];
     if v_key is not null then
       v_seen := v_seen || jsonb_build_object(jsonb_build_array(v_user, v_key)::text,
                                              jsonb_build_object('id', v_id, 'hash', v_hash));
     end if;
-    r_id[it.o] := v_id;
-    r_created[it.o] := true;
+    r_id[o] := v_id;
+    r_created[o] := true;
   end loop;
 
   if cardinality(a_id) > 0 then
@@ -408,7 +458,8 @@ begin
     from unnest(a_id, a_user, a_kind, a_input, a_webhook, a_key, a_hash, a_max, a_price)
          as x (id, u, k, i, w, key, h, m, p);
     insert into job_uploads (job_id, role, upload_id)
-    select * from unnest(l_job, l_role, l_upload);
+    select r_id[u.o], u.role, u.up from unnest(u_ord, u_role, u_upload) as u (o, role, up)
+    where r_created[u.o];
     insert into job_steps (job_id, idx, name, step_kind, provider, status, price, stage)
     select x.id, s.idx, s.name, s.step_kind, s.provider, 'pending', s.price, s.stage
     from unnest(a_id, a_plan) as x (id, plan),
@@ -423,10 +474,10 @@ begin
   end if;
 
   return query
-    select x.o::int, case when x.id is not null then genq_job_json(x.id) end, x.c, x.st, x.msg,
-           x.fld
+    select x.o::int, jj.job, x.c, x.st, x.msg, x.fld
     from unnest(r_id, r_created, r_state, r_msg, r_field) with ordinality
          as x (id, c, st, msg, fld, o)
+    left join genq_jobs_json(r_id) jj on jj.id = x.id
     order by x.o;
 end $$;
 
@@ -464,7 +515,7 @@ end $$;
 -- and event streams, which answer 404 unless the owner is the caller.
 create or replace function genq_job_read(p_job uuid) returns table (user_id text, job jsonb)
 language sql stable as $$
-  select j.user_id, genq_job_json(j.id) from jobs j where j.id = p_job
+  select x.user_id, x.job from genq_jobs_json(array[p_job]) x
 $$;
 
 -- genq_jobs_list(user, status, kind, limit, cursor) →
@@ -497,8 +548,9 @@ begin
     ids := ids[1:lim];
   end if;
   return jsonb_build_object(
-    'data', coalesce((select jsonb_agg(genq_job_json(u.id) order by u.ord)
-                      from unnest(ids) with ordinality as u (id, ord)), '[]'::jsonb),
+    'data', coalesce((select jsonb_agg(x.job order by u.ord)
+                      from unnest(ids) with ordinality as u (id, ord)
+                      join genq_jobs_json(ids) x on x.id = u.id), '[]'::jsonb),
     'next_cursor', case when more then ids[lim]::text end);
 end $$;
 

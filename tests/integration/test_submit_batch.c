@@ -3,8 +3,9 @@
  * GENQ_DATABASE_URL: each submission of a batch gets its own answer and
  * nothing of a refused one is written; a user's submissions are taken in
  * batch order against what is still available; an idempotency key used
- * twice in one batch; two batches over the same users in opposite orders,
- * forced to interleave, do not deadlock. Every test ends with
+ * twice in one batch, and by two submits at once (settled under the
+ * account's lock); the refusals' order; two batches over the same users in
+ * opposite orders, forced to interleave, do not deadlock. Every test ends with
  * assert_audit_clean(). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -281,6 +282,80 @@ static void test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadl
   assert_audit_clean();
 }
 
+/* Two submits of one user with one idempotency key, the second sent while
+ * the first's transaction is still open: the key is looked up under the
+ * account's lock, so the second waits for the first's commit and replays
+ * its job (looked up before the lock, it would find nothing, insert, and
+ * fail its whole batch on the unique key). */
+static void test_concurrent_submits_with_one_key_replay_the_first(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  PGconn *c1 = PQconnectdb(db_url), *c2 = PQconnectdb(db_url);
+  assert_int_equal(PQstatus(c1), CONNECTION_OK);
+  assert_int_equal(PQstatus(c2), CONNECTION_OK);
+  char batch[4096];
+  snprintf(batch, sizeof batch, "[%s]",
+           item(u, "storyboard", "{\"prompt\":\"once\"}", "one-key", "h1"));
+  PQclear(sql_on(c1, "BEGIN", NOP));
+  PGresult *r = run_batch_on(c1, batch);
+  assert_created(r, 0);
+  char *first = val_keep(PQgetvalue(r, 0, 1));
+  PQclear(r);
+
+  const char *p[1] = {batch};
+  assert_int_equal(PQsendQueryParams(c2, BATCH_SQL, 1, NULL, p, NULL, NULL, 0), 1);
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", PQbackendPID(c2));
+  const char *waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1";
+  for (int i = 0; i < 250 && sql_int(waiting, P(pid)) < 1; i++)
+    usleep(20000);
+  assert_int_equal(sql_int(waiting, P(pid)), 1); /* behind c1's account lock */
+  PQclear(sql_on(c1, "COMMIT", NOP));
+
+  PGresult *last = NULL;
+  while ((r = PQgetResult(c2))) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+      fail_msg("the second submit failed: %s", PQresultErrorMessage(r));
+    PQclear(last);
+    last = r;
+  }
+  assert_non_null(last);
+  assert_string_equal(PQgetvalue(last, 0, 1), first);
+  assert_string_equal(PQgetvalue(last, 0, 2), "f");
+  PQclear(last);
+  PQfinish(c1);
+  PQfinish(c2);
+  assert_int_equal(jobs_of(u), 1);
+  assert_int_equal(held(u), 1);
+  assert_audit_clean();
+}
+
+/* The checks run in their documented order although the plan and the
+ * uploads are checked before the account is locked and the key after: a
+ * key reused with another request is GQ409 even when that request's plan
+ * or upload is refused, and a replay is answered as the replay. */
+static void test_a_reused_key_wins_over_a_refused_plan_or_upload(void **state) {
+  char *u = new_user();
+  grant(u, "10");
+  char batch[8192];
+  snprintf(batch, sizeof batch, "[%s]", item(u, "storyboard", "{\"prompt\":\"a\"}", "k", "h1"));
+  PGresult *r = run_batch_on(conn, batch);
+  assert_created(r, 0);
+  PQclear(r);
+  snprintf(batch, sizeof batch, "[%s,%s,%s]", item(u, "podcast", "{}", "k", "h2"),
+           item(u, "lipsync", "{\"image_upload_id\":\"x\"}", "k", "h3"),
+           item(u, "lipsync", "{\"image_upload_id\":\"x\"}", "k2", "h4"));
+  r = run_batch_on(conn, batch);
+  assert_int_equal(PQntuples(r), 3);
+  assert_refused(r, 0, "GQ409", NULL);
+  assert_refused(r, 1, "GQ409", NULL);
+  assert_refused(r, 2, "GQ400", "input.image_upload_id"); /* a new key: its own refusal */
+  PQclear(r);
+  assert_int_equal(jobs_of(u), 1);
+  assert_int_equal(held(u), 1);
+  assert_audit_clean();
+}
+
 /* genq_submit_job is the batch of one: its refusal is raised with the
  * SQLSTATE and the field. */
 static void test_the_single_submit_raises_its_refusal(void **state) {
@@ -309,6 +384,8 @@ int main(void) {
       cmocka_unit_test(test_an_idempotency_key_twice_in_one_batch),
       cmocka_unit_test(test_new_users_and_bad_arguments_in_a_batch),
       cmocka_unit_test(test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadlock),
+      cmocka_unit_test(test_concurrent_submits_with_one_key_replay_the_first),
+      cmocka_unit_test(test_a_reused_key_wins_over_a_refused_plan_or_upload),
       cmocka_unit_test(test_the_single_submit_raises_its_refusal),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
