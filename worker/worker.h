@@ -146,6 +146,7 @@ struct wjob {
   uint64_t lease_until; /* loop time (ms) the lease surely runs to: sent time of the
                            claim or renewal that confirmed it, plus the lease */
   int attempt;
+  uint32_t beat; /* the last lease renewal (lease.c) that named this job, 0 none */
   cJSON *input;
   cJSON *steps;   /* as claimed, compacted (stage_compact_steps): [{name, step_kind, stage?,
                      status? (only "succeeded"), provider_ref?, retry_key?, index?, output?}] */
