@@ -23,6 +23,12 @@
  * heap of a process that holds thousands of waiting jobs). At most this
  * many are idle at once. */
 #define HTTPC_POOL_MAX 32
+/* Idle connections the multi keeps for reuse. curl's default is four per
+ * easy handle added at the moment a transfer ends: after a burst of status
+ * polls (polls due together fire together) the last ones to finish find a
+ * cache of four and close the rest, and the next burst connects again (a
+ * tenth of the polls of 10,000 waiting steps paid socket, connect and close). */
+#define HTTPC_MAX_IDLE_CONNS 128
 
 typedef struct httpc_xfer {
   httpc *c;
@@ -74,11 +80,20 @@ static void httpc_global_init(void) {
   httpc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
+/* Frees x's header list, wiping the copies (an Authorization among them). */
+static void httpc_headers_free(httpc_xfer *x) {
+  for (struct curl_slist *l = x->headers; l; l = l->next)
+    if (l->data) memset(l->data, 0, strlen(l->data));
+  curl_slist_free_all(x->headers);
+  x->headers = NULL;
+}
+
 static void httpc_pool_drain(httpc *c) {
   while (c->pool) {
     httpc_xfer *x = c->pool;
     c->pool = x->next;
     curl_easy_cleanup(x->easy);
+    httpc_headers_free(x);
     free(x);
   }
   c->npool = 0;
@@ -99,14 +114,15 @@ static void httpc_xfer_release(httpc *c, httpc_xfer *x) {
     curl_easy_cleanup(x->easy);
   curl_mime_free(x->mime); /* after the handle is reset or freed: it uses it */
   x->mime = NULL;
-  curl_slist_free_all(x->headers);
-  x->headers = NULL;
   free(x->buf);
   x->buf = NULL;
   if (!keep) {
+    httpc_headers_free(x);
     free(x);
     return;
   }
+  /* the header list stays with the idle transfer: the next request (a
+   * status poll of the same provider, mostly) sends the same headers */
   x->next = c->pool;
   c->pool = x;
   c->npool++;
@@ -120,8 +136,10 @@ static httpc_xfer *httpc_xfer_get(httpc *c) {
     c->pool = x->next;
     c->npool--;
     CURL *easy = x->easy;
+    struct curl_slist *headers = x->headers;
     memset(x, 0, sizeof *x);
     x->easy = easy;
+    x->headers = headers;
     return x;
   }
   x = calloc(1, sizeof *x);
@@ -289,6 +307,7 @@ int httpc_new(httpc **out, uv_loop_t *loop) {
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTPC_MAX_IDLE_CONNS);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   c->handles = 1;
@@ -387,6 +406,24 @@ static size_t httpc_header_cb(char *p, size_t size, size_t n, void *userp) {
   return k;
 }
 
+/* No "Expect: 100-continue" round trip on large bodies; but curl 7.88
+ * signs every listed header for AWS SigV4, this empty one too, which is
+ * then never sent and breaks the signature. */
+#define HTTPC_NO_EXPECT "Expect:"
+
+/* 1 when list is what req's headers make (its headers, then "Expect:"
+ * unless signed): a pooled transfer's list is then sent as it is. */
+static int httpc_headers_same(const struct curl_slist *list, const httpc_request *req) {
+  const struct curl_slist *l = list;
+  for (const char *const *h = req->headers; h && *h; h++, l = l->next)
+    if (!l || strcmp(l->data, *h) != 0) return 0;
+  if (!req->aws_sigv4) {
+    if (!l || strcmp(l->data, HTTPC_NO_EXPECT) != 0) return 0;
+    l = l->next;
+  }
+  return l == NULL && list != NULL;
+}
+
 int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint64_t *id) {
   if (c->closing || !req || !req->url || !cb) return -1;
   httpc_xfer *x = httpc_xfer_get(c);
@@ -396,18 +433,18 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
   x->arg = arg;
   x->retry_after_ms = x->retry_after_s_ms = -1;
   x->max = req->max_response_bytes ? req->max_response_bytes : HTTPC_DEFAULT_MAX_BODY;
-  for (const char *const *h = req->headers; h && *h; h++) {
-    struct curl_slist *l = curl_slist_append(x->headers, *h); /* copies */
-    if (!l) goto fail;
-    x->headers = l;
-  }
-  /* No "Expect: 100-continue" round trip on large bodies; but curl 7.88
-   * signs every listed header for AWS SigV4, this empty one too, which is
-   * then never sent and breaks the signature. */
-  if (!req->aws_sigv4) {
-    struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
-    if (!l) goto fail;
-    x->headers = l;
+  if (!httpc_headers_same(x->headers, req)) {
+    httpc_headers_free(x);
+    for (const char *const *h = req->headers; h && *h; h++) {
+      struct curl_slist *l = curl_slist_append(x->headers, *h); /* copies */
+      if (!l) goto fail;
+      x->headers = l;
+    }
+    if (!req->aws_sigv4) {
+      struct curl_slist *l = curl_slist_append(x->headers, HTTPC_NO_EXPECT);
+      if (!l) goto fail;
+      x->headers = l;
+    }
   }
 
   CURL *e = x->easy;

@@ -87,7 +87,7 @@ static void claimed(const db_result *r, void *arg) {
     j->epoch = strtoll(PQgetvalue(r->res, row, 1), NULL, 10);
     j->lease_until = c->sent_at + (uint64_t)w->cfg.lease_seconds * 1000;
     snprintf(j->kind, sizeof(j->kind), "%s", PQgetvalue(r->res, row, 2));
-    j->input = cJSON_Parse(PQgetvalue(r->res, row, 3));
+    j->input = strdup(PQgetvalue(r->res, row, 3)); /* parsed by the steps that read it */
     j->attempt = atoi(PQgetvalue(r->res, row, 4));
     j->steps = cJSON_Parse(PQgetvalue(r->res, row, 5));
     stage_compact_steps(j->steps); /* held for as long as the job waits */

@@ -6,6 +6,7 @@
  * GENQ_SHUTDOWN_GRACE_MS, then exit 0 (leases cover what did not finish).
  * A second signal exits at once. SIGUSR1 or SIGTSTP: quiet — take no new
  * jobs, go on with the ones held (before scaling a worker down). */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,16 @@ static void on_quiet(uv_signal_t *s, int signum) {
   worker_quiet(s->data);
 }
 
+/* Blocks of this size and more are mapped on their own and unmapped when
+ * freed. glibc otherwise raises the threshold to the largest block freed
+ * so far, and the lease renewal's and the claims' buffers (hundreds of KiB
+ * with thousands of jobs held) then come from the heap, where what they
+ * leave stays resident between two trims (process.c). */
+#define MMAP_THRESHOLD_BYTES (128 * 1024)
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
+  mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES); /* also stops glibc moving it */
   worker *w = &W;
   const char *kinds = NULL, *conc = NULL;
   for (int i = 1; i < argc; i++) {

@@ -92,7 +92,7 @@ void runner_job_finish(wjob *j) {
       }
     }
   }
-  cJSON_Delete(j->input);
+  free(j->input);
   cJSON_Delete(j->steps);
   cJSON_Delete(j->uploads);
   if (j->fail != &fail_no_memory) free(j->fail);
@@ -224,9 +224,22 @@ static void job_maybe_end(wjob *j) {
 
 /* ---- a step's end ---- */
 
+/* A step's ref before it has one (wstep.ref is never NULL). */
+static char no_ref[1];
+
+/* Replaces s->ref by a copy of ref (NULL: none); -1 when out of memory. */
+static int step_set_ref(wstep *s, const char *ref) {
+  char *copy = no_ref;
+  if (ref && *ref && !(copy = strdup(ref))) return -1;
+  if (s->ref != no_ref) free(s->ref);
+  s->ref = copy;
+  return 0;
+}
+
 static void step_closed(uv_handle_t *h) {
   wstep *s = h->data;
   wjob *j = s->j;
+  step_set_ref(s, NULL);
   free(s->buf);
   free(s->asset_key);
   free(s);
@@ -375,16 +388,22 @@ static void checkpointed(const db_result *r, void *arg) {
 
 int runner_step_checkpoint(wstep *s, const char *ref, void (*cb)(wstep *s, int ok)) {
   ckpt_ctx *c = malloc(sizeof(*c));
-  if (!c) return -1;
+  char *copy = ref && *ref ? strdup(ref) : no_ref;
+  if (!c || !copy) {
+    free(c);
+    return -1;
+  }
   c->s = s;
   c->cb = cb;
   const char *p[2] = {s->name, ref};
   if (job_stmt_query(s->j, "select genq_step_checkpoint($1::uuid, $2::bigint, $3, $4)", 2, p,
                      checkpointed, c) != 0) {
     free(c);
+    if (copy != no_ref) free(copy);
     return -1;
   }
-  snprintf(s->ref, sizeof(s->ref), "%s", ref ? ref : "");
+  if (s->ref != no_ref) free(s->ref);
+  s->ref = copy;
   return 0;
 }
 
@@ -456,6 +475,10 @@ void runner_step_progress(wstep *s, double progress) {
     j->db_busy--;
 }
 
+cJSON *runner_job_input(const wjob *j) {
+  return j->input ? cJSON_Parse(j->input) : NULL;
+}
+
 const cJSON *runner_step_output(const wjob *j, const char *step) {
   const cJSON *s;
   cJSON_ArrayForEach(s, j->steps) {
@@ -513,7 +536,11 @@ static int step_start(wjob *j, cJSON *step) {
   s->step = step;
   s->name = name->valuestring;
   s->step_kind = sk->valuestring;
-  if (cJSON_IsString(ref)) snprintf(s->ref, sizeof(s->ref), "%s", ref->valuestring);
+  s->ref = no_ref;
+  if (cJSON_IsString(ref) && step_set_ref(s, ref->valuestring) != 0) {
+    free(s);
+    return -1;
+  }
   /* from here on s->ref is the step's reference: the copy in the tree
    * would only cost a waiting step's memory */
   cJSON_DeleteItemFromObjectCaseSensitive(step, "provider_ref");
@@ -553,11 +580,18 @@ static void start_stage(wjob *j) {
 }
 
 void runner_job_run(wjob *j) {
-  if (!j->input || !cJSON_IsArray(j->steps) || !cJSON_IsObject(j->uploads)) {
+  cJSON *in = runner_job_input(j);
+  int malformed = !in || !cJSON_IsArray(j->steps) || !cJSON_IsObject(j->uploads);
+  cJSON_Delete(in);
+  if (malformed) {
     step_result f = {.ok = 0, .code = "internal", .message = "job record is malformed"};
     note_failure(j, NULL, &f);
     job_maybe_end(j);
     return;
+  }
+  if (!j->uploads->child) { /* most jobs have none: absent reads the same */
+    cJSON_Delete(j->uploads);
+    j->uploads = NULL;
   }
   log_info("job claimed", LS("job_id", j->id), LS("kind", j->kind), LI("epoch", j->epoch),
            LI("attempt", j->attempt));

@@ -208,7 +208,7 @@ static void submit(wstep *s) {
     snprintf(key, sizeof key, "%s:%s:%.100s", s->j->id, s->name, retry_key);
   else
     snprintf(key, sizeof key, "%s:%s", s->j->id, s->name);
-  const cJSON *in = s->j->input;
+  cJSON *in = runner_job_input(s->j); /* the submit copies what it reads */
   const char *prompt = str(in, "prompt");
   const cJSON *sb = runner_step_output(s->j, "storyboard");
   if (str(sb, "title")) prompt = str(sb, "title"); /* a campaign speaks its storyboard */
@@ -222,8 +222,9 @@ static void submit(wstep *s) {
     q.aspect_ratio = "16:9"; /* required by Hedra, whose set is smaller than genq's */
   s->paid_xfer = 1;
   log_info("hedra create sent", LS("job_id", s->j->id), LS("step", s->name), LS("key", key));
-  if (hedra_submit(w->http, &w->hedra, &q, submitted, s, &s->xfer) != 0)
-    fail_with(s, 1, "internal", "cannot submit");
+  int rc = hedra_submit(w->http, &w->hedra, &q, submitted, s, &s->xfer);
+  cJSON_Delete(in);
+  if (rc != 0) fail_with(s, 1, "internal", "cannot submit");
 }
 
 /* ---- inputs: genq storage → Hedra files ---- */

@@ -224,22 +224,10 @@ static int keyframe_url(wstep *s, char *out, size_t outlen) {
   return -1;
 }
 
-/* Creates the generation, once the job's lease is confirmed (lease_confirm):
- * a worker that was paused past its lease must not pay for a generation
- * that the job's new owner pays for too. */
-static void create_now(wstep *s, int ok) {
+/* Sends the create of the job input in. */
+static void create_from(wstep *s, const cJSON *in) {
   worker *w = s->j->w;
   step_result e = {.ok = 0, .retryable = 1, .code = "internal", .message = "cannot create"};
-  if (!ok) {
-    runner_job_lost(s->j);
-    runner_step_stopped(s);
-    return;
-  }
-  if (runner_step_should_stop(s)) {
-    runner_step_stopped(s);
-    return;
-  }
-  const cJSON *in = s->j->input;
   luma_create c = {.prompt = str(in, "prompt"), .aspect_ratio = str(in, "aspect_ratio")};
   int rc;
   char cb_url[2048]; /* the create copies it */
@@ -283,6 +271,24 @@ static void create_now(wstep *s, int ok) {
     s->paid_xfer = 0;
     runner_step_done(s, &e);
   }
+}
+
+/* Creates the generation, once the job's lease is confirmed (lease_confirm):
+ * a worker that was paused past its lease must not pay for a generation
+ * that the job's new owner pays for too. */
+static void create_now(wstep *s, int ok) {
+  if (!ok) {
+    runner_job_lost(s->j);
+    runner_step_stopped(s);
+    return;
+  }
+  if (runner_step_should_stop(s)) {
+    runner_step_stopped(s);
+    return;
+  }
+  cJSON *in = runner_job_input(s->j); /* the create body copies what it reads */
+  create_from(s, in);
+  cJSON_Delete(in);
 }
 
 int step_luma_run(wstep *s) {

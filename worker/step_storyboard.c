@@ -30,5 +30,8 @@ int step_storyboard_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http) return -1;
   /* a campaign plans as many scenes as it will film */
-  return openai_storyboard(w->http, &w->openai, s->j->input, storyboard_done, s, &s->xfer);
+  cJSON *in = runner_job_input(s->j);
+  int rc = in ? openai_storyboard(w->http, &w->openai, in, storyboard_done, s, &s->xfer) : -1;
+  cJSON_Delete(in); /* the request body is built: nothing keeps it */
+  return rc;
 }

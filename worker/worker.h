@@ -116,18 +116,20 @@ struct wstep {
   const char *name;
   const char *step_kind;
   uint64_t xfer;             /* provider transfer in flight, 0 if none */
-  int paid_xfer;             /* that transfer creates paid work: never cancel it */
   uv_timer_t timer;          /* status polls; closed when the step ends */
-  int polls;                 /* status polls so far (backoff) */
-  int wakeable;              /* a provider callback may wake it (runner_job_wake); its fallback
-                                polls then back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS */
   uint64_t woken_at;         /* loop time of the last wake that polled it early */
   long retry_after_ms;       /* the provider's Retry-After for the next poll, or <= 0 */
   void (*poll_cb)(wstep *s); /* what the timer calls next */
-  int aborted;               /* stop: report as soon as the current wait ends */
-  int reported;
-  char ref[128];   /* the provider's generation / job id, "" before create */
+  /* the provider's generation / job id, "" before create (never NULL); a
+   * copy of its own length: thousands of steps wait holding one */
+  char *ref;
   double progress; /* last progress written */
+  int polls;       /* status polls so far (backoff) */
+  int paid_xfer;   /* that transfer creates paid work: never cancel it */
+  int wakeable;    /* a provider callback may wake it (runner_job_wake); its fallback
+                      polls then back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS */
+  int aborted;     /* stop: report as soon as the current wait ends */
+  int reported;
   /* executor scratch (worker/step_*.c), allocated only by the steps that
    * need it: a waiting step stays small (thousands wait at once) */
   int phase;
@@ -146,10 +148,14 @@ struct wjob {
   uint64_t lease_until; /* loop time (ms) the lease surely runs to: sent time of the
                            claim or renewal that confirmed it, plus the lease */
   int attempt;
-  cJSON *input;
+  uint32_t beat; /* the last lease renewal (lease.c) that named this job, 0 none */
+  /* the job's input as claimed (JSON text): a step that reads it parses it
+   * (runner_job_input); text is a fraction of the tree a waiting job would
+   * hold for minutes */
+  char *input;
   cJSON *steps;   /* as claimed, compacted (stage_compact_steps): [{name, step_kind, stage?,
                      status? (only "succeeded"), provider_ref?, retry_key?, index?, output?}] */
-  cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted} */
+  cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted}; NULL: none */
   wstep *running; /* steps in flight */
   int nrunning;
   int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
@@ -236,6 +242,9 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s));
 void runner_step_progress(wstep *s, double progress);
 /* The output of an earlier step of this job, or NULL. */
 const cJSON *runner_step_output(const wjob *j, const char *step);
+/* The job's input parsed (the caller cJSON_Deletes it), or NULL when it is
+ * not JSON or memory ran out. */
+cJSON *runner_job_input(const wjob *j);
 
 /* ---- job_stmt.c: a job's fenced statements ---- */
 /* Like db_query, with $1 the job's id and $2 its epoch, then params as $3...;
