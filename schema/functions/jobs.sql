@@ -26,30 +26,47 @@ end $$;
 create or replace trigger jobs_before_update before update on jobs
   for each row execute function genq_jobs_before_update();
 
--- Keeps the queue counters of schema/0012_queue_counts.sql: a job entering
--- queued (a submit, a requeue, a hand-back, a retry) counts an arrival of
--- its kind and takes the sum of the kind's arrivals as its queue_no; a job
--- leaving queued counts a departure. The shard is the backend's, so two
--- writers rarely share a counter row.
+-- The queue counters of schema/0012_queue_counts.sql: a job entering queued
+-- (a submit, a requeue, a hand-back, a retry) counts an arrival of its kind
+-- and takes the sum of the kind's arrivals as its queue_no; a job leaving
+-- queued counts a departure. The shard is the backend's, so two writers
+-- rarely share a counter row.
+--
+-- genq_queue_arrive(kind, n) → the sum of the kind's arrivals once n more
+-- are counted: the queue_no of the last of them. A batch of submits
+-- (genq_submit_jobs) counts its jobs of a kind with one call and numbers
+-- them itself; the triggers below count every other arrival, one by one.
+create or replace function genq_queue_arrive(p_kind text, p_n int) returns bigint
+language plpgsql as $$
+begin
+  insert into queue_counts as c (kind, shard, arrivals) values (p_kind, pg_backend_pid() % 32, p_n)
+  on conflict (kind, shard) do update set arrivals = c.arrivals + p_n;
+  return (select sum(c.arrivals) from queue_counts c where c.kind = p_kind);
+end $$;
+
 create or replace function genq_jobs_queue_count() returns trigger
 language plpgsql as $$
-declare
-  v_shard int := pg_backend_pid() % 32;
 begin
   if new.status = 'queued' and (tg_op = 'INSERT' or old.status <> 'queued') then
-    insert into queue_counts as c (kind, shard, arrivals) values (new.kind, v_shard, 1)
-    on conflict (kind, shard) do update set arrivals = c.arrivals + 1;
-    new.queue_no := (select sum(c.arrivals) from queue_counts c where c.kind = new.kind);
+    new.queue_no := genq_queue_arrive(new.kind, 1);
   elsif tg_op = 'UPDATE' and old.status = 'queued' and new.status <> 'queued' then
-    insert into queue_counts as c (kind, shard, departures) values (new.kind, v_shard, 1)
+    insert into queue_counts as c (kind, shard, departures)
+    values (new.kind, pg_backend_pid() % 32, 1)
     on conflict (kind, shard) do update set departures = c.departures + 1;
     new.queue_no := null;
   end if;
   return new;
 end $$;
 
-create or replace trigger jobs_queue_count before insert or update of status on jobs
-  for each row execute function genq_jobs_queue_count();
+-- Called only where there is something to count: a queued job inserted
+-- without its queue_no (a batch of submits numbers its own), and a change
+-- of status.
+create or replace trigger jobs_queue_count before update of status on jobs
+  for each row when (old.status is distinct from new.status)
+  execute function genq_jobs_queue_count();
+create or replace trigger jobs_queue_count_insert before insert on jobs
+  for each row when (new.status = 'queued' and new.queue_no is null)
+  execute function genq_jobs_queue_count();
 
 -- genq_plan_problem(kind, input) → why a job of that kind with that input
 -- cannot be planned (an unknown kind, a campaign without 1..12 scenes), or
@@ -452,11 +469,20 @@ begin
   end loop;
 
   if cardinality(a_id) > 0 then
+    -- numbered in batch order, each kind's arrivals counted with one call
+    -- (in kind order: two batches take the counter rows in one order)
+    with k as (
+      select x.k, count(*)::int as n from unnest(a_kind) as x (k) group by x.k order by x.k),
+    b as (
+      select k.k, genq_queue_arrive(k.k, k.n) - k.n as base from k)
     insert into jobs (id, user_id, kind, input, webhook_url, idempotency_key, request_hash,
-                      max_attempts, price, held)
-    select x.id, x.u, x.k, x.i, x.w, x.key, x.h, x.m, x.p, x.p
+                      max_attempts, price, held, queue_no)
+    select x.id, x.u, x.k, x.i, x.w, x.key, x.h, x.m, x.p, x.p,
+           b.base + row_number() over (partition by x.k order by x.o)
     from unnest(a_id, a_user, a_kind, a_input, a_webhook, a_key, a_hash, a_max, a_price)
-         as x (id, u, k, i, w, key, h, m, p);
+         with ordinality as x (id, u, k, i, w, key, h, m, p, o)
+    join b on b.k = x.k
+    order by x.o;
     insert into job_uploads (job_id, role, upload_id)
     select r_id[u.o], u.role, u.up from unnest(u_ord, u_role, u_upload) as u (o, role, up)
     where r_created[u.o];

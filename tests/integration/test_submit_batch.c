@@ -356,6 +356,45 @@ static void test_a_reused_key_wins_over_a_refused_plan_or_upload(void **state) {
   assert_audit_clean();
 }
 
+/* A batch numbers its queued jobs itself, each kind's in batch order right
+ * after the jobs of that kind already queued (one count of arrivals per
+ * kind), and the next arrival of the kind, a single submit, comes after
+ * them. Kinds of their own (image, video) so that other tests' jobs do not
+ * move the figures. */
+static void test_a_batch_numbers_its_jobs_in_the_queue(void **state) {
+  char *u = new_user();
+  grant(u, "100");
+  char batch[8192];
+  snprintf(batch, sizeof batch, "[%s,%s,%s,%s,%s]",
+           item(u, "image", "{\"prompt\":\"1\"}", NULL, NULL),
+           item(u, "video", "{\"prompt\":\"2\"}", NULL, NULL),
+           item(u, "image", "{\"prompt\":\"3\"}", NULL, NULL),
+           item(u, "podcast", "{}", NULL, NULL), /* refused: no number */
+           item(u, "image", "{\"prompt\":\"4\"}", NULL, NULL));
+  sql_do("BEGIN", NOP); /* the counters as this transaction leaves them */
+  long long before = sql_int("SELECT coalesce(sum(arrivals), 0) - coalesce(sum(departures), 0) "
+                             "FROM queue_counts WHERE kind = 'image'",
+                             NOP);
+  PGresult *r = sql_on(conn,
+                       "SELECT ord, (job->>'queue_position')::bigint, job->>'kind' "
+                       "FROM genq_submit_jobs($1::jsonb) WHERE job IS NOT NULL ORDER BY ord",
+                       P(batch));
+  assert_int_equal(PQntuples(r), 4);
+  assert_int_equal(atoll(PQgetvalue(r, 0, 1)), before + 1);
+  assert_int_equal(atoll(PQgetvalue(r, 2, 1)), before + 2);
+  assert_int_equal(atoll(PQgetvalue(r, 3, 1)), before + 3);
+  assert_string_equal(PQgetvalue(r, 1, 2), "video");
+  PQclear(r);
+  r = sql_on(conn,
+             "SELECT (job->>'queue_position')::bigint FROM genq_submit_job($1, 'image', "
+             "'{\"prompt\":\"5\"}', NULL, NULL, NULL, 5)",
+             P(u));
+  assert_int_equal(atoll(PQgetvalue(r, 0, 0)), before + 4);
+  PQclear(r);
+  sql_do("ROLLBACK", NOP);
+  assert_int_equal(jobs_of(u), 0);
+}
+
 /* genq_submit_job is the batch of one: its refusal is raised with the
  * SQLSTATE and the field. */
 static void test_the_single_submit_raises_its_refusal(void **state) {
@@ -386,6 +425,7 @@ int main(void) {
       cmocka_unit_test(test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadlock),
       cmocka_unit_test(test_concurrent_submits_with_one_key_replay_the_first),
       cmocka_unit_test(test_a_reused_key_wins_over_a_refused_plan_or_upload),
+      cmocka_unit_test(test_a_batch_numbers_its_jobs_in_the_queue),
       cmocka_unit_test(test_the_single_submit_raises_its_refusal),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
