@@ -95,10 +95,6 @@ language sql as $$
   select 'running'::text from j
 $$;
 
--- genq_jsonb_merge(objects): the objects merged in order (a later key wins),
--- as a || b || ...; NULLs are skipped, and no object gives NULL.
-create or replace aggregate genq_jsonb_merge(jsonb) (sfunc = jsonb_concat, stype = jsonb);
-
 -- genq_steps_succeed(jobs, epochs, steps, outputs, job_outputs, assets) → one
 -- row per element of the batch: ord, its 1-based position, and status, the
 -- job's status after it ('running' or 'succeeded'), or NULL when fenced out
@@ -108,7 +104,8 @@ create or replace aggregate genq_jsonb_merge(jsonb) (sfunc = jsonb_concat, stype
 -- (genq_step_succeed). Per element: the step's price is captured exactly
 -- once (ledger job:<id>:capture:<step>); succeeding an already succeeded
 -- step changes nothing (a step named twice in one batch is captured by the
--- first). job_output (when not null) is merged into the job's output. When
+-- first). job_output (when not null, an object) is merged into the job's
+-- output. When
 -- asset is given ({id, kind, content_type, bytes, sha256, storage_key}: the
 -- bytes are already stored) the asset row is recorded in the same
 -- transaction as the capture. When every step has succeeded the job
@@ -187,7 +184,12 @@ begin
   ), pj as (
     select e.job, e.user_id, max(e.job_held) as held, max(e.retries) as retries,
            coalesce(sum(e.price) filter (where e.captures), 0)::int as captured,
-           genq_jsonb_merge(e.job_output order by e.n) as job_output, bool_or(e.done) as done
+           bool_or(e.job_output is not null) as has_output,
+           -- the job_outputs merged in batch order, as o1 || o2 || ... (a later key wins)
+           (select jsonb_object_agg(kv.key, kv.value order by o.n)
+            from el o cross join lateral jsonb_each(o.job_output) kv
+            where o.job = e.job) as job_output,
+           bool_or(e.done) as done
     from el e group by e.job, e.user_id
   ), pjr as (
     select p.*, case when p.done then p.held - p.captured else 0 end as released from pj p
@@ -201,15 +203,15 @@ begin
     update jobs jb
     set held = jb.held - p.captured - p.released, captured = jb.captured + p.captured,
         released = jb.released + p.released,
-        output = case when p.job_output is null then jb.output
-                      else coalesce(jb.output, '{}'::jsonb) || p.job_output end,
+        output = case when not p.has_output then jb.output
+                      else coalesce(jb.output, '{}'::jsonb) || coalesce(p.job_output, '{}') end,
         status = case when p.done then 'succeeded' else jb.status end,
         finished_at = case when p.done then now() else jb.finished_at end,
         lease_until = case when p.done then null else jb.lease_until end,
         error = case when p.done then null else jb.error end,
         next_attempt_at = case when p.done then null else jb.next_attempt_at end
     from pjr p
-    where jb.id = p.job and (p.captured > 0 or p.job_output is not null or p.done)
+    where jb.id = p.job and (p.captured > 0 or p.has_output or p.done)
   ), answers as (
     select b.n,
            case when e.n is not null then
