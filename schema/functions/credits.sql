@@ -88,8 +88,9 @@ end $$;
 -- ledger row (the first run releases under job:<id>:release, the run after
 -- the n-th operator retry under job:<id>:release:retry:<n>) and the job's
 -- columns; the caller takes the amount off its account's held
--- (genq_job_release_held at once, genq_steps_succeed with the batch's other
--- movements of that account).
+-- (genq_job_release_held). genq_steps_succeed releases the remainder of the
+-- jobs its batch ends itself, under the same keys, with its other
+-- movements.
 create or replace function genq_job_release(p_job uuid) returns int
 language plpgsql as $$
 declare

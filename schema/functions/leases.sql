@@ -51,7 +51,9 @@ end $$;
 -- Every job row of the batch is locked first, in id order, and then the
 -- accounts of the jobs to bury, in user order, before anything is written:
 -- two batches (or a batch and a single job's call) never wait on each other
--- in a circle, whatever order their workers read the messages in.
+-- in a circle, whatever order their workers read the messages in. The jobs
+-- to bury (rare) go one by one; every claimable job of the batch is then
+-- claimed by one UPDATE, which answers the rows.
 create or replace function genq_claim_jobs(p_jobs uuid[], p_worker text, p_lease_s int,
                                            p_max_reclaims int default 3)
 returns table (id uuid, epoch bigint, kind text, input jsonb, attempt int, max_attempts int,
@@ -61,8 +63,6 @@ language plpgsql as $$
 declare
   j jobs;
   v_max_reclaims int := coalesce(p_max_reclaims, 3);
-  v_reclaim boolean;
-  v_claimed uuid[] := '{}';
 begin
   if p_max_reclaims is not null and p_max_reclaims < 0 then
     raise exception 'max_reclaims must be 0 or more' using errcode = '22023';
@@ -74,47 +74,48 @@ begin
                         and jb.lease_until < now()
                         and (jb.attempt >= jb.max_attempts or jb.reclaims >= v_max_reclaims))
   order by a.user_id for no key update;
-  for j in select * from jobs jb where jb.id = any(p_jobs) order by jb.id loop
-    v_reclaim := j.status = 'running' and j.lease_until < now();
-    if v_reclaim and j.attempt >= j.max_attempts then
+  -- the lapsed jobs that must not be reclaimed are buried, one by one (rare)
+  for j in select * from jobs jb
+           where jb.id = any(p_jobs) and jb.status = 'running' and jb.lease_until < now()
+             and (jb.attempt >= jb.max_attempts or jb.reclaims >= v_max_reclaims)
+           order by jb.id loop
+    if j.attempt >= j.max_attempts then
       perform genq_job_bury(j.id, 'lease_expired', 'the worker running this job stopped answering');
-      continue;
-    end if;
-    if v_reclaim and j.reclaims >= v_max_reclaims then
+    else
       perform genq_job_bury(j.id, 'worker_lost',
                             format('its runs kept dying with their worker (%s reclaims of a lapsed lease)',
                                    j.reclaims + 1));
-      continue;
     end if;
-    if not ((j.status = 'queued' and (j.next_attempt_at is null or j.next_attempt_at <= now()))
-            or v_reclaim) then
-      continue;
-    end if;
-    update jobs
-    set status = 'running', epoch = j.epoch + 1, attempt = j.attempt + 1,
-        reclaims = j.reclaims + case when v_reclaim then 1 else 0 end,
-        lease_until = now() + make_interval(secs => p_lease_s), worker_id = p_worker,
-        started_at = coalesce(j.started_at, now()), next_attempt_at = null, dispatched = false,
-        dispatch_gen = j.dispatch_gen + 1
-    where jobs.id = j.id;
-    v_claimed := v_claimed || j.id;
   end loop;
+  -- every claimable job of the batch, with one UPDATE
   return query
-  select jb.id, jb.epoch, jb.kind, jb.input, jb.attempt, jb.max_attempts,
+  with claimed as (
+    update jobs jb
+    set status = 'running', epoch = jb.epoch + 1, attempt = jb.attempt + 1,
+        reclaims = jb.reclaims + case when jb.status = 'running' then 1 else 0 end,
+        lease_until = now() + make_interval(secs => p_lease_s), worker_id = p_worker,
+        started_at = coalesce(jb.started_at, now()), next_attempt_at = null, dispatched = false,
+        dispatch_gen = jb.dispatch_gen + 1
+    where jb.id = any(p_jobs)
+      and ((jb.status = 'queued' and (jb.next_attempt_at is null or jb.next_attempt_at <= now()))
+           or (jb.status = 'running' and jb.lease_until < now()))
+    returning jb.id, jb.epoch, jb.kind, jb.input, jb.attempt, jb.max_attempts
+  )
+  select c.id, c.epoch, c.kind, c.input, c.attempt, c.max_attempts,
          coalesce((select jsonb_agg(jsonb_build_object(
                             'name', s.name, 'step_kind', s.step_kind, 'provider', s.provider,
                             'stage', s.stage, 'status', s.status, 'attempt', s.attempt,
                             'provider_ref', s.provider_ref, 'retry_key', s.retry_key,
                             'index', s.idx, 'output', s.output)
                           order by s.idx)
-                   from job_steps s where s.job_id = jb.id), '[]'::jsonb),
+                   from job_steps s where s.job_id = c.id), '[]'::jsonb),
          coalesce((select jsonb_object_agg(ju.role, jsonb_build_object(
                             'id', u.id, 'content_type', u.content_type, 'bytes', u.bytes,
                             'storage_key', u.storage_key, 'deleted', u.deleted_at is not null))
                    from job_uploads ju join uploads u on u.id = ju.upload_id
-                   where ju.job_id = jb.id), '{}'::jsonb)
-  from jobs jb where jb.id = any(v_claimed)
-  order by jb.id;
+                   where ju.job_id = c.id), '{}'::jsonb)
+  from claimed c
+  order by c.id;
 end $$;
 
 -- genq_claim_job(job, worker, lease_s, max_reclaims = 3) → genq_claim_jobs

@@ -26,16 +26,33 @@ $$;
 -- step is not startable). Each element is fenced by its own job's epoch; a
 -- worker sends the begins that came while its previous batch was in flight
 -- as one call. The job rows are locked first, in id order, so two batches
--- never wait on each other in a circle.
+-- never wait on each other in a circle; then one UPDATE of job_steps begins
+-- every step whose element is fenced in (reading the job rows after they
+-- are locked, so each element sees its job as it is now). A step named
+-- twice in one batch begins once. The job rows are locked, not written: a
+-- begin makes no new version of a jobs row.
 create or replace function genq_steps_begin(p_jobs uuid[], p_epochs bigint[], p_steps text[])
 returns table (ord int, status text)
 language plpgsql as $$
 begin
   perform 1 from jobs j where j.id = any(p_jobs) order by j.id for update;
   return query
-  select b.ord::int, genq_step_begin(b.job, b.epoch, b.step)
-  from unnest(p_jobs, p_epochs, p_steps) with ordinality as b (job, epoch, step, ord)
-  order by b.ord;
+  with b as (
+    select x.job, x.epoch, x.step, x.n
+    from unnest(p_jobs, p_epochs, p_steps) with ordinality as x (job, epoch, step, n)
+  ), begun as (
+    update job_steps s set status = 'running', attempt = s.attempt + 1, started_at = now()
+    from b join jobs j on j.id = b.job
+    where j.status = 'running' and j.epoch = b.epoch and j.lease_until >= now()
+      and s.job_id = b.job and s.name = b.step and s.status in ('pending', 'running')
+    returning s.job_id, s.name, j.epoch
+  )
+  select b.n::int,
+         case when exists (select 1 from begun g
+                           where g.job_id = b.job and g.name = b.step and g.epoch = b.epoch)
+              then 'running'::text end
+  from b
+  order by b.n;
 end $$;
 
 -- genq_step_checkpoint(job, epoch, step, ref) → 'running' when the provider's
@@ -86,11 +103,13 @@ $$;
 -- flight as one call, and a single one as a batch of one
 -- (genq_step_succeed). Per element: the step's price is captured exactly
 -- once (ledger job:<id>:capture:<step>); succeeding an already succeeded
--- step changes nothing. job_output (when not null) is merged into the job's
--- output. When asset is given ({id, kind, content_type, bytes, sha256,
--- storage_key}: the bytes are already stored) the asset row is recorded in
--- the same transaction as the capture. When every step has succeeded the
--- job succeeds, its error is cleared and any remainder is released.
+-- step changes nothing (a step named twice in one batch is captured by the
+-- first). job_output (when not null, an object) is merged into the job's
+-- output. When
+-- asset is given ({id, kind, content_type, bytes, sha256, storage_key}: the
+-- bytes are already stored) the asset row is recorded in the same
+-- transaction as the capture. When every step has succeeded the job
+-- succeeds, its error is cleared and any remainder is released.
 --
 -- A resend of a success that already committed (its answer was lost) is
 -- recognised by its own result — the asset row with this asset's id, or,
@@ -98,122 +117,168 @@ $$;
 -- and answers the job's status as it is now, not NULL: a worker that reads
 -- NULL deletes the bytes it stored, and those bytes are the user's asset.
 --
+-- Set-based: after the job rows are locked, one statement fences every
+-- element (reading the locked rows as they are now), succeeds the steps
+-- with one UPDATE of job_steps and writes each job's row once with one
+-- UPDATE of jobs (its captures, its merged output and its end together:
+-- each UPDATE of a jobs row writes every index of jobs again); then the
+-- accounts, the ledger rows (captures and remainders released) and the
+-- asset rows, one statement each.
+--
 -- Locks: every job row of the batch first, in id order; the accounts last,
--- in user order, just before the commit, and only then the capture ledger
--- rows and asset rows (whose foreign keys share-lock the account: taken
--- before, that share lock would let another transaction's FOR UPDATE of the
--- account queue between it and this call's own write, a deadlock), and each
--- account written once with the sum of its movements. Two batches, or a
--- batch and any single job's call, never wait on each other in a circle,
--- and an account (one user's jobs in both workers' batches) is held only for
--- the end of the call. (A remainder released at the job's end, rare, writes
--- its ledger row in the loop; a deadlock it might meet fails the call, and
--- the worker sends each element again on its own.) An element
--- that raises (a second capture, an unknown step) fails the whole call,
--- which changes nothing: the worker then sends each element on its own, and
--- only that one fails.
+-- in user order, just before the commit, and only then the ledger rows and
+-- asset rows (whose foreign keys share-lock the account: taken before, that
+-- share lock would let another transaction's FOR UPDATE of the account
+-- queue between it and this call's own write, a deadlock), and each account
+-- written once with the sum of its movements. Two batches, or a batch and
+-- any single job's call, never wait on each other in a circle, and an
+-- account (one user's jobs in both workers' batches) is held only for the
+-- last three statements of the call. An element that raises (a second
+-- capture, an unknown step) fails the whole call, which changes nothing:
+-- the worker then sends each element on its own, and only that one fails.
 create or replace function genq_steps_succeed(p_jobs uuid[], p_epochs bigint[], p_steps text[],
                                               p_outputs jsonb[], p_job_outputs jsonb[],
                                               p_assets jsonb[])
 returns table (ord int, status text)
 language plpgsql as $$
 declare
-  e record;
-  j jobs;
-  v_price int;
-  v_captured int;
-  v_released int;
-  v_done boolean;
-  v_status text;
-  v_ords int[] := '{}';
-  v_answers text[] := '{}';
-  v_users text[] := '{}';
-  v_balance int[] := '{}';
-  v_held int[] := '{}';
-  v_cap_jobs uuid[] := '{}';
-  v_cap_steps text[] := '{}';
-  v_cap_users text[] := '{}';
-  v_cap_prices int[] := '{}';
-  v_cap_assets jsonb[] := '{}';
+  v_missing text;
+  v_ords int[];
+  v_answers text[];
+  v_cap_jobs uuid[];
+  v_cap_steps text[];
+  v_cap_users text[];
+  v_cap_prices int[];
+  v_cap_assets jsonb[];
+  v_rel_jobs uuid[];
+  v_rel_users text[];
+  v_rel_amounts int[];
+  v_rel_keys text[];
+  v_users text[];
+  v_balance bigint[];
+  v_held bigint[];
   v_rows int;
 begin
   perform 1 from jobs jb where jb.id = any(p_jobs) order by jb.id for update;
-  for e in
-    select * from unnest(p_jobs, p_epochs, p_steps, p_outputs, p_job_outputs, p_assets)
-                  with ordinality as b (job, epoch, step, output, job_output, asset, n)
-    order by b.n
-  loop
-    j := genq_job_fenced(e.job, e.epoch, false);
-    if j.id is null then
-      v_status := (select jb.status from jobs jb join job_steps s on s.job_id = jb.id
-                   where jb.id = e.job and s.name = e.step and s.status = 'succeeded'
-                     and case when e.asset is null then s.output = e.output
-                              else exists (select 1 from assets a
-                                           where a.id = (e.asset ->> 'id')::uuid
-                                             and a.job_id = e.job and a.step = e.step) end);
-    else
-      v_captured := 0;
-      v_released := 0;
-      select s.price into v_price from job_steps s
-      where s.job_id = e.job and s.name = e.step and s.status in ('pending', 'running')
-      for update;
-      if found then
-        update job_steps s
-        set status = 'succeeded', output = e.output, captured = v_price, finished_at = now(),
-            error = null, progress = 1
-        where s.job_id = e.job and s.name = e.step;
-        v_cap_jobs := v_cap_jobs || j.id;
-        v_cap_steps := v_cap_steps || e.step;
-        v_cap_users := v_cap_users || j.user_id;
-        v_cap_prices := v_cap_prices || v_price;
-        v_cap_assets := v_cap_assets || e.asset;
-        v_captured := v_price;
-      elsif not exists (select 1 from job_steps s where s.job_id = e.job and s.name = e.step) then
-        raise exception 'job % has no step %', e.job, e.step using errcode = '22023';
-      end if;
-      v_done := not exists (select 1 from job_steps s
-                            where s.job_id = e.job and s.status <> 'succeeded');
-      -- the capture, the output and the end of the job: one write of the
-      -- job's row (each UPDATE of it writes every index of jobs again)
-      if v_captured > 0 or e.job_output is not null or v_done then
-        update jobs jb
-        set held = jb.held - v_captured, captured = jb.captured + v_captured,
-            output = case when e.job_output is null then jb.output
-                          else coalesce(jb.output, '{}'::jsonb) || e.job_output end,
-            status = case when v_done then 'succeeded' else jb.status end,
-            finished_at = case when v_done then now() else jb.finished_at end,
-            lease_until = case when v_done then null else jb.lease_until end,
-            error = case when v_done then null else jb.error end,
-            next_attempt_at = case when v_done then null else jb.next_attempt_at end
-        where jb.id = e.job;
-      end if;
-      if v_done then
-        v_released := genq_job_release(e.job);
-      end if;
-      if v_captured > 0 or v_released > 0 then
-        v_users := v_users || j.user_id;
-        v_balance := v_balance || -v_captured;
-        v_held := v_held || -(v_captured + v_released);
-      end if;
-      v_status := case when v_done then 'succeeded' else 'running' end;
-    end if;
-    v_ords := v_ords || e.n::int;
-    v_answers := v_answers || v_status;
-  end loop;
-  if cardinality(v_users) > 0 then
+  with b as (
+    select x.job, x.epoch, x.step, x.output, x.job_output, x.asset, x.n::int as n
+    from unnest(p_jobs, p_epochs, p_steps, p_outputs, p_job_outputs, p_assets)
+         with ordinality as x (job, epoch, step, output, job_output, asset, n)
+  ), live as (
+    -- the elements fenced in, with their step as it was before this call
+    select b.*, j.user_id, j.held as job_held, j.retries, s.name is not null as has_step,
+           coalesce(s.status in ('pending', 'running'), false) as open, s.price,
+           (select count(*) from job_steps o where o.job_id = b.job and o.status <> 'succeeded')
+             as unfinished
+    from b join jobs j on j.id = b.job and j.status = 'running' and j.epoch = b.epoch
+         left join job_steps s on s.job_id = b.job and s.name = b.step
+  ), cap as (
+    select l.*, l.open and row_number() over (partition by l.job, l.step order by l.n) = 1
+             as captures
+    from live l
+  ), el as (
+    -- done: every step of the job has succeeded once this element is applied
+    select c.*, c.unfinished = count(*) filter (where c.captures)
+                                 over (partition by c.job order by c.n) as done
+    from cap c
+  ), pj as (
+    select e.job, e.user_id, max(e.job_held) as held, max(e.retries) as retries,
+           coalesce(sum(e.price) filter (where e.captures), 0)::int as captured,
+           bool_or(e.job_output is not null) as has_output,
+           -- the job_outputs merged in batch order, as o1 || o2 || ... (a later key wins)
+           (select jsonb_object_agg(kv.key, kv.value order by o.n)
+            from el o cross join lateral jsonb_each(o.job_output) kv
+            where o.job = e.job) as job_output,
+           bool_or(e.done) as done
+    from el e group by e.job, e.user_id
+  ), pjr as (
+    select p.*, case when p.done then p.held - p.captured else 0 end as released from pj p
+  ), steps_done as (
+    update job_steps s
+    set status = 'succeeded', output = e.output, captured = e.price, finished_at = now(),
+        error = null, progress = 1
+    from el e
+    where e.captures and s.job_id = e.job and s.name = e.step
+  ), jobs_done as (
+    update jobs jb
+    set held = jb.held - p.captured - p.released, captured = jb.captured + p.captured,
+        released = jb.released + p.released,
+        output = case when not p.has_output then jb.output
+                      else coalesce(jb.output, '{}'::jsonb) || coalesce(p.job_output, '{}') end,
+        status = case when p.done then 'succeeded' else jb.status end,
+        finished_at = case when p.done then now() else jb.finished_at end,
+        lease_until = case when p.done then null else jb.lease_until end,
+        error = case when p.done then null else jb.error end,
+        next_attempt_at = case when p.done then null else jb.next_attempt_at end
+    from pjr p
+    where jb.id = p.job and (p.captured > 0 or p.has_output or p.done)
+  ), answers as (
+    select b.n,
+           case when e.n is not null then
+                  case when e.done then 'succeeded' else 'running' end
+                else (select jb.status from jobs jb join job_steps s on s.job_id = jb.id
+                      where jb.id = b.job and s.name = b.step and s.status = 'succeeded'
+                        and case when b.asset is null then s.output = b.output
+                                 else exists (select 1 from assets a
+                                              where a.id = (b.asset ->> 'id')::uuid
+                                                and a.job_id = b.job and a.step = b.step) end)
+           end as status
+    from b left join el e on e.n = b.n
+  ), movements as (
+    select p.user_id, -sum(p.captured) as balance, -sum(p.captured + p.released) as held
+    from pjr p where p.captured > 0 or p.released > 0
+    group by p.user_id
+  )
+  select (select array_agg(a.n order by a.n) from answers a),
+         (select array_agg(a.status order by a.n) from answers a),
+         (select format('job %s has no step %s', e.job, e.step) from el e
+          where not e.has_step order by e.n limit 1),
+         (select array_agg(e.job order by e.n) from el e where e.captures),
+         (select array_agg(e.step order by e.n) from el e where e.captures),
+         (select array_agg(e.user_id order by e.n) from el e where e.captures),
+         (select array_agg(e.price order by e.n) from el e where e.captures),
+         (select array_agg(e.asset order by e.n) from el e where e.captures),
+         (select array_agg(p.job order by p.job) from pjr p where p.released > 0),
+         (select array_agg(p.user_id order by p.job) from pjr p where p.released > 0),
+         (select array_agg(p.released order by p.job) from pjr p where p.released > 0),
+         (select array_agg('job:' || p.job || ':release'
+                           || case when p.retries > 0 then ':retry:' || p.retries else '' end
+                           order by p.job)
+          from pjr p where p.released > 0),
+         (select array_agg(m.user_id order by m.user_id) from movements m),
+         (select array_agg(m.balance order by m.user_id) from movements m),
+         (select array_agg(m.held order by m.user_id) from movements m)
+  into v_ords, v_answers, v_missing, v_cap_jobs, v_cap_steps, v_cap_users, v_cap_prices,
+       v_cap_assets, v_rel_jobs, v_rel_users, v_rel_amounts, v_rel_keys, v_users, v_balance,
+       v_held;
+  if v_missing is not null then
+    raise exception '%', v_missing using errcode = '22023';
+  end if;
+  if v_users is not null then
     perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id
     for no key update;
+    update accounts a set balance = a.balance + m.balance, held = a.held + m.held
+    from unnest(v_users, v_balance, v_held) as m (user_id, balance, held)
+    where a.user_id = m.user_id;
   end if;
-  if cardinality(v_cap_jobs) > 0 then
+  if v_cap_jobs is not null or v_rel_jobs is not null then
     insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
-    select c.user_id, c.job, 'capture', -c.price, -c.price, 'job:' || c.job || ':capture:' || c.step
-    from unnest(v_cap_jobs, v_cap_steps, v_cap_users, v_cap_prices)
-         with ordinality as c (job, step, user_id, price, n)
-    order by c.n
+    select m.user_id, m.job, m.movement, m.balance, m.held, m.idem_key
+    from (select c.user_id, c.job, 'capture' as movement, -c.price as balance, -c.price as held,
+                 'job:' || c.job || ':capture:' || c.step as idem_key, c.n
+          from unnest(v_cap_jobs, v_cap_steps, v_cap_users, v_cap_prices)
+               with ordinality as c (job, step, user_id, price, n)
+          union all
+          select r.user_id, r.job, 'release', 0, -r.amount, r.idem_key,
+                 coalesce(cardinality(v_cap_jobs), 0) + r.n
+          from unnest(v_rel_jobs, v_rel_users, v_rel_amounts, v_rel_keys)
+               with ordinality as r (job, user_id, amount, idem_key, n)) m
+    order by m.n
     on conflict (idem_key) do nothing;
     get diagnostics v_rows = row_count;
-    if v_rows <> cardinality(v_cap_jobs) then
-      raise exception 'a step of jobs % captured twice', v_cap_jobs using errcode = 'GQ500';
+    if v_rows <> coalesce(cardinality(v_cap_jobs), 0) + coalesce(cardinality(v_rel_jobs), 0) then
+      raise exception 'a step of jobs % captured twice, or one of jobs % released twice',
+                      v_cap_jobs, v_rel_jobs using errcode = 'GQ500';
     end if;
     insert into assets (id, user_id, job_id, step, kind, content_type, bytes, sha256,
                         storage_key)
@@ -222,13 +287,6 @@ begin
            c.asset ->> 'storage_key'
     from unnest(v_cap_jobs, v_cap_steps, v_cap_users, v_cap_assets) as c (job, step, user_id, asset)
     where c.asset is not null;
-  end if;
-  if cardinality(v_users) > 0 then
-    update accounts a set balance = a.balance + d.balance, held = a.held + d.held
-    from (select m.user_id, sum(m.balance)::int as balance, sum(m.held)::int as held
-          from unnest(v_users, v_balance, v_held) as m (user_id, balance, held)
-          group by m.user_id) d
-    where a.user_id = d.user_id;
   end if;
   return query select r.o, r.s from unnest(v_ords, v_answers) as r (o, s);
 end $$;

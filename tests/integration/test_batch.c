@@ -261,6 +261,76 @@ static void test_a_begin_batch_fences_each_step_by_its_own_epoch(void **state) {
   assert_audit_clean();
 }
 
+/* A step named twice in one batch begins once (one attempt counted), and
+ * both elements answer 'running'. */
+static void test_a_step_named_twice_in_a_begin_batch_begins_once(void **state) {
+  (void)state;
+  char *u = new_user();
+  grant(u, "10");
+  char *a = storyboard_job(u);
+  char *ea = claim(a, "w");
+  assert_non_null(ea);
+  PGresult *r = sql_on(conn,
+                       "SELECT ord, status FROM genq_steps_begin($1::uuid[], $2::bigint[], "
+                       "'{storyboard,storyboard}') ORDER BY ord",
+                       P(array2(a, a), array2(ea, ea)));
+  assert_int_equal(PQntuples(r), 2);
+  assert_string_equal(PQgetvalue(r, 0, 1), "running");
+  assert_string_equal(PQgetvalue(r, 1, 1), "running");
+  PQclear(r);
+  assert_int_equal(sql_int("SELECT attempt FROM job_steps WHERE job_id = $1", P(a)), 1);
+  assert_audit_clean();
+}
+
+/* A step named twice in one success batch is captured once, by the first;
+ * both answer the job's status after them. Two steps of one job in one
+ * batch answer in order: the job ends with the second. */
+static void test_a_step_named_twice_in_a_success_batch_is_captured_once(void **state) {
+  (void)state;
+  char *u = new_user();
+  grant(u, "100");
+  char *a = storyboard_job(u);
+  char *ea = claim(a, "w");
+  char *camp = submit(u, "campaign", "{\"prompt\":\"p\",\"scenes\":1}", "5");
+  char *ec = claim(camp, "w");
+  assert_non_null(ea);
+  assert_non_null(ec);
+  int steps = sql_int("SELECT count(*) FROM job_steps WHERE job_id = $1", P(camp));
+  assert_true(steps >= 2);
+  /* every campaign step but the last two succeeds on its own first */
+  PGresult *left =
+      sql_on(conn, "SELECT name FROM job_steps WHERE job_id = $1 ORDER BY idx", P(camp));
+  for (int i = 0; i < steps - 2; i++)
+    assert_string_equal(sql_val("SELECT genq_step_succeed($1, $2, $3, '{}', NULL, NULL)",
+                                P(camp, ec, PQgetvalue(left, i, 0))),
+                        "running");
+  char jobs[512], epochs[128], names[256];
+  snprintf(jobs, sizeof jobs, "{%s,%s,%s,%s}", a, a, camp, camp);
+  snprintf(epochs, sizeof epochs, "{%s,%s,%s,%s}", ea, ea, ec, ec);
+  snprintf(names, sizeof names, "{storyboard,storyboard,%s,%s}", PQgetvalue(left, steps - 2, 0),
+           PQgetvalue(left, steps - 1, 0));
+  PQclear(left);
+  const char *outs = "{\"{\\\"n\\\":1}\",\"{\\\"n\\\":1}\",\"{}\",\"{}\"}";
+  const char *none = "{NULL,NULL,NULL,NULL}";
+  PGresult *r = sql_on(conn,
+                       "SELECT ord, status FROM genq_steps_succeed($1::uuid[], $2::bigint[], "
+                       "$3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[]) ORDER BY ord",
+                       P(jobs, epochs, names, outs, none, none));
+  assert_int_equal(PQntuples(r), 4);
+  const char *want[4] = {"succeeded", "succeeded", "running", "succeeded"};
+  for (int i = 0; i < 4; i++)
+    assert_string_equal(PQgetvalue(r, i, 1), want[i]);
+  PQclear(r);
+  assert_int_equal(sql_int("SELECT count(*) FROM ledger WHERE movement = 'capture' AND job_id = "
+                           "$1",
+                           P(a)),
+                   1);
+  assert_string_equal(job_field(a, "{status}"), "succeeded");
+  assert_string_equal(job_field(camp, "{status}"), "succeeded");
+  assert_int_equal(held(u), 0);
+  assert_audit_clean();
+}
+
 /* Two workers read the same two messages in opposite orders and claim them
  * in one batch each, while a third transaction holds both rows. */
 static void test_two_claim_batches_in_opposite_orders_do_not_deadlock(void **state) {
@@ -316,6 +386,8 @@ int main(void) {
       cmocka_unit_test(test_a_claim_batch_answers_each_job_on_its_own),
       cmocka_unit_test(test_a_success_batch_answers_each_step_on_its_own),
       cmocka_unit_test(test_a_begin_batch_fences_each_step_by_its_own_epoch),
+      cmocka_unit_test(test_a_step_named_twice_in_a_begin_batch_begins_once),
+      cmocka_unit_test(test_a_step_named_twice_in_a_success_batch_is_captured_once),
       cmocka_unit_test(test_two_claim_batches_in_opposite_orders_do_not_deadlock),
       cmocka_unit_test(test_two_success_batches_in_opposite_orders_do_not_deadlock),
   };
