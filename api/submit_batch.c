@@ -3,10 +3,13 @@
  * Submissions that arrive together share one call of genq_submit_jobs()
  * (schema/functions/jobs.sql): one statement, one transaction, one commit,
  * one row answered per submission. A submission waits only while batches
- * are in flight: it goes at once when nothing of ours is in flight, when
- * fewer than API_SUBMIT_INFLIGHT_MAX batches are and a connection is idle,
- * or when the queue holds a full batch (API_SUBMIT_BATCH_MAX). There is no
- * timer, so a lone submission never waits.
+ * are in flight: it goes when nothing of ours is in flight, when fewer
+ * than API_SUBMIT_INFLIGHT_MAX batches are and a connection is idle, or
+ * when the queue holds a full batch (API_SUBMIT_BATCH_MAX). "Goes" means at
+ * the end of the loop's current turn (a check handle), with every other
+ * submission read in that turn: the requests that arrived together share a
+ * batch instead of the first going alone. There is no timer, so a lone
+ * submission waits for nothing but its own turn's end.
  *
  * A batch locks its users' account rows until it commits, so a user's
  * submissions never go while a batch of this process with that user is in
@@ -65,6 +68,7 @@ struct api_submits {
   unsigned queued;
   unsigned inflight;
   submit_call *calls;
+  uv_check_t turn_end; /* sends what this turn of the loop queued */
 };
 
 static void item_free(submit_item *it) {
@@ -255,9 +259,18 @@ static void submit_flush(api_ctx *ctx) {
     if (!submit_send(ctx)) break;
 }
 
+static void on_turn_end(uv_check_t *h) {
+  uv_check_stop(h);
+  submit_flush(h->data);
+}
+
 int api_submit_enqueue(api_ctx *ctx, http_request *req, const char *user, const char *kind,
                        cJSON *submission) {
-  if (!ctx->submits && !(ctx->submits = calloc(1, sizeof(*ctx->submits)))) return -1;
+  if (!ctx->submits) {
+    if (!(ctx->submits = calloc(1, sizeof(*ctx->submits)))) return -1;
+    uv_check_init(ctx->loop, &ctx->submits->turn_end);
+    ctx->submits->turn_end.data = ctx;
+  }
   submit_item *it = calloc(1, sizeof(*it));
   char *json = cJSON_PrintUnformatted(submission);
   if (!it || !json) {
@@ -280,8 +293,12 @@ int api_submit_enqueue(api_ctx *ctx, http_request *req, const char *user, const 
     q->head = it;
   q->tail = it;
   q->queued++;
-  submit_flush(ctx);
+  if (!uv_is_active((uv_handle_t *)&q->turn_end)) uv_check_start(&q->turn_end, on_turn_end);
   return 0;
+}
+
+static void on_submits_closed(uv_handle_t *h) {
+  free(h->data);
 }
 
 void api_submits_free(api_ctx *ctx) {
@@ -291,6 +308,9 @@ void api_submits_free(api_ctx *ctx) {
     next = it->next;
     item_free(it);
   }
-  free(ctx->submits);
+  /* the check handle is closed by one more (short) run of the loop */
+  ctx->submits->turn_end.data = ctx->submits;
+  uv_close((uv_handle_t *)&ctx->submits->turn_end, on_submits_closed);
   ctx->submits = NULL;
+  uv_run(ctx->loop, UV_RUN_DEFAULT);
 }

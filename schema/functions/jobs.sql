@@ -59,10 +59,11 @@ begin
 end $$;
 
 -- Called only where there is something to count: a queued job inserted
--- without its queue_no (a batch of submits numbers its own), and a change
--- of status.
+-- without its queue_no (a batch of submits numbers its own), and a move
+-- into or out of queued (not a step's success, a running job's end).
 create or replace trigger jobs_queue_count before update of status on jobs
-  for each row when (old.status is distinct from new.status)
+  for each row when (old.status is distinct from new.status
+                     and 'queued' in (old.status, new.status))
   execute function genq_jobs_queue_count();
 create or replace trigger jobs_queue_count_insert before insert on jobs
   for each row when (new.status = 'queued' and new.queue_no is null)
