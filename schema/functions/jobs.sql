@@ -157,9 +157,13 @@ end $$;
 create or replace function genq_jobs_json(p_ids uuid[])
 returns table (id uuid, user_id text, job jsonb)
 language plpgsql stable
--- planned once per session: a custom plan (chosen for "= any(array)", whose
--- generic estimate looks dearer) was planned again at every call
-set plan_cache_mode = force_generic_plan as $$
+-- Planned once per session: a custom plan (chosen for "= any(array)", whose
+-- generic estimate looks dearer) was planned again at every call. And by
+-- index whatever the statistics say: a plan made while jobs was empty (a
+-- new API's first submits) read the whole table at every call until the
+-- next ANALYZE.
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off as $$
 #variable_conflict use_column
 begin
   return query
@@ -248,7 +252,9 @@ create or replace function genq_submit_jobs(p_batch jsonb)
 returns table (ord int, job jsonb, created boolean, err_state text, err_message text,
                err_field text)
 language plpgsql
-set plan_cache_mode = force_generic_plan as $$
+-- generic plans, by index (as genq_jobs_json, above)
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off as $$
 #variable_conflict use_column
 declare
   n int;
