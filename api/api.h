@@ -49,8 +49,10 @@ typedef struct {
 } api_user;
 
 /* ---- auth.c ---- */
-/* Authenticates the request (Bearer token, or Clerk's __session cookie).
- * Returns 0 and fills *u, or answers 401 itself and returns -1. */
+/* Authenticates the request (Bearer token, or Clerk's __session cookie,
+ * which a request that changes anything may carry only from an allowed
+ * origin). Returns 0 and fills *u, or answers 401 (or 403
+ * cross_site_request) itself and returns -1. */
 int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
 /* 1 when the request carries a valid token; answers nothing (used before
  * the body is read, to decide how much of it to accept). */

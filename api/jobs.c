@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "job.h"
@@ -32,8 +33,10 @@ static int idempotency_key_ok(const char *k) {
 }
 
 void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
+  /* required: a cross-site form or a "simple" fetch cannot send it */
   const char *ct = http_req_header(req, "content-type");
-  if (ct && strncmp(ct, "application/json", 16) != 0) {
+  if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+      (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
     api_reply_error(req, 415, "unsupported_media_type", "Content-Type must be application/json",
                     NULL);
     return;
