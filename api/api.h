@@ -46,6 +46,7 @@ typedef struct api_ctx {
 typedef struct {
   char user[256];
   int admin;
+  long long exp; /* the token's expiry (Unix seconds): an event stream ends then */
 } api_user;
 
 /* ---- auth.c ---- */

@@ -117,6 +117,7 @@ static const char *identify(api_ctx *ctx, const http_request *req, api_user *u, 
   }
   snprintf(u->user, sizeof(u->user), "%s", claims.sub);
   u->admin = strcmp(claims.role, "admin") == 0;
+  u->exp = claims.exp;
   return NULL;
 }
 

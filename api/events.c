@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "job.h"
@@ -49,7 +50,8 @@ struct ev_stream {
   uv_timer_t timer;
   char job_id[EV_ID_LEN + 1]; /* lower case, as writers publish it */
   char user[sizeof(((api_user *)0)->user)];
-  char *last; /* the job JSON sent last */
+  long long exp; /* the token's expiry: the stream ends at the first tick past it */
+  char *last;    /* the job JSON sent last */
   size_t last_len;
   unsigned long seq; /* events sent */
   unsigned ticks;    /* since the last read */
@@ -203,6 +205,12 @@ static int ev_send_job(ev_stream *s, const char *json, size_t len) {
 static void ev_tick(uv_timer_t *t) {
   ev_stream *s = t->data;
   if (s->closing) return;
+  /* A stream does not outlive its token (with the verifier's 5 s of skew):
+   * a browser's EventSource reconnects with the fresh one. */
+  if (s->exp > 0 && (long long)time(NULL) > s->exp + 5) {
+    ev_close(s, "token expired");
+    return;
+  }
   /* Ticks come every EV_TICK_MS: ping at the first one past ~15 s quiet. */
   if (uv_now(t->loop) - s->last_write_ms + EV_TICK_MS / 2 >= EV_PING_MS) {
     static const char ping[] = ": ping\n\n";
@@ -378,6 +386,7 @@ void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const c
   for (size_t i = 0; i < EV_ID_LEN; i++)
     s->job_id[i] = (char)tolower((unsigned char)id[i]);
   snprintf(s->user, sizeof(s->user), "%s", u->user);
+  s->exp = u->exp;
   uv_timer_init(ctx->loop, &s->timer);
   s->timer.data = s;
   s->timer_open = 1;

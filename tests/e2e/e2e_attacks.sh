@@ -86,4 +86,26 @@ req POST /v1/jobs "$TOKEN" "$SB"
 check "with application/json it is 202" status_is 202
 check "the victim has exactly the 5 jobs it sent itself" [ "$(jobs_of_victim)" = 5 ]
 
+# --- an event stream does not outlive its token ---------------------------
+# A video that takes ten times the simulator's 1.5 s (provsim:slow), watched
+# with a token of 1 s: the stream must end at a tick past exp + 5 s of skew
+# (within about 12 s), before the job's own end, with no terminal event.
+STREAMER=e2e-streamer-$RUN
+check "genqctl grants the streamer 10 credits" "$GENQCTL" credits grant "$STREAMER" 10 --key "e2e:$STREAMER"
+S_TOKEN=$("$GENQCTL" token --user "$STREAMER" | tr -d '[:space:]')
+req POST /v1/jobs "$S_TOKEN" '{"kind":"video","input":{"prompt":"a slow shot provsim:slow"}}'
+check "the slow video job is accepted" status_is 202
+VIDEO=$(jq -r '.id // empty' <<<"$BODY")
+SHORT=$("$GENQCTL" token --user "$STREAMER" --ttl 1 | tr -d '[:space:]')
+started=$SECONDS
+curl -sS -N --max-time 30 -H "Authorization: Bearer $SHORT" -o "$TMP/short.body" \
+  "$API/v1/jobs/$VIDEO/events" 2>"$TMP/short.err"
+rc=$? took=$((SECONDS - started))
+check "the server ended the stream (curl exit $rc after ${took}s)" [ "$rc" -eq 0 ]
+check "... within 20 s of its token's 1 s" [ "$took" -le 20 ]
+check "... without a terminal event (the token's end, not the job's)" \
+  eval '! grep -Eq "\"status\": *\"(succeeded|failed|canceled)\"" "$TMP/short.body"'
+req GET "/v1/jobs/$VIDEO" "$S_TOKEN"
+check "... while the job was still going" jqt '.status | IN("queued", "running")'
+
 finish
