@@ -31,9 +31,4 @@ function request()
   return reqs[i]
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK requests=%d duration_us=%d non2xx=%d sockerr=%d p50_us=%d p99_us=%d\n",
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
+done = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
