@@ -48,6 +48,20 @@ static long long jobs_of(const char *user) {
   return sql_int("SELECT count(*) FROM jobs WHERE user_id = $1", P(user));
 }
 
+/* The answer of a batch sent with PQsendQueryParams on c (which must
+ * succeed: what names it in the failure message), once it is done. */
+static PGresult *batch_result(PGconn *c, const char *what) {
+  PGresult *r, *last = NULL;
+  while ((r = PQgetResult(c))) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+      fail_msg("%s failed: %s", what, PQresultErrorMessage(r));
+    PQclear(last);
+    last = r;
+  }
+  assert_non_null(last);
+  return last;
+}
+
 static int group_setup(void **state) {
   db_url = getenv("GENQ_DATABASE_URL");
   return pg_connect(db_url, "sb");
@@ -261,14 +275,7 @@ static void test_two_batches_over_the_same_users_in_opposite_orders_do_not_deadl
 
   PGconn *cs[2] = {c1, c2};
   for (int i = 0; i < 2; i++) {
-    PGresult *r, *last = NULL;
-    while ((r = PQgetResult(cs[i]))) {
-      if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("batch %d failed: %s", i + 1, PQresultErrorMessage(r));
-      PQclear(last);
-      last = r;
-    }
-    assert_non_null(last);
+    PGresult *last = batch_result(cs[i], i == 0 ? "batch 1" : "batch 2");
     assert_int_equal(PQntuples(last), 2);
     assert_created(last, 0);
     assert_created(last, 1);
@@ -312,14 +319,7 @@ static void test_concurrent_submits_with_one_key_replay_the_first(void **state) 
   assert_int_equal(sql_int(waiting, P(pid)), 1); /* behind c1's account lock */
   PQclear(sql_on(c1, "COMMIT", NOP));
 
-  PGresult *last = NULL;
-  while ((r = PQgetResult(c2))) {
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-      fail_msg("the second submit failed: %s", PQresultErrorMessage(r));
-    PQclear(last);
-    last = r;
-  }
-  assert_non_null(last);
+  PGresult *last = batch_result(c2, "the second submit");
   assert_string_equal(PQgetvalue(last, 0, 1), first);
   assert_string_equal(PQgetvalue(last, 0, 2), "f");
   PQclear(last);
