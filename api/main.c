@@ -299,7 +299,11 @@ int main(int argc, char **argv) {
       .max_body_bytes = ctx.cfg.max_body_bytes,
       .header_timeout_ms = (unsigned)ctx.cfg.header_timeout_ms,
       .idle_timeout_ms = (unsigned)ctx.cfg.idle_timeout_ms,
+      .body_timeout_ms = (unsigned)ctx.cfg.body_timeout_ms,
+      .body_min_rate = (unsigned)ctx.cfg.body_min_rate,
+      .write_timeout_ms = (unsigned)ctx.cfg.write_timeout_ms,
       .max_connections = connection_cap(),
+      .max_per_ip = (unsigned)ctx.cfg.max_connections_per_ip,
   };
   int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
   if (rc == 0) {

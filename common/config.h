@@ -34,6 +34,10 @@ typedef struct {
   size_t max_header_bytes;        /* GENQ_MAX_HEADER_BYTES default 16384 */
   int header_timeout_ms;          /* GENQ_HEADER_TIMEOUT_MS default 10000 */
   int idle_timeout_ms;            /* GENQ_IDLE_TIMEOUT_MS default 60000 */
+  int body_timeout_ms;            /* GENQ_BODY_TIMEOUT_MS default 15000: stall, and grace */
+  int body_min_rate;              /* GENQ_BODY_MIN_RATE bytes/s after the grace, default 1024 */
+  int write_timeout_ms;           /* GENQ_WRITE_TIMEOUT_MS default 30000 */
+  int max_connections_per_ip;     /* GENQ_MAX_CONNECTIONS_PER_IP default 1024, 0 = no cap */
   char *stripe_webhook_secret;    /* STRIPE_WEBHOOK_SECRET optional */
 
   /* worker */

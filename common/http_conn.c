@@ -6,23 +6,39 @@
  * Calls down into http_parse.c only; up only through the server's hooks:
  * the handler, and the error writer for refusals (see http_internal.h). */
 
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "http_internal.h"
+#include "log.h"
 
 /* ------------------------------------------------------------------------
  * Connection lifecycle
  * ------------------------------------------------------------------------ */
 
 static void conn_feed(http_conn *c);
+static void peer_drop(http_server *s, http_conn *c);
+
+/* One log line per kind of refusal a second at most: an attack that hits
+ * a cap thousands of times a second must not fill the disk. The counts
+ * (http_server_stats) see every one. */
+enum { LOG_ACCEPT, LOG_FULL, LOG_PER_IP, LOG_WRITE };
+static int log_due(http_server *s, int kind) {
+  uint64_t now = uv_now(s->loop);
+  if (s->logged_at[kind] && now - s->logged_at[kind] < 1000) return 0;
+  s->logged_at[kind] = now;
+  return 1;
+}
 
 static void conn_handle_closed(uv_handle_t *h) {
   http_conn *c = h->data;
   if (--c->open_handles > 0) return;
   http_server *s = c->server;
+  peer_drop(s, c);
   http_request *gone = c->gone_req;
   if (gone) gone->notify = NULL;
   if (c->prev)
@@ -67,7 +83,20 @@ void http_conn_set_phase(http_conn *c, int phase) {
                 : phase == PH_BODY   ? l->body_timeout_ms
                 : phase == PH_LINGER ? HTTP_LINGER_MS
                                      : 0;
+  if (phase == PH_BODY) {
+    c->body_start = c->body_seen = uv_now(c->server->loop);
+    c->body_raw = 0;
+  }
   if (ms) uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
+}
+
+void http_conn_watch_write(http_conn *c) {
+  if (c->closing || c->phase != PH_WAIT || uv_is_active((uv_handle_t *)&c->timer)) return;
+  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (q == 0) return; /* all in the socket already: nothing to watch */
+  c->wq_mark = q;
+  c->wdone_mark = c->wdone;
+  uv_timer_start(&c->timer, conn_timer_cb, c->server->lim.write_timeout_ms, 0);
 }
 
 /* Answers a request the server refuses itself, through the server's error
@@ -125,10 +154,60 @@ void http_conn_finish(http_conn *c) {
   if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) http_conn_close(c);
 }
 
+/* Resets the connection (RST): what is queued is dropped, not sent. */
+static void conn_reset(http_conn *c) {
+  uv_os_fd_t fd;
+  struct linger l = {.l_onoff = 1, .l_linger = 0}; /* close() then sends RST, not FIN */
+  if (!c->closing && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  http_conn_close(c);
+}
+
+/* A body must not stall for body_timeout_ms, and once that much time has
+ * passed it must have come at body_min_rate on average: a large upload on
+ * a slow link goes on, a trickle that only holds the connection does not. */
+static void body_check(http_conn *c) {
+  const http_limits *l = &c->server->lim;
+  uint64_t now = uv_now(c->server->loop);
+  uint64_t stall_at = c->body_seen + l->body_timeout_ms;
+  uint64_t rate_at =
+      c->body_start + l->body_timeout_ms + (uint64_t)c->body_raw * 1000 / l->body_min_rate;
+  uint64_t at = stall_at < rate_at ? stall_at : rate_at;
+  if (at <= now) {
+    conn_fail(c, 408);
+    return;
+  }
+  uv_timer_start(&c->timer, conn_timer_cb, at - now, 0);
+}
+
+/* A response with bytes waiting: progress is a completed write or a
+ * shorter queue since the last check. None for write_timeout_ms means a
+ * client that stopped reading; its connection is reset. */
+static void write_check(http_conn *c) {
+  http_server *s = c->server;
+  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (q == 0) return; /* drained: the next write that leaves bytes queued watches again */
+  if (q < c->wq_mark || c->wdone != c->wdone_mark) {
+    c->wq_mark = q;
+    c->wdone_mark = c->wdone;
+    uv_timer_start(&c->timer, conn_timer_cb, s->lim.write_timeout_ms, 0);
+    return;
+  }
+  s->stats.write_timeouts++;
+  if (log_due(s, LOG_WRITE))
+    log_warn("http: a client stopped reading; connection reset", LI("queued_bytes", (long long)q),
+             LI("write_timeouts", (long long)s->stats.write_timeouts));
+  conn_reset(c);
+}
+
 static void conn_timer_cb(uv_timer_t *t) {
   http_conn *c = t->data;
-  if (c->phase == PH_HEAD || c->phase == PH_BODY)
+  if (c->phase == PH_HEAD)
     conn_fail(c, 408);
+  else if (c->phase == PH_BODY)
+    body_check(c);
+  else if (c->phase == PH_WAIT)
+    write_check(c);
   else
     http_conn_close(c); /* idle keep-alive or linger over */
 }
@@ -175,6 +254,10 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->rlen += (size_t)nread;
+  if (c->phase == PH_BODY) {
+    c->body_seen = uv_now(c->server->loop);
+    c->body_raw += (size_t)nread;
+  }
   if (c->phase == PH_WAIT || c->writing) {
     /* Pipelined bytes wait in the buffer; reading goes on only to notice
      * a client that goes away, and stops when the buffer is full. */
@@ -270,14 +353,10 @@ void http_conn_release(http_request *r) {
 
 void http_abort(http_request *r) {
   http_conn *c = r->conn;
-  uv_os_fd_t fd;
-  struct linger l = {.l_onoff = 1, .l_linger = 0}; /* close() then sends RST, not FIN */
-  if (c && !c->closing && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   http_request_free(r);
   if (!c) return;
   c->req = NULL;
-  http_conn_close(c);
+  conn_reset(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -288,10 +367,82 @@ static void reject_closed_cb(uv_handle_t *h) {
   free(h);
 }
 
+/* The per-address count (max_per_ip): IPv4 as IPv4-mapped IPv6, so one
+ * table holds both. */
+static unsigned peer_hash(const unsigned char a[16]) {
+  uint32_t h = 2166136261u;
+  for (int i = 0; i < 16; i++)
+    h = (h ^ a[i]) * 16777619u;
+  return h & (HTTP_PEER_BUCKETS - 1);
+}
+
+static void peer_drop(http_server *s, http_conn *c) {
+  http_peer *p = c->peer;
+  if (!p) return;
+  c->peer = NULL;
+  if (--p->count > 0) return;
+  http_peer **pp = &s->peers[peer_hash(p->addr)];
+  while (*pp != p)
+    pp = &(*pp)->next;
+  *pp = p->next;
+  free(p);
+}
+
+/* Counts c against its address: 0, or -1 when the address is at its cap
+ * (or its address cannot be read, or no memory). */
+static int peer_add(http_server *s, http_conn *c, char *who, size_t wholen) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  unsigned char a[16] = {0};
+  snprintf(who, wholen, "?");
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+    a[10] = a[11] = 0xff;
+    memcpy(a + 12, &in->sin_addr, 4);
+    uv_ip4_name(in, who, wholen);
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    memcpy(a, &in6->sin6_addr, 16);
+    uv_ip6_name(in6, who, wholen);
+  } else {
+    return -1;
+  }
+  http_peer **head = &s->peers[peer_hash(a)], *p = *head;
+  while (p && memcmp(p->addr, a, 16) != 0)
+    p = p->next;
+  if (p && p->count >= s->lim.max_per_ip) return -1;
+  if (!p) {
+    if (!(p = calloc(1, sizeof(*p)))) return -1;
+    memcpy(p->addr, a, 16);
+    p->next = *head;
+    *head = p;
+  }
+  p->count++;
+  c->peer = p;
+  return 0;
+}
+
 void http_conn_accept_cb(uv_stream_t *ls, int status) {
   http_server *s = ls->data;
-  if (status < 0 || s->closing) return;
+  if (s->closing) return;
+  if (status < 0) {
+    /* libuv sheds a connection it cannot accept for want of descriptors
+     * with one it keeps in reserve and says nothing; this is what is left:
+     * that failing too, or another accept error. */
+    s->stats.accept_errors++;
+    if (log_due(s, LOG_ACCEPT))
+      log_error("http: accept failed", LS("error", uv_strerror(status)),
+                LI("connections", s->nconns),
+                LI("accept_errors", (long long)s->stats.accept_errors));
+    return;
+  }
   if (s->nconns >= s->lim.max_connections) {
+    s->stats.refused_full++;
+    if (log_due(s, LOG_FULL))
+      log_warn("http: connection limit reached; new connections closed",
+               LI("max_connections", s->lim.max_connections),
+               LI("refused", (long long)s->stats.refused_full));
     uv_tcp_t *t = malloc(sizeof(*t));
     if (!t) return;
     uv_tcp_init(s->loop, t);
@@ -314,7 +465,21 @@ void http_conn_accept_cb(uv_stream_t *ls, int status) {
   s->nconns++;
   llhttp_init(&c->parser, HTTP_REQUEST, &http_parser_settings);
   c->parser.data = c;
-  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || http_conn_read_start(c) != 0) {
+  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    http_conn_close(c);
+    return;
+  }
+  char who[INET6_ADDRSTRLEN];
+  if (s->peers && peer_add(s, c, who, sizeof(who)) != 0) {
+    s->stats.refused_per_ip++;
+    if (log_due(s, LOG_PER_IP))
+      log_warn("http: per-address connection limit reached; connection closed", LS("peer", who),
+               LI("max_per_ip", s->lim.max_per_ip),
+               LI("refused", (long long)s->stats.refused_per_ip));
+    http_conn_close(c);
+    return;
+  }
+  if (http_conn_read_start(c) != 0) {
     http_conn_close(c);
     return;
   }
@@ -326,6 +491,7 @@ void http_server_maybe_done(http_server *s) {
   if (!s->closing || s->listener_open || s->conns) return;
   void (*done)(void *) = s->done;
   void *arg = s->done_arg;
+  free(s->peers); /* every entry went with its connection */
   free(s);
   if (done) done(arg);
 }

@@ -27,9 +27,10 @@
  * loop in http_conn.c arms that phase's timer.
  *
  * A connection moves through phases: IDLE (between requests, idle timer),
- * HEAD (first byte seen, header timer), BODY (body timer), WAIT (the handler
- * owns the request, no timer), then back to IDLE once the response is
- * written. llhttp is paused at the end of every message so that pipelined
+ * HEAD (first byte seen, header timer), BODY (body timer: a stall or a
+ * rate below the floor), WAIT (the handler owns the request; the timer
+ * only watches a write that left bytes queued, for progress), then back to
+ * IDLE once the response is written. llhttp is paused at the end of every message so that pipelined
  * bytes stay in the read buffer until the previous answer is out; this is
  * what keeps responses in request order and the buffer bounded.
  *
@@ -46,6 +47,7 @@
 
 #include <llhttp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include <uv.h>
 
@@ -58,6 +60,14 @@
 #define HTTP_STREAM_MAX_QUEUED (1u << 20) /* unsent stream bytes before a client is dropped */
 
 typedef struct http_conn http_conn;
+
+/* Open connections from one peer address (max_per_ip). */
+typedef struct http_peer {
+  struct http_peer *next;
+  unsigned count;
+  unsigned char addr[16]; /* IPv4 as IPv4-mapped IPv6 */
+} http_peer;
+#define HTTP_PEER_BUCKETS 4096
 
 enum { PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT, PH_LINGER };
 
@@ -78,6 +88,8 @@ struct http_request {
   void *data;
   void (*on_gone)(http_request *r, void *arg);
   void *on_gone_arg;
+  void (*on_drain)(http_request *r, void *arg);
+  void *on_drain_arg;
   http_conn *notify; /* the closed connection that will report it gone */
   char id[HTTP_ID_MAX + 1];
 };
@@ -97,11 +109,17 @@ struct http_conn {
   int writing;      /* a response write is in flight */
   int in_feed;
   int eof;
-  int streaming;          /* the held request answers with a stream */
-  http_request *gone_req; /* held when the connection closed: gets on_gone */
-  int fail_status;        /* set by a parser callback that refuses the request */
-  size_t head_bytes;      /* estimate of the request line + headers so far */
-  size_t raw_head;        /* raw bytes consumed while headers were incomplete */
+  int streaming;              /* the held request answers with a stream */
+  http_request *gone_req;     /* held when the connection closed: gets on_gone */
+  int fail_status;            /* set by a parser callback that refuses the request */
+  size_t head_bytes;          /* estimate of the request line + headers so far */
+  size_t raw_head;            /* raw bytes consumed while headers were incomplete */
+  uint64_t body_start;        /* loop time (ms) the body phase began */
+  uint64_t body_seen;         /* loop time of the last body byte */
+  size_t body_raw;            /* raw bytes consumed in the body phase */
+  size_t wq_mark;             /* write queue size at the last write-progress check */
+  unsigned wdone, wdone_mark; /* writes completed; and at that check */
+  http_peer *peer;            /* this connection's entry in the per-address count */
   size_t rpos, rlen;
   char rbuf[HTTP_RBUF_CAP];
 };
@@ -118,6 +136,9 @@ struct http_server {
   void *error_arg;
   http_conn *conns;
   unsigned nconns;
+  http_peer **peers; /* HTTP_PEER_BUCKETS chains; NULL without max_per_ip */
+  http_server_stats_t stats;
+  uint64_t logged_at[4]; /* loop time of the last refusal log, per kind */
   int listening, closing, listener_open;
   void (*done)(void *);
   void *done_arg;
@@ -168,6 +189,9 @@ void http_conn_written(http_conn *c, int close_after, int status);
 void http_conn_release(http_request *r);
 /* The listener's connection callback. */
 void http_conn_accept_cb(uv_stream_t *listener, int status);
+/* After a write was queued on c: watches it for progress (write_timeout_ms)
+ * when bytes are left waiting in the socket's queue. */
+void http_conn_watch_write(http_conn *c);
 /* Frees the server once it is closing and its listener and every
  * connection are closed; then calls its done. */
 void http_server_maybe_done(http_server *s);
@@ -176,7 +200,8 @@ void http_server_maybe_done(http_server *s);
 
 /* Allocates a write request holding the status line and headers, with room
  * for `room` more bytes after them; *head_len gets the head's length. A
- * stream's head has no Content-Length, and Cache-Control: no-cache. */
+ * stream's head has Content-Length: len when len is not 0 (a sized
+ * stream), else none, and Cache-Control: no-cache. */
 http_wreq *http_wreq_head(http_conn *c, http_request *r, int status, const char *content_type,
                           const char *const *extra_headers, int close_after, int stream, size_t len,
                           size_t room, size_t *head_len);

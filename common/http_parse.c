@@ -292,6 +292,18 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/* A chunk's size is known before its bytes: one that would pass the limit
+ * is refused now, not after reading up to the limit. */
+static int on_chunk_header(llhttp_t *p) {
+  http_conn *c = pconn(p);
+  http_request *r = c->req;
+  if (p->content_length > r->max_body - r->blen) {
+    c->fail_status = 413;
+    return -1;
+  }
+  return 0;
+}
+
 static int on_message_complete(llhttp_t *p) {
   http_conn *c = pconn(p);
   c->req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
@@ -307,6 +319,7 @@ const llhttp_settings_t http_parser_settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
     .on_url_complete = on_url_complete,
     .on_header_field_complete = on_header_field_complete,

@@ -117,15 +117,22 @@ static void write_cb(uv_write_t *w, int status) {
   int close_after = wr->close_after, stream = wr->stream;
   free(wr->owned);
   free(wr);
+  c->wdone++;   /* progress, for the write watch */
   if (stream) { /* the stream's end is http_stream_end's business */
     if (status < 0 && !c->closing) http_conn_close(c);
+    http_request *r = c->req;
+    if (!c->closing && r && r->on_drain &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+      r->on_drain(r, r->on_drain_arg);
     return;
   }
   http_conn_written(c, close_after, status);
 }
 
 int http_wreq_write(http_conn *c, http_wreq *wr, const uv_buf_t *bufs, unsigned nbufs) {
-  return uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb);
+  if (rc == 0) http_conn_watch_write(c);
+  return rc;
 }
 
 http_wreq *http_wreq_head(http_conn *c, http_request *r, int status, const char *content_type,
@@ -144,7 +151,7 @@ http_wreq *http_wreq_head(http_conn *c, http_request *r, int status, const char 
 #define PUT(...) n += (size_t)snprintf(p + n, cap - n, __VA_ARGS__)
   PUT("HTTP/1.1 %d %s\r\n", status, http_status_text(status));
   if (header_safe(content_type)) PUT("Content-Type: %s\r\n", content_type);
-  if (stream)
+  if (stream && !len)
     PUT("Cache-Control: no-cache\r\n");
   else if (!no_body)
     PUT("Content-Length: %zu\r\n", len);

@@ -20,15 +20,22 @@ int http_server_new(http_server **out, uv_loop_t *loop, const http_limits *limit
   if (!s->lim.max_header_bytes) s->lim.max_header_bytes = 16384;
   if (!s->lim.max_body_bytes) s->lim.max_body_bytes = 1 << 20;
   if (!s->lim.header_timeout_ms) s->lim.header_timeout_ms = 10000;
-  if (!s->lim.body_timeout_ms) s->lim.body_timeout_ms = 30000;
+  if (!s->lim.body_timeout_ms) s->lim.body_timeout_ms = 15000;
+  if (!s->lim.body_min_rate) s->lim.body_min_rate = 1024;
   if (!s->lim.idle_timeout_ms) s->lim.idle_timeout_ms = 60000;
+  if (!s->lim.write_timeout_ms) s->lim.write_timeout_ms = 30000;
   if (!s->lim.max_connections) s->lim.max_connections = 10000;
+  if (s->lim.max_per_ip && !(s->peers = calloc(HTTP_PEER_BUCKETS, sizeof(http_peer *)))) {
+    free(s);
+    return UV_ENOMEM;
+  }
   s->loop = loop;
   s->handler = handler;
   s->arg = arg;
   s->error_writer = http_plain_error;
   int rc = uv_tcp_init(loop, &s->listener);
   if (rc < 0) {
+    free(s->peers);
     free(s);
     return rc;
   }
@@ -67,6 +74,11 @@ int http_server_port(const http_server *s) {
   if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) < 0) return -1;
   if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void http_server_stats(const http_server *s, http_server_stats_t *out) {
+  *out = s->stats;
+  out->connections = s->nconns;
 }
 
 static void listener_closed_cb(uv_handle_t *h) {

@@ -10,12 +10,26 @@
  *   of a connection is dispatched only after the previous one was answered.
  * - Limits: request line + headers over max_header_bytes → 431; a body over
  *   max_body_bytes → 413, refused on Content-Length before any body byte is
- *   read; headers not complete within header_timeout_ms, or a body not
- *   complete within body_timeout_ms (e.g. Content-Length larger than what is
- *   sent) → 408; malformed request → 400; an idle keep-alive connection is
- *   closed after idle_timeout_ms. The server answers these refusals itself,
- *   through its error writer (plain text unless the caller sets its own,
- *   http_server_set_error_writer), and closes the connection.
+ *   read, and for a chunked body on the first chunk size that would pass
+ *   it; headers not complete within header_timeout_ms → 408; a body that
+ *   stalls (no byte for body_timeout_ms), or that arrives slower on average
+ *   than body_min_rate bytes/s once body_timeout_ms have passed → 408 (so a
+ *   large upload on a slow honest link completes, and a trickle does not
+ *   hold a connection); malformed request → 400; an idle keep-alive
+ *   connection is closed after idle_timeout_ms. The server answers these
+ *   refusals itself, through its error writer (plain text unless the caller
+ *   sets its own, http_server_set_error_writer), and closes the connection.
+ * - Writes: a response (plain or streamed) whose bytes make no progress
+ *   into the socket for write_timeout_ms — a client that stopped reading —
+ *   has its connection reset; the request turns gone.
+ * - Connections: at most max_connections, and at most max_per_ip from one
+ *   peer address (0: no per-address cap); beyond, new connections are
+ *   closed at once. Refusals and accept errors are counted
+ *   (http_server_stats) and logged, at most once a second. (Out of file
+ *   descriptors, libuv sheds the waiting connection with a descriptor it
+ *   keeps in reserve and reports nothing; only when that fails does an
+ *   accept error reach the count. Keep max_connections under
+ *   RLIMIT_NOFILE with room to spare.)
  * - Every response carries X-Request-Id: the client's X-Request-Id when it is
  *   1..64 bytes of [A-Za-z0-9._-], else a fresh random id.
  * - max_body_bytes can be replaced per request (http_server_set_body_limit),
@@ -37,10 +51,23 @@ typedef struct {
   size_t max_header_bytes;    /* default 16384 */
   size_t max_body_bytes;      /* default 1 MiB */
   unsigned header_timeout_ms; /* default 10000 */
-  unsigned body_timeout_ms;   /* default 30000 */
+  unsigned body_timeout_ms;   /* default 15000: the longest stall, and the grace before the rate */
+  unsigned body_min_rate;     /* bytes/s, default 1024 */
   unsigned idle_timeout_ms;   /* default 60000 */
+  unsigned write_timeout_ms;  /* default 30000 */
   unsigned max_connections;   /* default 10000; beyond, new connections are closed */
+  unsigned max_per_ip;        /* default 0: no cap per peer address */
 } http_limits;
+
+/* What the server refused or failed to accept since it started. */
+typedef struct {
+  unsigned long long refused_full;   /* max_connections reached */
+  unsigned long long refused_per_ip; /* max_per_ip reached */
+  unsigned long long accept_errors;  /* accept failed (EMFILE, ENFILE, ENOMEM, ...) */
+  unsigned long long write_timeouts; /* connections reset: a client that stopped reading */
+  unsigned connections;              /* open now */
+} http_server_stats_t;
+void http_server_stats(const http_server *s, http_server_stats_t *out);
 
 typedef void (*http_handler_cb)(http_request *req, void *arg);
 
@@ -130,13 +157,29 @@ void http_respond_take(http_request *r, int status, const char *content_type,
  * write fails too; release r with http_stream_end. Writes to a HEAD request
  * are dropped.
  *
+ * http_stream_begin_sized is http_stream_begin for a body of a known
+ * length (len > 0): the head carries Content-Length: len instead of
+ * Cache-Control,
+ * still with Connection: close. The caller writes exactly len bytes (a
+ * short body ends with the connection, which the client sees as truncated).
+ *
+ * http_stream_on_drain asks to be called each time every queued write of
+ * the stream has gone into the socket: a sender of a large body writes a
+ * piece, waits for the drain, writes the next, so that at most one piece
+ * waits per connection. cb runs from the loop, never inside an http_* call;
+ * it may write or end. A stream that stops draining for write_timeout_ms
+ * is reset and turns gone (on_gone runs). NULL cancels.
+ *
  * http_stream_end sends what is queued, then closes the connection, and
  * releases r (on a gone request it only frees it). Called on a request
  * whose stream was never begun, it closes the connection without an
  * answer. http_respond on a streaming request acts as http_stream_end. */
 int http_stream_begin(http_request *r, int status, const char *content_type,
                       const char *const *extra_headers);
+int http_stream_begin_sized(http_request *r, int status, const char *content_type,
+                            const char *const *extra_headers, size_t len);
 int http_stream_write(http_request *r, const char *data, size_t len);
+void http_stream_on_drain(http_request *r, void (*cb)(http_request *r, void *arg), void *arg);
 void http_stream_end(http_request *r);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" if not known. */

@@ -1,6 +1,7 @@
-/* Streamed responses (server-sent events): a head without a length, then
- * pieces written as they come, bounded by what may wait unsent; the end is
- * the end of the connection. See http_server.h for the contract.
+/* Streamed responses: server-sent events (a head without a length, then
+ * pieces written as they come, bounded by what may wait unsent) and large
+ * bodies of a known length (written piece by piece, each after the last
+ * drained); the end is the end of the connection. See http_server.h for the contract.
  *
  * Calls down into http_respond.c (the head, the writes), http_conn.c (read,
  * finish, close, release) and http_parse.c (request ids); nothing calls in
@@ -22,8 +23,8 @@ static int stream_send(http_conn *c, http_wreq *wr, size_t n) {
   return 0;
 }
 
-int http_stream_begin(http_request *r, int status, const char *content_type,
-                      const char *const *extra_headers) {
+static int stream_begin(http_request *r, int status, const char *content_type,
+                        const char *const *extra_headers, size_t len) {
   http_conn *c = r->conn;
   if (!c || c->streaming || c->closing || c->failing || c->server->closing) return -1;
   if (c->eof) { /* a stream's client that stopped sending has left */
@@ -32,7 +33,7 @@ int http_stream_begin(http_request *r, int status, const char *content_type,
   }
   http_request_assign_id(r);
   size_t n;
-  http_wreq *wr = http_wreq_head(c, r, status, content_type, extra_headers, 1, 1, 0, 0, &n);
+  http_wreq *wr = http_wreq_head(c, r, status, content_type, extra_headers, 1, 1, len, 0, &n);
   if (!wr) {
     http_conn_close(c);
     return -1;
@@ -48,6 +49,21 @@ int http_stream_begin(http_request *r, int status, const char *content_type,
     return -1;
   }
   return stream_send(c, wr, n);
+}
+
+int http_stream_begin(http_request *r, int status, const char *content_type,
+                      const char *const *extra_headers) {
+  return stream_begin(r, status, content_type, extra_headers, 0);
+}
+
+int http_stream_begin_sized(http_request *r, int status, const char *content_type,
+                            const char *const *extra_headers, size_t len) {
+  return stream_begin(r, status, content_type, extra_headers, len);
+}
+
+void http_stream_on_drain(http_request *r, void (*cb)(http_request *r, void *arg), void *arg) {
+  r->on_drain = cb;
+  r->on_drain_arg = arg;
 }
 
 int http_stream_write(http_request *r, const char *data, size_t len) {

@@ -35,6 +35,8 @@
 #define HEADER_TIMEOUT_MS 300
 #define BODY_TIMEOUT_MS 200
 #define IDLE_TIMEOUT_MS 400
+#define WRITE_TIMEOUT_MS 300
+#define BODY_MIN_RATE 400 /* bytes/s */
 
 typedef struct {
   uv_loop_t loop;
@@ -226,10 +228,77 @@ static inline size_t body_limit(const http_request *r, void *arg) {
   return MAX_BODY;
 }
 
+/* /sized?n=N&piece=P: N bytes of take_byte() as a sized stream, P bytes
+ * at a time, each piece written once the last one drained. */
+typedef struct {
+  http_request *req;
+  size_t n, off, piece;
+} sized;
+
+static inline void sized_next(http_request *r, void *arg) {
+  sized *z = arg;
+  char buf[4096];
+  if (z->off == z->n) {
+    http_stream_end(r);
+    free(z);
+    return;
+  }
+  size_t k = z->n - z->off < z->piece ? z->n - z->off : z->piece;
+  if (k > sizeof(buf)) k = sizeof(buf);
+  for (size_t i = 0; i < k; i++)
+    buf[i] = take_byte(z->off + i);
+  z->off += k;
+  if (http_stream_write(r, buf, k) != 0) {
+    http_stream_end(r);
+    free(z);
+  }
+}
+
+static inline void sized_gone(http_request *r, void *arg) {
+  http_stream_end(r);
+  free(arg);
+}
+
+static inline void start_sized(http_request *r) {
+  sized *z = calloc(1, sizeof(*z));
+  if (!z) {
+    json_error(r, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  z->n = qnum(r, "n", 1);
+  z->piece = qnum(r, "piece", 1000);
+  http_req_on_gone(r, sized_gone, z);
+  http_stream_on_drain(r, sized_next, z);
+  if (http_stream_begin_sized(r, 200, "application/octet-stream", NULL, z->n) != 0)
+    sized_gone(r, z);
+}
+
+/* /stats: the server's counts as JSON. */
+static inline void stats(http_request *r, fixture *f) {
+  http_server_stats_t st;
+  char out[256];
+  http_server_stats(f->srv, &st);
+  int n = snprintf(out, sizeof(out),
+                   "{\"refused_full\":%llu,\"refused_per_ip\":%llu,\"accept_errors\":%llu,"
+                   "\"write_timeouts\":%llu,\"connections\":%u}",
+                   st.refused_full, st.refused_per_ip, st.accept_errors, st.write_timeouts,
+                   st.connections);
+  http_respond(r, 200, "application/json", NULL, out, (size_t)n);
+}
+
 /* /delay?ms=N answers N ms later from a timer; /take?n=N answers N bytes
- * without a copy; /stream streams; everything else is echoed at once. */
+ * without a copy; /stream streams; /sized streams a sized body; /stats
+ * answers the server's counts; everything else is echoed at once. */
 static inline void handler(http_request *r, void *arg) {
   fixture *f = arg;
+  if (strcmp(http_req_path(r), "/sized") == 0) {
+    start_sized(r);
+    return;
+  }
+  if (strcmp(http_req_path(r), "/stats") == 0) {
+    stats(r, f);
+    return;
+  }
   if (strcmp(http_req_path(r), "/stream") == 0) {
     start_stream(r, f);
     return;
@@ -273,8 +342,8 @@ static inline void *loop_thread(void *arg) {
   return NULL;
 }
 
-static inline int start_server(void **state, unsigned max_connections, int with_body_limit,
-                               int plain_errors) {
+static inline int start_server_per_ip(void **state, unsigned max_connections, int with_body_limit,
+                                      int plain_errors, unsigned max_per_ip) {
   fixture *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   http_limits lim = {
@@ -282,8 +351,11 @@ static inline int start_server(void **state, unsigned max_connections, int with_
       .max_body_bytes = MAX_BODY,
       .header_timeout_ms = HEADER_TIMEOUT_MS,
       .body_timeout_ms = BODY_TIMEOUT_MS,
+      .body_min_rate = BODY_MIN_RATE,
       .idle_timeout_ms = IDLE_TIMEOUT_MS,
+      .write_timeout_ms = WRITE_TIMEOUT_MS,
       .max_connections = max_connections,
+      .max_per_ip = max_per_ip,
   };
   assert_int_equal(uv_loop_init(&f->loop), 0);
   assert_int_equal(uv_async_init(&f->loop, &f->stop, stop_cb), 0);
@@ -299,6 +371,11 @@ static inline int start_server(void **state, unsigned max_connections, int with_
   return 0;
 }
 
+static inline int start_server(void **state, unsigned max_connections, int with_body_limit,
+                               int plain_errors) {
+  return start_server_per_ip(state, max_connections, with_body_limit, plain_errors, 0);
+}
+
 static inline int setup(void **state) {
   return start_server(state, 0, 0, 0);
 }
@@ -309,6 +386,10 @@ static inline int setup_one_connection(void **state) {
 
 static inline int setup_body_limit(void **state) {
   return start_server(state, 0, 1, 0);
+}
+
+static inline int setup_two_per_ip(void **state) {
+  return start_server_per_ip(state, 0, 0, 0, 2);
 }
 
 /* No error writer set: the server's own, plain one. */

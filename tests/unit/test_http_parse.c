@@ -118,6 +118,20 @@ static void test_chunked_body_over_limit_gets_413(void **state) {
   client_close(c);
 }
 
+/* A chunk that announces more than the limit is refused on its size line:
+ * no byte of it is waited for (before, the server read on and answered
+ * 408 when the bytes never came). */
+static void test_chunk_size_over_limit_gets_413_at_once(void **state) {
+  fixture *f = *state;
+  client *c = client_open(f);
+  send_str(c, "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "10\r\n0123456789abcdef\r\n"
+              "40000000\r\n"); /* 1 GiB, against a 1 KiB limit */
+  expect_error(c, 413, "payload_too_large");
+  assert_int_equal(atomic_load(&f->handled), 0);
+  client_close(c);
+}
+
 static void test_garbage_request_line_gets_400(void **state) {
   fixture *f = *state;
   client *c = client_open(f);
@@ -193,6 +207,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_content_length_over_limit_gets_413_before_body, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_chunked_body_over_limit_gets_413, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chunk_size_over_limit_gets_413_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_garbage_request_line_gets_400, setup, teardown),
       cmocka_unit_test_setup_teardown(test_body_limit_callback_raises_the_limit_of_one_request,
                                       setup_body_limit, teardown),
