@@ -261,11 +261,21 @@ int main(int argc, char **argv) {
   log_init("api", ctx.cfg.log_level);
   ctx.loop = uv_default_loop();
 
+  /* Without the list any site Clerk signs tokens for could spend here. */
+  if (!ctx.cfg.dev_any_azp &&
+      (!ctx.cfg.clerk_authorized_parties || !*ctx.cfg.clerk_authorized_parties)) {
+    fprintf(stderr, "genq-api: CLERK_AUTHORIZED_PARTIES: required (the origins whose tokens are "
+                    "accepted; GENQ_DEV_ANY_AZP=1 accepts any, for development only)\n");
+    return 1;
+  }
   if (jwt_verifier_new(&ctx.jwt, ctx.cfg.clerk_jwt_key, ctx.cfg.clerk_issuer,
                        ctx.cfg.clerk_authorized_parties, 5, err, sizeof(err)) != 0) {
     fprintf(stderr, "genq-api: CLERK_JWT_KEY: %s\n", err);
     return 1;
   }
+  jwt_verifier_set_max_lifetime(ctx.jwt, ctx.cfg.max_token_lifetime_s);
+  if (ctx.cfg.dev_any_azp && !ctx.cfg.clerk_authorized_parties)
+    log_warn("GENQ_DEV_ANY_AZP=1: tokens of any authorized party are accepted", LOG_END);
   if (!(ctx.tokens = jwt_cache_new(API_TOKEN_CACHE))) {
     fprintf(stderr, "genq-api: out of memory\n");
     return 1;

@@ -38,7 +38,9 @@ typedef struct {
   int body_min_rate;              /* GENQ_BODY_MIN_RATE bytes/s after the grace, default 1024 */
   int write_timeout_ms;           /* GENQ_WRITE_TIMEOUT_MS default 30000 */
   int max_connections_per_ip;     /* GENQ_MAX_CONNECTIONS_PER_IP default 1024, 0 = no cap */
-  char *stripe_webhook_secret;    /* STRIPE_WEBHOOK_SECRET optional */
+  int dev_any_azp;             /* GENQ_DEV_ANY_AZP=1: no CLERK_AUTHORIZED_PARTIES (development) */
+  int max_token_lifetime_s;    /* GENQ_MAX_TOKEN_LIFETIME_S default 86400 */
+  char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET optional */
 
   /* worker */
   char *storage;          /* GENQ_STORAGE file:///abs/path or s3://bucket?endpoint=..., default

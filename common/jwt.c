@@ -27,6 +27,7 @@ struct jwt_verifier {
   char *parties[JWT_PARTIES_MAX];
   size_t nparties;
   int skew;
+  long long max_lifetime; /* 0: none */
 };
 
 /* The reason, into err when the caller gave room for one. */
@@ -155,6 +156,10 @@ fail:
   return -1;
 }
 
+void jwt_verifier_set_max_lifetime(jwt_verifier *v, long long seconds) {
+  v->max_lifetime = seconds > 0 ? seconds : 0;
+}
+
 void jwt_verifier_free(jwt_verifier *v) {
   if (!v) return;
   EVP_PKEY_free(v->key);
@@ -242,6 +247,11 @@ static int check_claims(const jwt_verifier *v, const cJSON *p, time_t now, jwt_c
   if (jwt_claims_current(v, c, now, why) != 0) return -1;
   if (has_iat && c->iat > t + v->skew) {
     *why = "issued in the future";
+    return -1;
+  }
+  /* A token minted to live for a year is a key, not a session. */
+  if (v->max_lifetime && c->exp - (has_iat ? c->iat : t) > v->max_lifetime + v->skew) {
+    *why = "lifetime too long";
     return -1;
   }
   const cJSON *iss = cJSON_GetObjectItemCaseSensitive(p, "iss");

@@ -28,10 +28,14 @@ typedef struct {
 int jwt_verifier_new(jwt_verifier **out, const char *pem, const char *issuer,
                      const char *authorized_parties, int skew_s, char *err, size_t errlen);
 void jwt_verifier_free(jwt_verifier *v);
+/* Refuses tokens meant to live longer than seconds ("lifetime too long"):
+ * exp - iat, or exp - now without iat, beyond it (plus the skew). 0: no cap. */
+void jwt_verifier_set_max_lifetime(jwt_verifier *v, long long seconds);
 
 /* Returns 0 and fills *out, or -1 with *why set to a static reason
  * ("malformed", "bad alg", "bad signature", "expired", "not yet valid",
- * "issued in the future", "bad issuer", "bad azp", "missing azp", "missing sub"). */
+ * "issued in the future", "lifetime too long", "bad issuer", "bad azp", "missing azp",
+ * "missing sub"). */
 int jwt_verify(const jwt_verifier *v, const char *token, size_t len, time_t now, jwt_claims *out,
                const char **why);
 

@@ -34,6 +34,12 @@ check "genq-api: a bad GENQ_API_LISTEN is named" \
   refuses GENQ_API_LISTEN env GENQ_API_LISTEN=nonsense "$BIN/genq-api"
 check "genq-api: a missing GENQ_DATABASE_URL is named" \
   refuses GENQ_DATABASE_URL env -u GENQ_DATABASE_URL "$BIN/genq-api"
+check "genq-api: a missing CLERK_AUTHORIZED_PARTIES is named (azp is required)" \
+  refuses CLERK_AUTHORIZED_PARTIES env -u CLERK_AUTHORIZED_PARTIES "$BIN/genq-api"
+check "genq-api: GENQ_MAX_TOKEN_LIFETIME_S out of range is named" \
+  refuses GENQ_MAX_TOKEN_LIFETIME_S env GENQ_MAX_TOKEN_LIFETIME_S=5 "$BIN/genq-api"
+check "genq-api: a negative GENQ_MAX_CONNECTIONS_PER_IP is named" \
+  refuses GENQ_MAX_CONNECTIONS_PER_IP env GENQ_MAX_CONNECTIONS_PER_IP=-1 "$BIN/genq-api"
 check "genq-provsim: a bad PROVSIM_OPENAI_LATENCY_MS is named" \
   refuses PROVSIM_OPENAI_LATENCY_MS env PROVSIM_OPENAI_LATENCY_MS=-5 "$BIN/genq-provsim"
 "$GENQCTL" frobnicate >/dev/null 2>&1

@@ -276,6 +276,32 @@ static void test_iat_in_the_future_is_rejected(void **state) {
   expect_claims_reject(NULL, json, "issued in the future");
 }
 
+/* Capped at a day: a token that lives longer is refused, measured from
+ * iat, or from now without one; a day (plus the skew) still passes. */
+static void test_token_lifetime_over_the_cap_is_rejected(void **state) {
+  jwt_verifier *v = verifier(NULL);
+  jwt_verifier_set_max_lifetime(v, 86400);
+  char json[256];
+  const char *why = NULL;
+  jwt_claims c;
+  snprintf(json, sizeof json, "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"exp\":%lld,\"iat\":%lld}",
+           NOW + 600, NOW - 86400);
+  char *tok = sign(priv_pem, json);
+  expect_reject(v, tok, "lifetime too long");
+  free(tok);
+  snprintf(json, sizeof json, "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"exp\":%lld}",
+           NOW + 86400 * 365);
+  tok = sign(priv_pem, json);
+  expect_reject(v, tok, "lifetime too long");
+  free(tok);
+  snprintf(json, sizeof json, "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"exp\":%lld,\"iat\":%lld}",
+           NOW + 86400, NOW);
+  tok = sign(priv_pem, json);
+  assert_int_equal(verify(v, tok, &why, &c), 0);
+  free(tok);
+  jwt_verifier_free(v);
+}
+
 static void test_missing_or_non_numeric_times_are_rejected(void **state) {
   expect_claims_reject(NULL, "{\"sub\":\"u\",\"iss\":\"" ISS "\"}", "malformed");
   expect_claims_reject(NULL, "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"exp\":\"2099-01-01\"}",
@@ -603,6 +629,7 @@ int main(void) {
       cmocka_unit_test(test_expired_token_is_rejected),
       cmocka_unit_test(test_not_yet_valid_token_is_rejected),
       cmocka_unit_test(test_iat_in_the_future_is_rejected),
+      cmocka_unit_test(test_token_lifetime_over_the_cap_is_rejected),
       cmocka_unit_test(test_missing_or_non_numeric_times_are_rejected),
       cmocka_unit_test(test_wrong_issuer_is_rejected),
       cmocka_unit_test(test_wrong_azp_is_rejected),
