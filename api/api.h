@@ -32,6 +32,7 @@ typedef struct api_ctx {
   storage *storage;            /* uploads and assets; NULL once shutdown has closed it */
   struct api_events *events;   /* events.c's state */
   struct api_submits *submits; /* submit_batch.c's queue; NULL until the first submit */
+  unsigned stored_streams;     /* stored.c's large downloads in progress */
 } api_ctx;
 
 /* Slots of the verified-token cache: one per session polling at once, about
@@ -41,6 +42,7 @@ typedef struct api_ctx {
 /* Open event streams per process; beyond, 503 (main.c accepts this many
  * connections and more). */
 #define API_MAX_STREAMS 10000
+#define API_STORED_STREAMS 64 /* large downloads at once (one 256 KiB piece each) */
 
 /* The authenticated caller of one request. */
 typedef struct {
@@ -81,8 +83,9 @@ typedef struct {
   const char *const *headers;    /* extra response headers, NULL-ended */
   const char *not_found_message; /* the 404's message (no row, or bytes gone) */
 } api_stored_opts;
-/* Runs sql (one row of content_type, storage_key, or none → 404) and
- * answers with those bytes from storage. */
+/* Runs sql (one row of content_type, storage_key, bytes, or none → 404)
+ * and answers with those bytes from storage: whole when small, else
+ * streamed piece by piece (at most API_STORED_STREAMS at once). */
 void api_reply_stored(api_ctx *ctx, http_request *req, const api_stored_opts *o, const char *sql,
                       int nparams, const char *const *params);
 

@@ -2,8 +2,8 @@
  *
  * genq_asset_get() answers only for the caller's own assets, so another
  * user's id and an id that never existed both end as 404 (never 403). The
- * bytes come from storage whole (bounded by GENQ_ASSET_MAX_BYTES) and are
- * handed to the response without another copy. An asset never changes once
+ * bytes come from storage (bounded by GENQ_ASSET_MAX_BYTES): a small asset
+ * whole, a large one streamed piece by piece (stored.c). An asset never changes once
  * written, so browsers may keep it. */
 #include "api.h"
 
@@ -20,5 +20,6 @@ void api_assets_get(api_ctx *ctx, http_request *req, const api_user *u, const ch
                        .not_found_message = "no such asset"};
   const char *params[2] = {u->user, id};
   api_reply_stored(ctx, req, &o,
-                   "select content_type, storage_key from genq_asset_get($1, $2::uuid)", 2, params);
+                   "select content_type, storage_key, bytes from genq_asset_get($1, $2::uuid)", 2,
+                   params);
 }

@@ -58,7 +58,7 @@ void api_upload_content(api_ctx *ctx, http_request *req, const char *id) {
                        .not_found_message = "no such upload"};
   const char *params[1] = {id};
   api_reply_stored(ctx, req, &o,
-                   "select content_type, storage_key from uploads"
+                   "select content_type, storage_key, bytes from uploads"
                    " where id = $1::uuid and deleted_at is null",
                    1, params);
 }

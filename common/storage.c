@@ -116,6 +116,19 @@ int storage_get(storage *s, const char *key, size_t max_bytes, storage_get_cb cb
   return storage_start(s, op);
 }
 
+int storage_get_range(storage *s, const char *key, size_t offset, size_t len, storage_get_cb cb,
+                      void *arg) {
+  if (!s || s->closed || !cb || !storage_key_ok(key) || len == 0) return -1;
+  storage_op *op = op_new(s, OP_GET, key);
+  if (!op) return -1;
+  op->got = cb;
+  op->arg = arg;
+  op->max = len;
+  op->range = 1;
+  op->offset = offset;
+  return storage_start(s, op);
+}
+
 int storage_delete(storage *s, const char *key, storage_done_cb cb, void *arg) {
   if (!s || s->closed || !cb || !storage_key_ok(key)) return -1;
   storage_op *op = op_new(s, OP_DELETE, key);

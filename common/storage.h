@@ -46,6 +46,11 @@ int storage_put(storage *s, const char *key, const char *data, size_t len, const
                 storage_done_cb cb, void *arg);
 /* Reads the whole object; more than max_bytes is an error. */
 int storage_get(storage *s, const char *key, size_t max_bytes, storage_get_cb cb, void *arg);
+/* Reads at most len bytes from offset: fewer at the end of the object, none
+ * past it (data "" and len 0, not an error). For sending a large object
+ * piece by piece without holding it whole. */
+int storage_get_range(storage *s, const char *key, size_t offset, size_t len, storage_get_cb cb,
+                      void *arg);
 /* Inside a storage_get_cb only: takes ownership of the data buffer (free()
  * it), so a large object is not copied again. Returns NULL outside. */
 char *storage_take(storage *s);

@@ -80,7 +80,9 @@ struct storage_op {
   int not_found;
   const char *data; /* put: the caller's bytes (loop thread only) */
   size_t len;
-  size_t max; /* get: the byte limit */
+  size_t max; /* get: the byte limit; a range: its length */
+  int range;  /* a ranged get: max bytes from offset, fewer at the end */
+  size_t offset;
   char content_type[STORAGE_CONTENT_TYPE_MAX + 1];
 };
 

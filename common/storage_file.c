@@ -168,7 +168,8 @@ static void fs_read_next(file_op *f) {
   if (n > (1u << 30)) n = 1u << 30;
   uv_buf_t b = uv_buf_init(f->buf + f->got_len, (unsigned)n);
   f->stage = ST_READ;
-  fs_submit(f, uv_fs_read(f->op.loop, &f->req, f->fd, &b, 1, (int64_t)f->got_len, fs_cb));
+  fs_submit(f, uv_fs_read(f->op.loop, &f->req, f->fd, &b, 1, (int64_t)(f->op.offset + f->got_len),
+                          fs_cb));
 }
 
 /* The one continuation of every file request: f->req holds the result of
@@ -281,12 +282,16 @@ static void fs_step(file_op *f) {
       file_fail(f, "read", UV_EINVAL);
       break;
     }
-    if (st.st_size > f->op.max) {
+    if (f->op.range) {
+      size_t avail = (uint64_t)st.st_size > f->op.offset ? (size_t)st.st_size - f->op.offset : 0;
+      f->size = avail < f->op.max ? avail : f->op.max;
+    } else if (st.st_size > f->op.max) {
       snprintf(f->op.err, sizeof f->op.err, "storage get %s: %llu bytes, over the %zu-byte limit",
                f->op.key, (unsigned long long)st.st_size, f->op.max);
       break;
+    } else {
+      f->size = (size_t)st.st_size;
     }
-    f->size = (size_t)st.st_size;
     f->buf = malloc(f->size + 1);
     if (!f->buf) {
       file_fail(f, "read", UV_ENOMEM);

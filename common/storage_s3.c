@@ -107,7 +107,14 @@ static void s3_done(const httpc_response *r, void *arg) {
   } else {
     if (r->status == 404 && !s3_no_such_bucket(r))
       o->op.not_found = 1;
-    else if (r->status == 200 && r->body_len > o->op.max)
+    else if (o->op.range && r->status == 416) /* past the end: nothing there */
+      r = NULL;
+    else if (o->op.range && r->status == 200 && o->op.offset > 0)
+      snprintf(o->op.err, sizeof o->op.err, "storage get %s: the server ignored the Range",
+               o->op.key);
+    else if (o->op.range && r->status == 206 && r->body_len <= o->op.max) {
+      /* the piece */
+    } else if (r->status == 200 && r->body_len > o->op.max)
       snprintf(o->op.err, sizeof o->op.err, "storage get %s: %zu bytes, over the %zu-byte limit",
                o->op.key, r->body_len, o->op.max);
     else if (r->too_large)
@@ -116,7 +123,7 @@ static void s3_done(const httpc_response *r, void *arg) {
     else if (r->status != 200)
       s3_fail(o, "GET", r);
   }
-  s3_finish(o, r->body, r->body_len);
+  s3_finish(o, r ? r->body : "", r ? r->body_len : 0);
 }
 
 static long s3_timeout_ms(size_t bytes) {
@@ -135,7 +142,11 @@ static int s3_send(s3_op *o) {
   snprintf(sha, sizeof sha, "x-amz-content-sha256: %s",
            o->op.type == OP_PUT ? o->sha_hex : STORAGE_EMPTY_SHA256);
   const char *put_headers[] = {ct, sha, NULL};
+  char range[80];
+  snprintf(range, sizeof range, "Range: bytes=%zu-%zu", o->op.offset,
+           o->op.offset + (o->op.max ? o->op.max - 1 : 0));
   const char *headers[] = {sha, NULL};
+  const char *range_headers[] = {sha, range, NULL};
   httpc_request req = {.url = url, .aws_sigv4 = c->sigv4, .userpwd = c->userpwd};
   if (o->op.type == OP_PUT) {
     req.method = "PUT";
@@ -147,7 +158,7 @@ static int s3_send(s3_op *o) {
     req.max_response_bytes = STORAGE_S3_ERROR_BODY_MAX;
   } else if (o->op.type == OP_GET) {
     req.method = "GET";
-    req.headers = headers;
+    req.headers = o->op.range ? range_headers : headers;
     req.timeout_ms = s3_timeout_ms(o->op.max);
     /* An error document must fit even under a small limit. */
     req.max_response_bytes =

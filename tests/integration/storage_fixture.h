@@ -178,6 +178,13 @@ static inline void get_into(fixture *f, const char *key, size_t max, get_res *r)
   assert_int_equal(r->calls, 1);
 }
 
+static inline void get_range_into(fixture *f, const char *key, size_t off, size_t len, get_res *r) {
+  r->calls = 0;
+  assert_int_equal(storage_get_range(f->s, key, off, len, on_get, r), 0);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->calls, 1);
+}
+
 static inline void delete_ok(fixture *f, const char *key) {
   done_res r = {0};
   assert_int_equal(storage_delete(f->s, key, on_done, &r), 0);

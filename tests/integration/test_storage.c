@@ -22,6 +22,35 @@ static void put_get_roundtrip_keeps_binary_bytes(void **state) {
   free(data);
 }
 
+/* Pieces of an object: the middle, a piece cut short by the end, nothing
+ * past the end; a piece is not limited by the object's size. */
+static void ranges_read_pieces_of_an_object(void **state) {
+  fixture *f = *state;
+  char *data = pattern(300000, 3);
+  const char *key = key_of(f, "assets/ranged");
+  put_ok(f, key, data, 300000, "video/mp4");
+  get_res g = {0};
+  get_range_into(f, key, 0, 65536, &g);
+  assert_false(g.has_err);
+  assert_int_equal(g.len, 65536);
+  assert_memory_equal(g.data, data, 65536);
+  get_range_into(f, key, 131072, 65536, &g);
+  assert_int_equal(g.len, 65536);
+  assert_memory_equal(g.data, data + 131072, 65536);
+  get_range_into(f, key, 290000, 65536, &g);
+  assert_false(g.has_err);
+  assert_int_equal(g.len, 10000);
+  assert_memory_equal(g.data, data + 290000, 10000);
+  get_range_into(f, key, 300000, 100, &g);
+  assert_false(g.has_err);
+  assert_false(g.not_found);
+  assert_int_equal(g.len, 0);
+  get_range_into(f, key_of(f, "assets/no-such"), 0, 100, &g);
+  assert_int_equal(g.not_found, 1);
+  free(g.data);
+  free(data);
+}
+
 static void overwrite_replaces_the_whole_object(void **state) {
   fixture *f = *state;
   const char *key = key_of(f, "assets/over");
@@ -332,6 +361,7 @@ static void open_refuses_bad_urls_with_a_reason(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       BOTH(put_get_roundtrip_keeps_binary_bytes),
+      BOTH(ranges_read_pieces_of_an_object),
       BOTH(overwrite_replaces_the_whole_object),
       BOTH(delete_removes_and_deleting_missing_succeeds),
       BOTH(missing_key_is_not_found_not_an_error),
