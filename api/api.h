@@ -33,6 +33,7 @@ typedef struct api_ctx {
   struct api_events *events;   /* events.c's state */
   struct api_submits *submits; /* submit_batch.c's queue; NULL until the first submit */
   unsigned stored_streams;     /* stored.c's large downloads in progress */
+  char instance[17];           /* this process, in the names of its stream slots */
 } api_ctx;
 
 /* Slots of the verified-token cache: one per session polling at once, about
@@ -127,6 +128,20 @@ void api_callback_luma(api_ctx *ctx, http_request *req, const char *token);
 /* GET /v1/jobs/{id}/events: server-sent events, one "job" event per change,
  * until the job is terminal. */
 void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
+
+/* ---- stream_slots.c: a user's open event streams, counted in Redis ---- */
+#define API_SLOT_NAME_MAX 48
+#define STREAM_SLOT_LEASE_MS 60000
+#define STREAM_SLOT_RENEW_MS 20000
+/* A new slot's name, unique across the API processes. */
+void api_stream_slot_name(api_ctx *ctx, char out[API_SLOT_NAME_MAX]);
+/* Takes a slot named name for user. Returns 1 when the stream may go on at
+ * once (no cap, or Redis unreachable: cb never runs), 0 when cb will tell:
+ * granted 1, or 0 when the user is at GENQ_MAX_STREAMS_PER_USER. */
+int api_stream_slot_take(api_ctx *ctx, const char *user, const char *name,
+                         void (*cb)(int granted, void *arg), void *arg);
+void api_stream_slot_renew(api_ctx *ctx, const char *user, const char *name);
+void api_stream_slot_release(api_ctx *ctx, const char *user, const char *name);
 /* After the server listens: 0, or -1 (genq-api exits). */
 int api_events_start(api_ctx *ctx);
 /* At shutdown, before the server closes: ends every stream. */

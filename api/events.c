@@ -56,9 +56,11 @@ struct ev_stream {
   unsigned long seq; /* events sent */
   unsigned ticks;    /* since the last read */
   uint64_t last_write_ms;
-  int begun;    /* the stream's head is out */
-  int fetching; /* a db_query callback is outstanding */
-  int again;    /* a notice came during the fetch: read once more */
+  char slot[API_SLOT_NAME_MAX]; /* its place in the user's count (stream_slots.c) */
+  int slotted;                  /* holds it: give it back at the end */
+  int begun;                    /* the stream's head is out */
+  int fetching;                 /* a db_query callback is outstanding */
+  int again;                    /* a notice came during the fetch: read once more */
   int closing, linked, timer_open, pins;
 };
 
@@ -68,7 +70,8 @@ struct api_events {
   rds *sub; /* the subscription */
   int live; /* Redis confirmed it and it has not gone down since */
   unsigned nstreams;
-  unsigned opened; /* spreads the streams' timers */
+  unsigned opened;  /* spreads the streams' timers */
+  uv_timer_t renew; /* renews the slots' leases */
   ev_stream *buckets[EV_BUCKETS];
 };
 
@@ -128,6 +131,8 @@ static void ev_close(ev_stream *s, const char *why) {
   if (s->closing) return;
   s->closing = 1;
   ev_unlink(s);
+  if (s->slotted) api_stream_slot_release(s->ctx, s->user, s->slot);
+  s->slotted = 0;
   if (s->req) {
     log_debug("job events stream closed", LS("request_id", http_req_id(s->req)),
               LS("job_id", s->job_id), LS("reason", why), LI("events", s->seq));
@@ -358,6 +363,45 @@ static void ev_on_down(rds *r, void *arg) {
   job_cache_set_live(ev->ctx->jobs, 0);
 }
 
+/* ---- the user's count of streams ---- */
+
+static void ev_go(ev_stream *s) {
+  ev_link(s);
+  ev_fetch(s);
+}
+
+static void ev_slot_taken(int granted, void *arg) {
+  ev_stream *s = arg;
+  s->pins--;
+  if (s->closing || !s->ctx->events) { /* the client left, or the server stops, meanwhile */
+    if (granted) api_stream_slot_release(s->ctx, s->user, s->slot);
+    ev_close(s, "server stopping"); /* no-op when already closing */
+    ev_maybe_free(s);
+    return;
+  }
+  if (!granted) {
+    static const char *const retry[] = {"Retry-After: 5", NULL};
+    char msg[96];
+    snprintf(msg, sizeof msg, "at most %d open event streams per user; close one first",
+             s->ctx->cfg.max_streams_per_user);
+    log_warn("job events: a user is at the stream cap", LS("request_id", http_req_id(s->req)),
+             LS("user", s->user), LI("max", s->ctx->cfg.max_streams_per_user));
+    api_reply_error(s->req, 429, "too_many_streams", msg, retry);
+    s->req = NULL;
+    ev_close(s, "over the per-user cap");
+    return;
+  }
+  s->slotted = 1;
+  ev_go(s);
+}
+
+static void ev_renew_all(uv_timer_t *t) {
+  struct api_events *ev = t->data;
+  for (size_t i = 0; i < EV_BUCKETS; i++)
+    for (ev_stream *s = ev->buckets[i]; s; s = s->next)
+      if (s->slotted) api_stream_slot_renew(ev->ctx, s->user, s->slot);
+}
+
 /* ---- API ---- */
 
 void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const char *id) {
@@ -390,9 +434,12 @@ void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const c
   uv_timer_init(ctx->loop, &s->timer);
   s->timer.data = s;
   s->timer_open = 1;
-  ev_link(s);
   http_req_on_gone(req, ev_on_gone, s);
-  ev_fetch(s);
+  api_stream_slot_name(ctx, s->slot);
+  s->pins++;
+  if (api_stream_slot_take(ctx, s->user, s->slot, ev_slot_taken, s) == 0) return;
+  s->pins--;
+  ev_go(s);
 }
 
 int api_events_start(api_ctx *ctx) {
@@ -413,8 +460,15 @@ int api_events_start(api_ctx *ctx) {
     free(ev);
     return -1;
   }
+  uv_timer_init(ctx->loop, &ev->renew);
+  ev->renew.data = ev;
+  uv_timer_start(&ev->renew, ev_renew_all, STREAM_SLOT_RENEW_MS, STREAM_SLOT_RENEW_MS);
   ctx->events = ev;
   return 0;
+}
+
+static void ev_renew_closed(uv_handle_t *h) {
+  free(h->data);
 }
 
 /* Streams still waiting for a database reply are freed when it comes (or
@@ -428,5 +482,5 @@ void api_events_stop(api_ctx *ctx) {
   rds_close(ev->sub, NULL, NULL); /* no message arrives once closing */
   job_cache_set_live(ctx->jobs, 0);
   ctx->events = NULL;
-  free(ev);
+  uv_close((uv_handle_t *)&ev->renew, ev_renew_closed);
 }

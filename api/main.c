@@ -260,6 +260,13 @@ int main(int argc, char **argv) {
   }
   log_init("api", ctx.cfg.log_level);
   ctx.loop = uv_default_loop();
+  unsigned char rnd[8];
+  if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) {
+    fprintf(stderr, "genq-api: no random source\n");
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof rnd; i++)
+    snprintf(ctx.instance + 2 * i, 3, "%02x", rnd[i]);
 
   /* Without the list any site Clerk signs tokens for could spend here. */
   if (!ctx.cfg.dev_any_azp &&

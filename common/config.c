@@ -69,6 +69,8 @@ static const config_var config_vars[] = {
     {"GENQ_BODY_TIMEOUT_MS", 0, CONFIG_API, T_INT, 100, 600000, "15000", F(body_timeout_ms), 0},
     {"GENQ_BODY_MIN_RATE", 0, CONFIG_API, T_INT, 1, 1 << 30, "1024", F(body_min_rate), 0},
     {"GENQ_WRITE_TIMEOUT_MS", 0, CONFIG_API, T_INT, 100, 600000, "30000", F(write_timeout_ms), 0},
+    {"GENQ_MAX_STREAMS_PER_USER", 0, CONFIG_API, T_INT, 0, 100000, "32", F(max_streams_per_user),
+     0},
     {"GENQ_MAX_CONNECTIONS_PER_IP", 0, CONFIG_API, T_INT, 0, 1000000, "1024",
      F(max_connections_per_ip), 0},
     {"STRIPE_WEBHOOK_SECRET", 0, CONFIG_API, T_SECRET, 0, 0, NULL, F(stripe_webhook_secret), 0},

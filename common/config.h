@@ -37,6 +37,7 @@ typedef struct {
   int body_timeout_ms;            /* GENQ_BODY_TIMEOUT_MS default 15000: stall, and grace */
   int body_min_rate;              /* GENQ_BODY_MIN_RATE bytes/s after the grace, default 1024 */
   int write_timeout_ms;           /* GENQ_WRITE_TIMEOUT_MS default 30000 */
+  int max_streams_per_user;       /* GENQ_MAX_STREAMS_PER_USER default 32, 0 = no cap */
   int max_connections_per_ip;     /* GENQ_MAX_CONNECTIONS_PER_IP default 1024, 0 = no cap */
   int dev_any_azp;             /* GENQ_DEV_ANY_AZP=1: no CLERK_AUTHORIZED_PARTIES (development) */
   int max_token_lifetime_s;    /* GENQ_MAX_TOKEN_LIFETIME_S default 86400 */

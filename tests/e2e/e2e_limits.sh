@@ -14,6 +14,8 @@
 #   completes, and a chunk that announces more than the limit is 413 on its
 #   size line.
 # - At most GENQ_MAX_CONNECTIONS_PER_IP connections from one address.
+# - At most GENQ_MAX_STREAMS_PER_USER event streams per user, counted in
+#   Redis across two API processes; another user is not affected.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it).
 # shellcheck disable=SC2016 # $names in single quotes are jq variables
@@ -23,7 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/mini_stack.bash" limits 14
 
 export GENQ_WRITE_TIMEOUT_MS=2000 GENQ_BODY_TIMEOUT_MS=2000 GENQ_BODY_MIN_RATE=65536
-export GENQ_MAX_CONNECTIONS_PER_IP=100 PROVSIM_LUMA_IMAGE_MS=100
+export GENQ_MAX_CONNECTIONS_PER_IP=100 PROVSIM_LUMA_IMAGE_MS=100 GENQ_MAX_STREAMS_PER_USER=3
 # Under AddressSanitizer freed memory waits in a quarantine (256 MB) before
 # it is reused, which would show up as RSS; without it RSS is what is live.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0
@@ -151,6 +153,51 @@ check "... and logged the refusal" grep -q '"http: per-address connection limit 
 for fd in "${HOLD[@]}"; do exec {fd}<&-; done
 sleep 0.5
 check "once they closed, the address is served again" served
+
+# --- event streams per user, across two API processes --------------------------
+API2_PORT=""
+genq_free_port API2_PORT
+API2=http://127.0.0.1:$API2_PORT
+genq_start api2 "$STATE/logs/api2.log" env GENQ_API_LISTEN="127.0.0.1:$API2_PORT" "$BIN/genq-api"
+SERVICES+=("$GENQ_LAST_PID")
+genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$API2/healthz"
+req POST /v1/jobs "$TOKEN" '{"kind":"video","input":{"prompt":"a slow shot provsim:slow"}}'
+VIDEO=$(jq -r '.id // empty' <<<"$BODY")
+STREAMS=()
+# open_stream BASE N: a stream of the video in the background, once its first event is in.
+open_stream() {
+  curl -sS -N --max-time 60 -H "Authorization: Bearer $TOKEN" -o "$TMP/stream.$2" \
+    "$1/v1/jobs/$VIDEO/events" 2>/dev/null &
+  STREAMS+=($!)
+  genq_wait_for "$!" 10 grep -q '^event: job' "$TMP/stream.$2"
+}
+# stream_status BASE: the status of one more stream, given up after 2 s.
+stream_status() {
+  STATUS=$(curl -sS -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' --max-time 2 \
+    -H "Authorization: Bearer $1" "$2/v1/jobs/$3/events" 2>/dev/null)
+  BODY=$(head -c 2000 "$TMP/body")
+}
+check "a first stream on one API process" open_stream "$API" 1
+check "a second on the same one" open_stream "$API" 2
+check "a third on the other process" open_stream "$API2" 3
+stream_status "$TOKEN" "$API2" "$VIDEO"
+check "a fourth, on either process, is 429 too_many_streams (GENQ_MAX_STREAMS_PER_USER 3)" \
+  error_is 429 too_many_streams
+check "... with Retry-After" grep -qi '^retry-after:' "$TMP/headers"
+stream_status "$TOKEN" "$API" "$VIDEO"
+check "... on the first process too" error_is 429 too_many_streams
+stream_status "$O_TOKEN" "$API" "$O_JOB"
+check "another user's stream is still served" status_is 200
+kill "${STREAMS[0]}" 2>/dev/null
+wait "${STREAMS[0]}" 2>/dev/null
+sleep 0.5
+check "once one stream closed, a new one opens" open_stream "$API2" 4
+check "... and the user is at the cap again" eval 'stream_status "$TOKEN" "$API" "$VIDEO"; error_is 429 too_many_streams'
+for p in "${STREAMS[@]:1}"; do
+  kill "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+done
+req POST "/v1/jobs/$VIDEO/cancel" "$TOKEN" # nothing left running for the worker's stop
 
 mini_stack_check_logs
 finish
