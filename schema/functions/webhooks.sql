@@ -176,8 +176,9 @@ end $$;
 -- genq_webhook_secret_rotate(user, key_id, sealed, grace_s, now) → until when
 -- the secret it replaces goes on signing beside the new one (now + grace_s),
 -- or NULL when the user had none. The new sealed secret becomes current;
--- secrets whose grace is over are deleted. GQ404 for a user genq has not
--- seen.
+-- the old ones sign until now + grace_s at the latest (a grace of 0 revokes
+-- them: a leaked secret's answer); secrets whose grace is over are deleted.
+-- GQ404 for a user genq has not seen.
 create or replace function genq_webhook_secret_rotate(p_user text, p_key_id text, p_sealed text,
                                                       p_grace_s int default 86400,
                                                       p_now timestamptz default now())
@@ -191,9 +192,13 @@ begin
     raise exception 'no such user' using errcode = 'GQ404';
   end if;
   delete from webhook_secrets where user_id = p_user and expires_at <= p_now;
-  update webhook_secrets set expires_at = p_now + make_interval(secs => p_grace_s)
-  where user_id = p_user and expires_at is null
-  returning expires_at into v_until;
+  v_until := p_now + make_interval(secs => p_grace_s);
+  if not exists (select 1 from webhook_secrets where user_id = p_user and expires_at is null) then
+    v_until := null;
+  end if;
+  -- the current one and any still in an earlier grace stop by then
+  update webhook_secrets set expires_at = least(coalesce(expires_at, 'infinity'), p_now + make_interval(secs => p_grace_s))
+  where user_id = p_user and (expires_at is null or expires_at > p_now);
   insert into webhook_secrets (user_id, key_id, sealed, created_at)
   values (p_user, p_key_id, p_sealed, p_now);
   return v_until;
