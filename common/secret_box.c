@@ -102,13 +102,13 @@ void secret_keyring_wipe(secret_keyring *kr) {
   if (kr) OPENSSL_cleanse(kr, sizeof *kr);
 }
 
-/* The additional data: "<key id>\0<context>". n is its length. */
+/* The additional data: "<key id>\0<context>\0". n is its length. */
 static int sb_aad(const char *key_id, const char *context, char *out, size_t outlen, int *n) {
   size_t il = strlen(key_id), cl = strlen(context);
-  if (il + 1 + cl > outlen) return -1;
+  if (il + 1 + cl + 1 > outlen) return -1;
   memcpy(out, key_id, il + 1);
-  memcpy(out + il + 1, context, cl);
-  *n = (int)(il + 1 + cl);
+  memcpy(out + il + 1, context, cl + 1);
+  *n = (int)(il + 1 + cl + 1);
   return 0;
 }
 

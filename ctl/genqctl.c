@@ -197,7 +197,7 @@ static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_
       a->job = v;
     } else if (opt == 'g') {
       if (parse_duration(v, a->grace_secs, sizeof a->grace_secs) < 0 ||
-          atoll(a->grace_secs) > 30 * 86400)
+          atoll(a->grace_secs) > 30LL * 86400)
         return usage_error("--grace '%s' is not a duration of at most 30d (0s, 10m, 1d)", v);
       a->grace = a->grace_secs;
     } else if (opt == 'm') {

@@ -60,7 +60,7 @@ static void test_tampering_another_user_or_key_does_not_open(void **state) {
       fail_msg("changed character %zu opened (%d)", i, rc);
   }
   /* another key under the same id does not open it */
-  strcpy(other.keys[0].id, kr.keys[0].id);
+  snprintf(other.keys[0].id, sizeof other.keys[0].id, "%s", kr.keys[0].id);
   assert_int_equal(secret_box_open(&other, kr.keys[0].id, "user-1", sealed, pt, sizeof pt),
                    SECRET_BOX_FORGED);
   assert_int_equal(secret_box_open(&kr, "nosuchkey", "user-1", sealed, pt, sizeof pt),
