@@ -340,7 +340,7 @@ static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
        * download is then neither received in vain nor copied as it grows. */
       curl_off_t cl = -1;
       curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-      if (cl > 0 && (uint64_t)cl > x->max) {
+      if (cl > 0 && (uint64_t)cl > x->max && !x->truncate) {
         x->too_large = 1;
         return 0;
       }

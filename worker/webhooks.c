@@ -251,8 +251,10 @@ static void wh_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   d->resolving = 0;
   char why[600];
   if (d->wh->closing) {
+    /* canceled by webhooks_stop: the database may be gone already, so the
+     * claim is left to its lease */
     uv_freeaddrinfo(res);
-    wh_release(d);
+    wh_free(d);
     return;
   }
   if (status < 0 || !res) {
@@ -292,6 +294,10 @@ static void wh_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void wh_route(wh_delivery *d) {
   webhooks *wh = d->wh;
   char msg[300], why[400];
+  if (wh->closing) { /* from a statement's answer: the database is still there */
+    wh_release(d);
+    return;
+  }
   if (net_guard_url_check(d->url, wh->w->cfg.webhook_allow_http, &wh->allow, &d->u, msg,
                           sizeof msg) < 0) {
     snprintf(why, sizeof why, "refused: webhook_url %s", msg);
