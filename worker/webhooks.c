@@ -39,6 +39,9 @@
 #define WH_TIMEOUT_MS 10000
 #define WH_RESPONSE_MAX 4096 /* of the receiver's answer, the rest is not read */
 #define WH_SECRETS_MAX 8     /* signatures per message */
+/* Resolutions at once: each holds a thread of libuv's pool (shared with the
+ * file system calls of storage) for as long as a slow resolver takes. */
+#define WH_RESOLVE_MAX 2
 
 typedef struct wh_delivery wh_delivery;
 
@@ -50,6 +53,8 @@ struct webhooks {
   net_guard_nets allow;
   wh_delivery *list; /* held, doubly linked */
   int n;
+  int resolving;                      /* resolutions in flight */
+  wh_delivery *wait_head, *wait_tail; /* waiting for a resolution slot */
   int claiming;
   int closing;
   int timer_closed;
@@ -67,6 +72,8 @@ struct wh_delivery {
   net_guard_url u;
   uv_getaddrinfo_t gai;
   int resolving;
+  int waiting; /* in the resolution queue */
+  wh_delivery *wait_next;
   int sending;
   uint64_t xfer;
   char resolve[320]; /* "host:port:address" */
@@ -246,9 +253,40 @@ static void wh_send(wh_delivery *d) {
 
 /* ---- the address ---- */
 
+static void wh_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
+
+static void wh_resolve(wh_delivery *d) {
+  webhooks *wh = d->wh;
+  char port[8];
+  snprintf(port, sizeof port, "%d", d->u.port);
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+  d->gai.data = d;
+  if (uv_getaddrinfo(wh->w->loop, &d->gai, wh_resolved, d->u.host, port, &hints) != 0) {
+    wh_record(d, "retry", 0, "the resolver could not be started");
+    return;
+  }
+  d->resolving = 1;
+  wh->resolving++;
+}
+
+/* A resolution ended: the next waiting one starts. */
+static void wh_resolve_next(webhooks *wh) {
+  wh->resolving--;
+  while (!wh->closing && wh->wait_head && wh->resolving < WH_RESOLVE_MAX) {
+    wh_delivery *d = wh->wait_head;
+    wh->wait_head = d->wait_next;
+    if (!wh->wait_head) wh->wait_tail = NULL;
+    d->waiting = 0;
+    d->wait_next = NULL;
+    wh_resolve(d);
+  }
+}
+
 static void wh_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   wh_delivery *d = req->data;
   d->resolving = 0;
+  wh_resolve_next(d->wh);
   char why[600];
   if (d->wh->closing) {
     /* canceled by webhooks_stop: the database may be gone already, so the
@@ -308,16 +346,16 @@ static void wh_route(wh_delivery *d) {
     wh_send(d);
     return;
   }
-  char port[8];
-  snprintf(port, sizeof port, "%d", d->u.port);
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-  d->gai.data = d;
-  if (uv_getaddrinfo(wh->w->loop, &d->gai, wh_resolved, d->u.host, port, &hints) != 0) {
-    wh_record(d, "retry", 0, "the resolver could not be started");
+  if (wh->resolving >= WH_RESOLVE_MAX) {
+    d->waiting = 1;
+    if (wh->wait_tail)
+      wh->wait_tail->wait_next = d;
+    else
+      wh->wait_head = d;
+    wh->wait_tail = d;
     return;
   }
-  d->resolving = 1;
+  wh_resolve(d);
 }
 
 /* ---- the user's signing secret ---- */
@@ -467,6 +505,13 @@ void webhooks_stop(worker *w) {
   uv_close((uv_handle_t *)&wh->timer, wh_timer_closed);
   for (wh_delivery *d = wh->list; d; d = d->next)
     if (d->resolving) uv_cancel((uv_req_t *)&d->gai);
+  while (wh->wait_head) { /* never resolved: handed back */
+    wh_delivery *d = wh->wait_head;
+    wh->wait_head = d->wait_next;
+    d->waiting = 0;
+    wh_release(d);
+  }
+  wh->wait_tail = NULL;
   httpc_close(wh->http); /* each POST in flight is answered "aborted": handed back */
   wh->http = NULL;
 }
