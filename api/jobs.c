@@ -22,6 +22,7 @@
 #include "api.h"
 #include "job.h"
 #include "log.h"
+#include "net_guard.h"
 #include "queue.h"
 
 static int idempotency_key_ok(const char *k) {
@@ -55,6 +56,20 @@ void api_jobs_submit(api_ctx *ctx, http_request *req, const api_user *u) {
     job_submission_free(&sub);
     api_reply_error(req, 400, "invalid_request", full, NULL);
     return;
+  }
+  /* the URL is hostile input: https, no credentials, no refused address
+   * (net_guard.h); the worker checks it again, and what it resolves to */
+  if (sub.webhook_url) {
+    net_guard_nets allow; /* valid: config_load checked it */
+    char why[200];
+    if (net_guard_nets_parse(ctx->cfg.webhook_allow_nets, &allow, NULL, 0) < 0 ||
+        net_guard_url_check(sub.webhook_url, ctx->cfg.webhook_allow_http, &allow, NULL, why,
+                            sizeof why) < 0) {
+      snprintf(full, sizeof(full), "webhook_url %s", why);
+      job_submission_free(&sub);
+      api_reply_error(req, 400, "invalid_request", full, NULL);
+      return;
+    }
   }
   const char *idem = http_req_header(req, "idempotency-key");
   if (idem && !idempotency_key_ok(idem)) {

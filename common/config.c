@@ -4,6 +4,8 @@
  * messages never echo URLs or keys: they may carry credentials. */
 #include "config.h"
 #include "log.h"
+#include "net_guard.h"
+#include "secret_box.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -115,6 +117,16 @@ static const config_var config_vars[] = {
     {"GENQ_CALLBACK_URL", 0, CONFIG_WORKER, T_BASEURL, 0, 0, NULL, F(callback_url), 0},
     {"GENQ_CALLBACK_POLL_MAX_INTERVAL_MS", 0, CONFIG_WORKER, T_INT, 10, 3600000, "60000",
      F(callback_poll_max_interval_ms), 0},
+    {"GENQ_WEBHOOK_ALLOW_HTTP", 0, CONFIG_API | CONFIG_WORKER, T_INT, 0, 1, "0",
+     F(webhook_allow_http), 0},
+    {"GENQ_WEBHOOK_ALLOW_NETS", 0, CONFIG_API | CONFIG_WORKER, T_STR, 0, 0, NULL,
+     F(webhook_allow_nets), 0},
+    {"GENQ_WEBHOOK_RETRY_BASE_MS", 0, CONFIG_WORKER, T_INT, 10, 3600000, "5000",
+     F(webhook_retry_base_ms), 0},
+    {"GENQ_WEBHOOK_POLL_MS", 0, CONFIG_WORKER, T_INT, 10, 60000, "1000", F(webhook_poll_ms), 0},
+    {"GENQ_SECRETS_KEY", 0, CONFIG_WORKER | CONFIG_CTL, T_SECRET, 0, 0, NULL, F(secrets_key), 0},
+    {"GENQ_SECRETS_KEY_PREVIOUS", 0, CONFIG_WORKER | CONFIG_CTL, T_SECRET, 0, 0, NULL,
+     F(secrets_key_previous), 0},
     {"GENQ_PROVSIM_LISTEN", 0, CONFIG_PROVSIM, T_LISTEN, 0, 0, "127.0.0.1:8090", F(provsim_host),
      F(provsim_port)},
 };
@@ -369,6 +381,14 @@ int config_load_from(genq_config *c, unsigned components, config_getenv_fn get, 
     seterr(err, errlen, "GENQ_CALLBACK_URL needs GENQ_URL_SIGNING_KEY (the callback tokens' key)");
     goto fail;
   }
+  if (c->secrets_key || c->secrets_key_previous) {
+    secret_keyring kr; /* checked here, parsed again where used */
+    int bad = secret_keyring_parse(&kr, c->secrets_key, c->secrets_key_previous, err, errlen);
+    secret_keyring_wipe(&kr);
+    if (bad) goto fail;
+  }
+  net_guard_nets nets;
+  if (net_guard_nets_parse(c->webhook_allow_nets, &nets, err, errlen) < 0) goto fail;
   if (c->retry_cap_ms < c->retry_base_ms) {
     seterr(err, errlen, "GENQ_RETRY_CAP_MS must be at least GENQ_RETRY_BASE_MS (%d)",
            c->retry_base_ms);

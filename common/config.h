@@ -94,6 +94,19 @@ typedef struct {
                                         fallback status polls of Luma steps while callbacks are
                                         on, default 60000 */
 
+  /* completion webhooks (net_guard.h, secret_box.h, docs/webhooks.md) */
+  int webhook_allow_http;     /* GENQ_WEBHOOK_ALLOW_HTTP 0|1 (api, worker), default 0: http://
+                                 webhook URLs are refused (1: development only) */
+  char *webhook_allow_nets;   /* GENQ_WEBHOOK_ALLOW_NETS (api, worker) CIDRs a webhook may reach
+                                 although refused (e.g. 127.0.0.1/32 for tests); default none */
+  int webhook_retry_base_ms;  /* GENQ_WEBHOOK_RETRY_BASE_MS worker: the first retry's delay,
+                                 default 5000 (the schedule is a multiple of it) */
+  int webhook_poll_ms;        /* GENQ_WEBHOOK_POLL_MS worker: how often due deliveries are
+                                 looked for, default 1000 */
+  char *secrets_key;          /* GENQ_SECRETS_KEY (worker, ctl) [kid:]base64 of 32 bytes: seals
+                                 stored secrets; unset: no webhook is delivered */
+  char *secrets_key_previous; /* GENQ_SECRETS_KEY_PREVIOUS comma list of keys that only open */
+
   /* provsim */
   char provsim_host[64]; /* GENQ_PROVSIM_LISTEN host:port, default 127.0.0.1:8090 */
   int provsim_port;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define HTTPC_DEFAULT_TIMEOUT_MS 60000L
@@ -37,8 +38,12 @@ typedef struct httpc_xfer {
   httpc_cb cb;
   void *arg;
   struct curl_slist *headers;
-  curl_mime *mime; /* multipart body, or NULL */
-  char *buf;       /* response body, NUL-terminated; bounded by max */
+  struct curl_slist *resolve; /* the CURLOPT_RESOLVE entry, or NULL */
+  curl_mime *mime;            /* multipart body, or NULL */
+  int (*addr_ok)(const struct sockaddr *addr, void *arg);
+  void *addr_ok_arg;
+  int truncate;
+  char *buf; /* response body, NUL-terminated; bounded by max */
   size_t len, cap, max;
   int too_large;
   int taken; /* the body went to the callback's owner (httpc_take_body) */
@@ -114,6 +119,8 @@ static void httpc_xfer_release(httpc *c, httpc_xfer *x) {
     curl_easy_cleanup(x->easy);
   curl_mime_free(x->mime); /* after the handle is reset or freed: it uses it */
   x->mime = NULL;
+  curl_slist_free_all(x->resolve);
+  x->resolve = NULL;
   free(x->buf);
   x->buf = NULL;
   if (!keep) {
@@ -179,11 +186,12 @@ static void httpc_finish(httpc_xfer *x, CURLcode code, const char *why) {
 
   httpc_response r = {0};
   long status = 0;
+  if (x->truncate && x->too_large && code == CURLE_WRITE_ERROR) code = CURLE_OK; /* cut, asked */
   if (code == CURLE_OK) curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   r.status = (int)status;
   r.curl_code = (int)code;
   r.too_large = x->too_large;
-  if (x->too_large)
+  if (x->too_large && !x->truncate)
     r.error = "response body too large";
   else if (why)
     r.error = why;
@@ -320,7 +328,9 @@ static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
   size_t k = size * n;
   if (k > x->max - x->len) {
     x->too_large = 1;
-    return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    if (!x->truncate) return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    k = x->max - x->len;        /* keep what fits, then abort it the same way */
+    if (!k) return 0;
   }
   size_t need = x->len + k + 1;
   if (need > x->cap) {
@@ -330,7 +340,7 @@ static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
        * download is then neither received in vain nor copied as it grows. */
       curl_off_t cl = -1;
       curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-      if (cl > 0 && (uint64_t)cl > x->max) {
+      if (cl > 0 && (uint64_t)cl > x->max && !x->truncate) {
         x->too_large = 1;
         return 0;
       }
@@ -347,7 +357,14 @@ static size_t httpc_write_cb(char *p, size_t size, size_t n, void *userp) {
   memcpy(x->buf + x->len, p, k);
   x->len += k;
   x->buf[x->len] = '\0';
-  return k;
+  return x->too_large ? 0 : k;
+}
+
+static curl_socket_t httpc_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a) {
+  httpc_xfer *x = arg;
+  (void)purpose;
+  if (x->addr_ok && !x->addr_ok(&a->addr, x->addr_ok_arg)) return CURL_SOCKET_BAD;
+  return socket(a->family, a->socktype, a->protocol);
 }
 
 /* Copies the trimmed value into dst (cut to its size). */
@@ -450,7 +467,23 @@ int httpc_send(httpc *c, const httpc_request *req, httpc_cb cb, void *arg, uint6
   CURL *e = x->easy;
   const char *method = req->method ? req->method : "GET";
   curl_easy_setopt(e, CURLOPT_URL, req->url);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, req->protocols ? req->protocols : "http,https") !=
+      CURLE_OK)
+    goto fail;
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  x->truncate = req->truncate_response;
+  if (req->no_proxy) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+  if (req->resolve) {
+    if (!(x->resolve = curl_slist_append(NULL, req->resolve)) ||
+        curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve) != CURLE_OK)
+      goto fail;
+  }
+  if (req->addr_ok) {
+    x->addr_ok = req->addr_ok;
+    x->addr_ok_arg = req->addr_ok_arg;
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, httpc_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+  }
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 /* Outgoing HTTP on libcurl's multi-socket API driven by libuv (the pattern
@@ -40,13 +41,31 @@ typedef struct {
    * until the callback runs (no copy of a large upload). A mime part's
    * bytes are always copied. */
   int body_borrowed;
+  /* For a destination a user named (net_guard.h). resolve: NULL, or one
+   * "host:port:address" entry (CURLOPT_RESOLVE; an IPv6 address in
+   * brackets), so that curl connects to that checked address and resolves
+   * nothing. protocols: NULL ("http,https"), or the schemes allowed
+   * (CURLOPT_PROTOCOLS_STR). no_proxy: 1 to ignore any proxy from the
+   * environment. addr_ok: NULL, or called with each address curl is about
+   * to connect to; returning 0 refuses it (the transfer fails with
+   * CURLE_COULDNT_CONNECT). Redirects are never followed, by any request. */
+  const char *resolve;
+  const char *protocols;
+  int no_proxy;
+  int (*addr_ok)(const struct sockaddr *addr, void *arg);
+  void *addr_ok_arg;
+  /* 1: a body past max_response_bytes is cut there instead of failing the
+   * transfer: the response then has its status, too_large set, curl_code
+   * CURLE_OK and the first max_response_bytes of the body. */
+  int truncate_response;
 } httpc_request;
 
 typedef struct {
   int status;        /* HTTP status; 0 when the transfer failed */
   int curl_code;     /* CURLE_OK, or why the transfer failed */
   const char *error; /* NULL, or a message when curl_code != 0 or too_large */
-  int too_large;     /* 1 if the body passed max_response_bytes (transfer aborted) */
+  int too_large;     /* 1 if the body passed max_response_bytes (transfer aborted, or the body
+                        cut with truncate_response) */
   const char *body;  /* NUL-terminated, never NULL */
   size_t body_len;
   long retry_after_ms;      /* from retry-after-ms or Retry-After (seconds), -1 if absent */

@@ -83,6 +83,19 @@ int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json);
  * kind, user, limit). */
 int ctl_jobs_list(PGconn *c, const ctl_filter *f, int json);
 
+/* webhooks_cmd.c: completion webhooks (docs/webhooks.md).
+ * webhooks secret: a new signing secret for user (made, sealed with
+ * GENQ_SECRETS_KEY, stored as current; the one it replaces signs beside it
+ * for grace_secs, NULL = 24 h), printed once ("whsec_..." on stdout).
+ * webhooks list: the job's deliveries. webhooks replay: a delivery queued
+ * again under its webhook-id (id: its UUID or "msg_..."). secrets rekey:
+ * every stored secret sealed under an older key sealed again under
+ * GENQ_SECRETS_KEY; CTL_FAIL when any does not open. */
+int ctl_webhooks_secret(PGconn *c, const char *user, const char *grace_secs, int json);
+int ctl_webhooks_list(PGconn *c, const char *job, int json);
+int ctl_webhooks_replay(PGconn *c, const char *id, int json);
+int ctl_secrets_rekey(PGconn *c, int json);
+
 /* token.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */
 int ctl_random_hex(char *buf, size_t n);

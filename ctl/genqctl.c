@@ -33,6 +33,13 @@ static const char usage_text[] =
     "                                          retry every matching dead job (exit 1 when any\n"
     "                                          could not be, e.g. insufficient credits)\n"
     "  audit [--json]                          check the ledger invariants (exit 1 on violations)\n"
+    "  webhooks secret --user U [--grace D] [--json]\n"
+    "                                          a new webhook signing secret for U, printed once;\n"
+    "                                          the old one signs beside it for D (default 1d)\n"
+    "  webhooks list --job ID [--json]         a job's webhook deliveries\n"
+    "  webhooks replay ID [--json]             deliver again (same webhook-id; ID or msg_...)\n"
+    "  secrets rekey [--json]                  seal every stored secret again under\n"
+    "                                          GENQ_SECRETS_KEY (after a key rotation)\n"
     "\n"
     "K is a job kind (storyboard, image, video, lipsync, campaign); S a status (queued,\n"
     "running, succeeded, failed, canceled); T an RFC 3339 date-time (2025-01-31T08:00:00Z)\n"
@@ -40,7 +47,8 @@ static const char usage_text[] =
     "the job's own); --limit 1..10000.\n"
     "\n"
     "Configuration comes from the environment (GENQ_DATABASE_URL; for token\n"
-    "GENQ_DEV_JWT_PRIVATE_KEY, CLERK_ISSUER, CLERK_AUTHORIZED_PARTIES); variables\n"
+    "GENQ_DEV_JWT_PRIVATE_KEY, CLERK_ISSUER, CLERK_AUTHORIZED_PARTIES; for webhooks secret\n"
+    "and secrets rekey GENQ_SECRETS_KEY, GENQ_SECRETS_KEY_PREVIOUS); variables\n"
     "that are unset are read from .genq/env when it exists.\n"
     "Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
@@ -53,6 +61,9 @@ typedef struct {
   long long amount; /* credits grant: pos[1], parsed before connecting */
   ctl_filter f;     /* jobs list|retry, dead list|retry */
   char since_secs[24];
+  const char *job;   /* --job: webhooks list */
+  const char *grace; /* --grace in seconds: webhooks secret */
+  char grace_secs[24];
 } ctl_args;
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -131,14 +142,16 @@ static long parse_bounded(const char *s, long lo, long hi) {
 
 /* Parses argv (the words after the command). allow: which options are
  * accepted ("k" --key, "n" --note, "j" --json, "K" --kind, "S" --status,
- * "u" --user, "t" --since, "l" --limit, "m" --max-attempts). Returns 0 or
+ * "u" --user, "t" --since, "l" --limit, "m" --max-attempts, "J" --job, "g"
+ * --grace). Returns 0 or
  * CTL_USAGE. */
 static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_args *a) {
   static const struct {
     const char *name;
     char letter;
   } valued[] = {{"--key", 'k'},  {"--note", 'n'},  {"--kind", 'K'},  {"--status", 'S'},
-                {"--user", 'u'}, {"--since", 't'}, {"--limit", 'l'}, {"--max-attempts", 'm'}};
+                {"--user", 'u'}, {"--since", 't'}, {"--limit", 'l'}, {"--max-attempts", 'm'},
+                {"--job", 'J'},  {"--grace", 'g'}};
   memset(a, 0, sizeof *a);
   for (int i = 0; i < argc; i++) {
     const char *s = argv[i], *v = NULL;
@@ -180,6 +193,13 @@ static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_
     } else if (opt == 'l') {
       if ((a->f.limit = parse_bounded(v, 1, 10000)) < 0)
         return usage_error("--limit '%s' is not a whole number from 1 to 10000", v);
+    } else if (opt == 'J') {
+      a->job = v;
+    } else if (opt == 'g') {
+      if (parse_duration(v, a->grace_secs, sizeof a->grace_secs) < 0 ||
+          atoll(a->grace_secs) > 30LL * 86400)
+        return usage_error("--grace '%s' is not a duration of at most 30d (0s, 10m, 1d)", v);
+      a->grace = a->grace_secs;
     } else if (opt == 'm') {
       if (parse_bounded(v, 1, 100) < 0)
         return usage_error("--max-attempts '%s' is not a whole number from 1 to 100", v);
@@ -257,6 +277,14 @@ static int run_db_command(const char *cmd, const char *sub, const ctl_args *a) {
     rc = ctl_dead_retry(c, &a->f, a->json);
   } else if (strcmp(cmd, "dead") == 0) {
     rc = ctl_dead_list(c, &a->f, a->json);
+  } else if (strcmp(cmd, "webhooks") == 0 && strcmp(sub, "secret") == 0) {
+    rc = ctl_webhooks_secret(c, a->f.user, a->grace, a->json);
+  } else if (strcmp(cmd, "webhooks") == 0 && strcmp(sub, "list") == 0) {
+    rc = ctl_webhooks_list(c, a->job, a->json);
+  } else if (strcmp(cmd, "webhooks") == 0) {
+    rc = ctl_webhooks_replay(c, a->pos[0], a->json);
+  } else if (strcmp(cmd, "secrets") == 0) {
+    rc = ctl_secrets_rekey(c, a->json);
   } else {
     rc = ctl_audit(c, a->json);
   }
@@ -318,6 +346,26 @@ int main(int argc, char **argv) {
     } else {
       return usage_error("unknown subcommand '%s'", sub);
     }
+  } else if (strcmp(cmd, "webhooks") == 0) {
+    if (argc < 3) return usage_error("%s", "webhooks needs a subcommand (secret, list or replay)");
+    sub = argv[2];
+    if (strcmp(sub, "secret") == 0) {
+      if (parse_args(argc - 3, argv + 3, "jug", 0, &a)) return CTL_USAGE;
+      if (!a.f.user) return usage_error("%s", "webhooks secret needs --user U");
+    } else if (strcmp(sub, "list") == 0) {
+      if (parse_args(argc - 3, argv + 3, "jJ", 0, &a)) return CTL_USAGE;
+      if (!a.job || !*a.job) return usage_error("%s", "webhooks list needs --job ID");
+    } else if (strcmp(sub, "replay") == 0) {
+      if (parse_args(argc - 3, argv + 3, "j", 1, &a)) return CTL_USAGE;
+      if (a.npos < 1 || !*a.pos[0]) return usage_error("%s", "webhooks replay needs a delivery id");
+    } else {
+      return usage_error("unknown subcommand '%s'", sub);
+    }
+  } else if (strcmp(cmd, "secrets") == 0) {
+    if (argc < 3 || strcmp(argv[2], "rekey") != 0)
+      return usage_error("%s", "secrets needs a subcommand (rekey)");
+    sub = argv[2];
+    if (parse_args(argc - 3, argv + 3, "j", 0, &a)) return CTL_USAGE;
   } else {
     return usage_error("unknown command '%s'", cmd);
   }

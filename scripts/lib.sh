@@ -343,6 +343,17 @@ genq_make_keys() {
   fi
 }
 
+# genq_secrets_key DIR: prints the key that seals stored secrets
+# (GENQ_SECRETS_KEY: base64 of 32 bytes), made once in DIR/secrets.key and
+# kept, like the dev JWT key: secrets sealed under it outlive a restart.
+genq_secrets_key() {
+  local f=$1/secrets.key
+  if [[ ! -s $f ]]; then
+    (umask 077 && openssl rand -base64 32 >"$f")
+  fi
+  cat "$f"
+}
+
 # Prints PEM file $1 on one line with two-character "\n" escapes (the form
 # CLERK_JWT_KEY takes in an env file; genq decodes them).
 genq_pem_oneline() { awk '{printf "%s\\n", $0}' "$1"; }
@@ -371,6 +382,7 @@ CLERK_JWT_KEY="$(genq_pem_oneline "$keys/dev_jwt_public.pem")"
 CLERK_ISSUER=https://clerk.genq.localhost
 CLERK_AUTHORIZED_PARTIES=http://localhost:3000
 GENQ_DEV_JWT_PRIVATE_KEY=$keys/dev_jwt_private.pem
+GENQ_SECRETS_KEY=$(genq_secrets_key "$keys")
 GENQ_LOG_LEVEL=${GENQ_LOG_LEVEL:-info}
 EOF
 }

@@ -57,6 +57,7 @@ static void close_all(worker *w) {
   w->storage = NULL;
   if (w->http) httpc_close(w->http);
   w->http = NULL;
+  webhooks_stop(w);
   relay_stop(w->relay);
   db_close(w->db, NULL, NULL);
   /* The last change notices (a hand-back's) may still sit in the
@@ -96,6 +97,7 @@ void worker_start(worker *w) {
   fetch_start(w);
   lease_start(w);
   sweep_start(w);
+  webhooks_start(w);
 }
 
 static void grace_over(uv_timer_t *t) {

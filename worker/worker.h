@@ -21,6 +21,7 @@
 
 typedef struct wjob wjob;
 typedef struct wstep wstep;
+typedef struct webhooks webhooks;
 
 /* The first failure of a job's run (runner.c). */
 typedef struct {
@@ -78,6 +79,7 @@ typedef struct worker {
   rds *redis_sub;   /* cancel notices (a subscription) */
   httpc *http;
   relay *relay;
+  webhooks *webhooks; /* completion webhooks (webhooks.c); NULL: off */
   storage *storage;
   openai_opts openai;
   luma_opts luma;
@@ -180,6 +182,7 @@ static inline int worker_stopping(const worker *w) {
  *   step executors → output, lease, cleanup, runner
  *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
  *   sweep → cleanup
+ *   webhooks stands alone: the outbox in PostgreSQL, its own HTTP client
  * runner reaches the executors and process.c only through w->executors and
  * w->job_left. */
 
@@ -295,6 +298,13 @@ void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok));
 
 /* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
 void sweep_start(worker *w);
+
+/* ---- webhooks.c: completion webhooks from the outbox (docs/webhooks.md) ---- */
+/* Starts delivering (off, with a warning, when GENQ_SECRETS_KEY is unset). */
+void webhooks_start(worker *w);
+/* Stops claiming; what is held and unanswered is handed back. Before the
+ * database closes. */
+void webhooks_stop(worker *w);
 
 /* ---- cleanup.c: what ended jobs leave behind, fire and forget ---- */
 /* A generation at its provider (Luma; Hedra has no cancel). */

@@ -271,6 +271,36 @@ static void test_callbacks_are_off_by_default_and_need_the_signing_key(void **st
   assert_non_null(strstr(err, "GENQ_CALLBACK_URL"));
 }
 
+static void test_webhook_settings_default_off_and_bad_values_are_named(void **state) {
+  fakeenv e = full_env();
+  genq_config c;
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_int_equal(c.webhook_allow_http, 0);
+  assert_null(c.webhook_allow_nets);
+  assert_null(c.secrets_key);
+  assert_int_equal(c.webhook_retry_base_ms, 5000);
+  assert_int_equal(c.webhook_poll_ms, 1000);
+  config_free(&c);
+  put(&e, "GENQ_SECRETS_KEY", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+  put(&e, "GENQ_WEBHOOK_ALLOW_NETS", "127.0.0.1/32,::1/128");
+  put(&e, "GENQ_WEBHOOK_ALLOW_HTTP", "1");
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_int_equal(c.webhook_allow_http, 1);
+  assert_string_equal(c.webhook_allow_nets, "127.0.0.1/32,::1/128");
+  config_free(&c);
+  expect_bad(CONFIG_WORKER, "GENQ_SECRETS_KEY", "not-a-key", NULL);
+  expect_bad(CONFIG_CTL, "GENQ_SECRETS_KEY", "c2hvcnQ=", NULL);
+  expect_bad(CONFIG_WORKER, "GENQ_SECRETS_KEY_PREVIOUS",
+             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", NULL); /* previous without current */
+  expect_bad(CONFIG_API, "GENQ_WEBHOOK_ALLOW_NETS", "127.0.0.1/8", NULL);
+  expect_bad(CONFIG_WORKER, "GENQ_WEBHOOK_ALLOW_NETS", "localhost", NULL);
+  expect_bad(CONFIG_API, "GENQ_WEBHOOK_ALLOW_HTTP", "yes", NULL);
+  /* the API reads no key: a bad one there is not its concern */
+  put(&e, "GENQ_SECRETS_KEY", "not-a-key");
+  assert_int_equal(load(&e, CONFIG_API, &c), 0);
+  config_free(&c);
+}
+
 static void test_bad_urls_are_rejected(void **state) {
   const char *dbmsg = "GENQ_DATABASE_URL must be a postgres:// or postgresql:// URL or a key=value "
                       "conninfo";
@@ -424,6 +454,7 @@ int main(void) {
       cmocka_unit_test(test_integers_in_range_are_accepted),
       cmocka_unit_test(test_retry_cap_below_base_is_rejected),
       cmocka_unit_test(test_callbacks_are_off_by_default_and_need_the_signing_key),
+      cmocka_unit_test(test_webhook_settings_default_off_and_bad_values_are_named),
       cmocka_unit_test(test_bad_urls_are_rejected),
       cmocka_unit_test(test_urls_are_accepted_and_trailing_slash_dropped),
       cmocka_unit_test(test_url_errors_do_not_echo_credentials),

@@ -190,6 +190,66 @@ static void body_over_limit_aborts_as_too_large(void **state) {
   free(ok);
 }
 
+static void truncated_body_keeps_its_status_and_first_bytes(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.max_response_bytes = 1000, .truncate_response = 1};
+  send_req(f, "GET", "/big", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 200);
+  assert_int_equal(r->curl_code, CURLE_OK);
+  assert_int_equal(r->too_large, 1);
+  assert_int_equal(r->body_len, 1000);
+  assert_string_equal(r->error, "");
+  free(r);
+}
+
+static void resolve_pins_a_name_to_the_given_address(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  char url[128], pin[128];
+  /* .invalid never resolves: only the pinned entry can reach the server */
+  snprintf(url, sizeof url, "http://genq-pinned.invalid:%d/hello", f->s->port);
+  snprintf(pin, sizeof pin, "genq-pinned.invalid:%d:127.0.0.1", f->s->port);
+  httpc_request req = {.method = "GET", .url = url, .resolve = pin, .no_proxy = 1};
+  assert_int_equal(httpc_send(f->c, &req, on_resp, r, NULL), 0);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 200);
+  assert_string_equal(r->body, "hello world");
+  free(r);
+}
+
+static int refuse_addr(const struct sockaddr *a, void *arg) {
+  int *calls = arg;
+  (*calls)++;
+  assert_int_equal(a->sa_family, AF_INET);
+  return 0;
+}
+
+static void addr_ok_refusing_an_address_fails_the_connect(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  int calls = 0;
+  httpc_request t = {.addr_ok = refuse_addr, .addr_ok_arg = &calls};
+  send_req(f, "GET", "/hello", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(calls, 1);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->curl_code, CURLE_COULDNT_CONNECT);
+  free(r);
+}
+
+static void protocols_https_refuses_an_http_url(void **state) {
+  fixture *f = *state;
+  result *r = calloc(1, sizeof *r);
+  httpc_request t = {.protocols = "https"};
+  send_req(f, "GET", "/hello", r, &t, NULL);
+  run_until(f, &r->calls, 1);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->curl_code, CURLE_UNSUPPORTED_PROTOCOL);
+  free(r);
+}
+
 static void connection_refused_gives_status_0_and_curl_code(void **state) {
   fixture *f = *state;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -568,6 +628,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(custom_method_with_body_is_sent, setup, teardown),
       cmocka_unit_test_setup_teardown(retry_after_seconds_and_ms_are_parsed, setup, teardown),
       cmocka_unit_test_setup_teardown(body_over_limit_aborts_as_too_large, setup, teardown),
+      cmocka_unit_test_setup_teardown(truncated_body_keeps_its_status_and_first_bytes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(resolve_pins_a_name_to_the_given_address, setup, teardown),
+      cmocka_unit_test_setup_teardown(addr_ok_refusing_an_address_fails_the_connect, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(protocols_https_refuses_an_http_url, setup, teardown),
       cmocka_unit_test_setup_teardown(connection_refused_gives_status_0_and_curl_code, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(unanswered_request_times_out, setup, teardown),
