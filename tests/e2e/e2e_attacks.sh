@@ -86,6 +86,26 @@ req POST /v1/jobs "$TOKEN" "$SB"
 check "with application/json it is 202" status_is 202
 check "the victim has exactly the 5 jobs it sent itself" [ "$(jobs_of_victim)" = 5 ]
 
+# --- tokens: azp and lifetime ----------------------------------------------
+# Signed with the right key and issuer: only azp or the lifetime is wrong.
+tok() { # tok AZP LIFETIME_S: a token for the victim ("-" AZP: none)
+  local now
+  now=$(date +%s)
+  sign_claims "$(jq -nc --arg sub "$VICTIM" --arg iss "$CLERK_ISSUER" --arg azp "$1" \
+    --argjson now "$now" --argjson life "$2" \
+    '{sub: $sub, iss: $iss, iat: $now, nbf: $now, exp: ($now + $life)}
+     + (if $azp == "-" then {} else {azp: $azp} end)')"
+}
+req GET /v1/credits "$(tok "${CLERK_AUTHORIZED_PARTIES%%,*}" 300)"
+check "a token of an allowed azp that lives 5 minutes is accepted" status_is 200
+req GET /v1/credits "$(tok - 300)"
+check "a token without azp is 401" error_is 401 unauthorized
+req GET /v1/credits "$(tok https://evil.example 300)"
+check "a token of another azp is 401" error_is 401 unauthorized
+req GET /v1/credits "$(tok "${CLERK_AUTHORIZED_PARTIES%%,*}" $((2 * 86400)))"
+check "a token minted to live 2 days is 401 (GENQ_MAX_TOKEN_LIFETIME_S is a day)" \
+  error_is 401 unauthorized
+
 # --- an event stream does not outlive its token ---------------------------
 # A video that takes ten times the simulator's 1.5 s (provsim:slow), watched
 # with a token of 1 s: the stream must end at a tick past exp + 5 s of skew

@@ -70,7 +70,7 @@ HOLD=()
 for ((i = 0; i < 64; i++)); do
   exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
   printf 'GET /v1/assets/%s HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n' "$ASSET" \
-    "$TOKEN" >&"$fd"
+    "$TOKEN" 1>&"$fd"
   HOLD+=("$fd")
 done
 sleep 1
@@ -101,8 +101,8 @@ check "afterwards a download works again" [ "$GOT" = "$WANT_SHA" ]
 base64 -d >"$TMP/a.png" <<<'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAACXBIWXMAAAABAAAAAQBPJcTWAAAAEElEQVR4nGP4y8AARAwQCgAfrgP19hgqWQAAAABJRU5ErkJggg=='
 exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
 printf 'POST /v1/uploads HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\n' \
-  "$TOKEN" >&"$fd"
-(for ((i = 0; i < 100; i++)); do printf 'x' || exit 0; sleep 0.2; done) >&"$fd" 2>/dev/null &
+  "$TOKEN" 1>&"$fd"
+(for ((i = 0; i < 100; i++)); do printf 'x' || exit 0; sleep 0.2; done) 1>&"$fd" 2>/dev/null &
 TRICKLE=$!
 started=$SECONDS
 answer=$(timeout 30 head -c 12 <&"$fd")
@@ -126,7 +126,7 @@ check "a 1 MiB upload at 200 KiB/s (${took}s, more than twice the 2 s body timeo
 
 exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
 printf 'POST /v1/uploads HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\n' \
-  "$TOKEN" >&"$fd"
+  "$TOKEN" 1>&"$fd"
 started=$SECONDS
 answer=$(timeout 10 head -c 12 <&"$fd")
 took=$((SECONDS - started))

@@ -73,6 +73,16 @@ poll_job() {
   return 1
 }
 
+# sign_claims JSON: a token of those claims, signed RS256 with the stack's
+# dev key (GENQ_DEV_JWT_PRIVATE_KEY), as Clerk would sign it.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+sign_claims() {
+  local signed
+  signed="$(printf '{"alg":"RS256","typ":"JWT"}' | b64url).$(printf '%s' "$1" | b64url)"
+  printf '%s.%s' "$signed" \
+    "$(printf '%s' "$signed" | openssl dgst -sha256 -sign "$GENQ_DEV_JWT_PRIVATE_KEY" | b64url)"
+}
+
 credits_are() { # TOKEN BALANCE HELD
   req GET /v1/credits "$1"
   status_is 200 && jqt '.balance == $b and .held == $h and .available == $b - $h' \
