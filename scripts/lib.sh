@@ -17,6 +17,7 @@ GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
   ca-certificates procps)
 # scripts/fuzz's, and scripts/test's, which runs the fuzzers: libFuzzer
 # comes with clang (its runtime in libclang-rt-14-dev).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
 
 GENQ_PIDS=()              # started pids, in start order
