@@ -147,6 +147,15 @@ int api_events_start(api_ctx *ctx);
 /* At shutdown, before the server closes: ends every stream. */
 void api_events_stop(api_ctx *ctx);
 
+/* ---- sse.c ---- */
+/* One server-sent event: "event: <event>\ndata: <data>\nid: <id>\n\n",
+ * each CR or LF of data turned into a space so that it stays one data line
+ * (JSON text keeps its meaning). event: a name without line breaks. Returns
+ * a malloc'd, NUL-terminated buffer and its length in *out_len, or NULL on
+ * OOM. */
+char *api_sse_event(const char *event, const char *data, size_t len, unsigned long id,
+                    size_t *out_len);
+
 /* ---- util ---- */
 /* Finds `name` in a raw query string and percent-decodes it into out.
  * Returns 1 found, 0 absent, -1 bad encoding or too long. */

@@ -177,8 +177,8 @@ static int ev_write(ev_stream *s, const char *data, size_t len) {
 static int ev_send_job(ev_stream *s, const char *json, size_t len) {
   if (s->last && s->last_len == len && memcmp(s->last, json, len) == 0) return 0;
   char *copy = malloc(len + 1);
-  size_t cap = len + 64;
-  char *msg = malloc(cap);
+  size_t n;
+  char *msg = api_sse_event("job", json, len, s->seq + 1, &n);
   if (!copy || !msg) {
     free(copy);
     free(msg);
@@ -186,14 +186,6 @@ static int ev_send_job(ev_stream *s, const char *json, size_t len) {
   }
   memcpy(copy, json, len);
   copy[len] = '\0';
-  int head = snprintf(msg, cap, "event: job\ndata: ");
-  memcpy(msg + head, json, len);
-  /* A data line ends at a line break; in JSON text, raw ones can only be
-   * whitespace between tokens (strings escape theirs). */
-  for (size_t i = 0; i < len; i++)
-    if (msg[head + i] == '\n' || msg[head + i] == '\r') msg[head + i] = ' ';
-  size_t n = (size_t)head + len;
-  n += (size_t)snprintf(msg + n, cap - n, "\nid: %lu\n\n", s->seq + 1);
   int rc = ev_write(s, msg, n);
   free(msg);
   if (rc != 0) {

@@ -15,6 +15,10 @@ GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
   libcurl4-openssl-dev libcjson-dev libpq-dev libcmocka-dev libssl-dev
   node-llhttp redis-server postgresql postgresql-contrib curl jq openssl
   ca-certificates procps)
+# scripts/fuzz's, and scripts/test's, which runs the fuzzers: libFuzzer
+# comes with clang (its runtime in libclang-rt-14-dev).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
 
 GENQ_PIDS=()              # started pids, in start order
 declare -A GENQ_PID_NAME  # pid -> service name
@@ -40,11 +44,12 @@ genq_as_root() {
   fi
 }
 
-# Installs the Debian packages genq needs; does nothing (and touches no
+# Installs the Debian packages genq needs, and those given as arguments
+# (e.g. "${GENQ_FUZZ_DEB_PACKAGES[@]}"); does nothing (and touches no
 # network) when they are all installed already.
 genq_install_deps() {
   local p missing=()
-  for p in "${GENQ_DEB_PACKAGES[@]}"; do
+  for p in "${GENQ_DEB_PACKAGES[@]}" "$@"; do
     if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
       missing+=("$p")
     fi

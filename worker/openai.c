@@ -16,19 +16,14 @@ typedef struct {
   openai_cb cb;
   void *arg;
   int scenes;
-  char msg[512];
   char api_key[]; /* only to scrub it from provider messages */
 } openai_call;
 
-static void finish(openai_call *call, openai_result *r) {
-  if (!r->message) r->message = call->msg;
-  provider_scrub_secret(call->msg, sizeof call->msg, call->api_key);
-  call->cb(r, call->arg);
-  free(call);
-}
+/* ---- pure parts ---- */
 
 /* The OpenAI error object of an error body: {"error":{"message","type","param","code"}}. */
-static void read_error(const httpc_response *resp, openai_call *call, const char **err_code) {
+static void read_error(const httpc_response *resp, char *msg, size_t msglen,
+                       const char **err_code) {
   cJSON *root = cJSON_ParseWithLength(resp->body, resp->body_len);
   const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
   const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
@@ -36,62 +31,79 @@ static void read_error(const httpc_response *resp, openai_call *call, const char
   *err_code = NULL;
   if (cJSON_IsString(c) && !strcmp(c->valuestring, "insufficient_quota"))
     *err_code = "insufficient_quota";
-  snprintf(call->msg, sizeof call->msg, "OpenAI HTTP %d: %.300s", resp->status,
+  snprintf(msg, msglen, "OpenAI HTTP %d: %.300s", resp->status,
            cJSON_IsString(m) ? m->valuestring : "(no error message)");
   cJSON_Delete(root);
 }
 
-static void on_response(const httpc_response *resp, void *arg) {
-  openai_call *call = arg;
-  openai_result r = {.retry_after_ms = resp->retry_after_ms, .request_id = resp->request_id};
-  cJSON *sb = NULL;
+void openai_reply_read(openai_reply *rep, int scenes, const httpc_response *resp) {
+  memset(rep, 0, sizeof *rep);
+  openai_result *r = &rep->r;
+  r->retry_after_ms = resp->retry_after_ms;
+  r->request_id = resp->request_id;
+  r->message = rep->msg;
   const char *err_code;
 
   if (resp->status == 0 || resp->curl_code != CURLE_OK || resp->too_large) {
-    r.retryable = 1;
+    r->retryable = 1;
     if (resp->too_large) {
-      r.code = "invalid_output";
-      snprintf(call->msg, sizeof call->msg, "OpenAI response larger than %u bytes",
+      r->code = "invalid_output";
+      snprintf(rep->msg, sizeof rep->msg, "OpenAI response larger than %u bytes",
                OPENAI_MAX_RESPONSE);
     } else {
-      r.code = resp->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-      snprintf(call->msg, sizeof call->msg, "OpenAI request failed: %.300s",
+      r->code = resp->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+      snprintf(rep->msg, sizeof rep->msg, "OpenAI request failed: %.300s",
                resp->error ? resp->error : curl_easy_strerror((CURLcode)resp->curl_code));
     }
   } else if (resp->status >= 200 && resp->status < 300) {
     const char *code = NULL;
-    if (storyboard_parse_completion(resp->body, resp->body_len, call->scenes, &sb, &code, call->msg,
-                                    sizeof call->msg) == 0) {
-      r.ok = 1;
-      r.code = NULL;
-      r.storyboard = sb;
-      snprintf(call->msg, sizeof call->msg, "ok");
+    if (storyboard_parse_completion(resp->body, resp->body_len, scenes, &rep->storyboard, &code,
+                                    rep->msg, sizeof rep->msg) == 0) {
+      r->ok = 1;
+      r->storyboard = rep->storyboard;
+      snprintf(rep->msg, sizeof rep->msg, "ok");
     } else {
-      r.code = code;
+      r->code = code;
       /* A refusal or a filtered answer will come again; a truncated or
        * malformed one may not. */
-      r.retryable = strcmp(code, "refused") != 0 && strcmp(code, "content_filter") != 0;
+      r->retryable = strcmp(code, "refused") != 0 && strcmp(code, "content_filter") != 0;
     }
   } else {
-    read_error(resp, call, &err_code);
+    read_error(resp, rep->msg, sizeof rep->msg, &err_code);
     int s = resp->status;
     if (s == 429) {
-      r.code = err_code ? err_code : "rate_limited";
-      r.retryable = !err_code;
+      r->code = err_code ? err_code : "rate_limited";
+      r->retryable = !err_code;
     } else if (s >= 500 || s == 409) { /* OpenAI documents 409 as a transient conflict */
-      r.code = "provider_error";
-      r.retryable = 1;
+      r->code = "provider_error";
+      r->retryable = 1;
     } else if (s == 401 || s == 403) {
-      r.code = "unauthorized";
+      r->code = "unauthorized";
     } else if (s == 408) {
-      r.code = "timeout";
-      r.retryable = 1;
+      r->code = "timeout";
+      r->retryable = 1;
     } else {
-      r.code = "bad_request";
+      r->code = "bad_request";
     }
   }
-  finish(call, &r);
-  cJSON_Delete(sb);
+}
+
+void openai_reply_free(openai_reply *rep) {
+  cJSON_Delete(rep->storyboard);
+  rep->storyboard = NULL;
+  rep->r.storyboard = NULL;
+}
+
+/* ---- transfers ---- */
+
+static void on_response(const httpc_response *resp, void *arg) {
+  openai_call *call = arg;
+  openai_reply rep;
+  openai_reply_read(&rep, call->scenes, resp);
+  provider_scrub_secret(rep.msg, sizeof rep.msg, call->api_key);
+  call->cb(&rep.r, call->arg);
+  openai_reply_free(&rep);
+  free(call);
 }
 
 int openai_storyboard(httpc *c, const openai_opts *o, const cJSON *input, openai_cb cb, void *arg,

@@ -46,4 +46,21 @@ typedef void (*openai_cb)(const openai_result *r, void *arg);
 int openai_storyboard(httpc *c, const openai_opts *o, const cJSON *input, openai_cb cb, void *arg,
                       uint64_t *xfer_id);
 
+/* ---- pure parts, exposed for tests and the fuzzer ---- */
+
+/* Everything one response means, and the storage that r points into. Do not
+ * copy it (r.message points into msg). */
+typedef struct {
+  openai_result r;
+  cJSON *storyboard; /* r.storyboard, owned */
+  char msg[512];
+} openai_reply;
+
+/* Reads resp, the answer to a storyboard of `scenes` scenes (1..12), into
+ * rep->r: a failed transfer or oversized body, an error status and its
+ * OpenAI error object, or the completion (storyboard_parse_completion).
+ * The API key is not scrubbed here. Free with openai_reply_free. */
+void openai_reply_read(openai_reply *rep, int scenes, const httpc_response *resp);
+void openai_reply_free(openai_reply *rep);
+
 #endif
