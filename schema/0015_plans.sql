@@ -35,3 +35,8 @@ create table stripe_prices (
   credits    bigint not null check (credits >= 0),
   updated_at timestamptz not null default now()
 );
+
+-- What a ledger row is about beyond a job: the Stripe Checkout Session or
+-- invoice id of a purchase, a subscription grant or a reversal (shown by
+-- GET /v1/credits/ledger). job_id stays the reference of job movements.
+alter table ledger add column ref text;
