@@ -402,3 +402,16 @@ genq_load_env() {
 
 # Prints the port of a URL/listen value like scheme://host:PORT/x or host:PORT.
 genq_url_port() { sed -E 's#^([a-z]+://)?([^@/]*@)?[^:/]+:([0-9]+).*#\3#' <<<"$1"; }
+
+# genq_archive_logs DIR NAME: when GENQ_LOG_ARCHIVE is set (scripts/test sets
+# it), copies the genq service logs of DIR (genq-api, genq-worker and genqctl
+# logs: api*.log, worker*.log) into $GENQ_LOG_ARCHIVE/NAME-<pid>/ before a
+# test removes its state, so that tests/log_scan.sh sees every log of the run.
+genq_archive_logs() {
+  local dir=$1 name=$2 dest
+  [[ -n ${GENQ_LOG_ARCHIVE:-} && -d $dir ]] || return 0
+  dest=$GENQ_LOG_ARCHIVE/$name-$$
+  mkdir -p "$dest"
+  find "$dir" -maxdepth 2 -type f \( -name 'api*.log' -o -name 'worker*.log' \) \
+    -exec cp {} "$dest/" \; 2>/dev/null || true
+}

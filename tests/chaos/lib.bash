@@ -56,6 +56,7 @@ indent() { sed 's/^/       /'; }
 
 after_stop() {
   local rc=$1
+  genq_archive_logs "$STATE/logs" chaos
   if ((rc == 0 && FAILED == 0 && CHAOS_DONE)) && [[ ${GENQ_TEST_KEEP:-} != 1 ]]; then
     rm -rf "$STATE"
   else

@@ -63,6 +63,7 @@ rcli() { redis-cli -u "$GENQ_REDIS_URL" "$@"; }
 # database and Redis db are dropped, the logs are kept when something failed.
 mini_stack_after_stop() {
   local rc=$1
+  genq_archive_logs "$STATE/logs" "$MINI_NAME"
   if [[ ${GENQ_TEST_KEEP:-} == 1 ]] || ((rc != 0 || FAILED > 0)); then
     echo "       mini stack logs kept in $STATE/logs (database $DB)" >&2
   else
