@@ -123,6 +123,11 @@ void api_upload_content(api_ctx *ctx, http_request *req, const char *id);
 void api_callback_luma(api_ctx *ctx, http_request *req, const char *token);
 /* Callback bodies are a Generation of a few KiB; they are never read. */
 #define API_CALLBACK_MAX_BODY (64u << 10)
+/* POST /v1/webhooks/stripe (stripe.c): a Stripe event, verified by its
+ * Stripe-Signature and applied by genq_stripe_event. No bearer token. */
+void api_webhook_stripe(api_ctx *ctx, http_request *req);
+/* Stripe events are a few KiB. */
+#define API_STRIPE_MAX_BODY (256u << 10)
 
 /* ---- events.c ---- */
 /* GET /v1/jobs/{id}/events: server-sent events, one "job" event per change,

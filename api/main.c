@@ -41,6 +41,7 @@ typedef enum {
   R_ASSET,
   R_UPLOAD_CONTENT,
   R_CALLBACK_LUMA,
+  R_WEBHOOK_STRIPE,
 } route_id;
 
 static const char *const route_allow[] = {
@@ -49,7 +50,7 @@ static const char *const route_allow[] = {
     [R_JOB_CANCEL] = "POST",    [R_JOB_EVENTS] = "GET",
     [R_CREDITS] = "GET",        [R_UPLOADS] = "POST",
     [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
-    [R_CALLBACK_LUMA] = "POST",
+    [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -77,6 +78,7 @@ static route_id match(const char *p, char id[ID_MAX]) {
   if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
   if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
   if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
+  if (strcmp(p, "/v1/webhooks/stripe") == 0) return R_WEBHOOK_STRIPE;
   if ((rest = path_id(p, JOBS_PREFIX, id))) {
     if (!*rest) return R_JOB;
     if (strcmp(rest, "/cancel") == 0) return R_JOB_CANCEL;
@@ -134,6 +136,10 @@ static void route(http_request *req, void *arg) {
     api_callback_luma(ctx, req, id);
     return;
   }
+  if (r == R_WEBHOOK_STRIPE) { /* posted by Stripe: the Stripe-Signature is the capability */
+    api_webhook_stripe(ctx, req);
+    return;
+  }
   if (api_authenticate(ctx, req, &u) != 0) return; /* answered 401 */
   switch (r) {
   case R_JOBS:
@@ -178,6 +184,7 @@ static size_t body_limit(const http_request *req, void *arg) {
   if (strncmp(http_req_path(req), CALLBACK_LUMA_PREFIX, strlen(CALLBACK_LUMA_PREFIX)) == 0 &&
       ctx->cfg.max_body_bytes > API_CALLBACK_MAX_BODY)
     return API_CALLBACK_MAX_BODY;
+  if (strcmp(http_req_path(req), "/v1/webhooks/stripe") == 0) return API_STRIPE_MAX_BODY;
   return ctx->cfg.max_body_bytes;
 }
 
@@ -281,6 +288,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   jwt_verifier_set_max_lifetime(ctx.jwt, ctx.cfg.max_token_lifetime_s);
+  if (!ctx.cfg.stripe_webhook_secret || !*ctx.cfg.stripe_webhook_secret)
+    log_info("Stripe webhooks off (503): STRIPE_WEBHOOK_SECRET is not set", LOG_END);
   if (ctx.cfg.dev_any_azp && !ctx.cfg.clerk_authorized_parties)
     log_warn("GENQ_DEV_ANY_AZP=1: tokens of any authorized party are accepted", LOG_END);
   if (!(ctx.tokens = jwt_cache_new(API_TOKEN_CACHE))) {

@@ -98,6 +98,11 @@ static void reply_refused(http_request *req, const char *st, const char *message
   } else if (strcmp(st, "GQ402") == 0) {
     api_reply_error(req, 402, "insufficient_credits", "not enough credits available for this job",
                     NULL);
+  } else if (strcmp(st, "GQ4D2") == 0) { /* a refund left a debt (schema/functions/stripe.sql) */
+    api_reply_error(req, 402, "credit_debt",
+                    "a refund took back credits already spent: buy credits to pay the debt "
+                    "before submitting (GET /v1/credits shows it)",
+                    NULL);
   } else if (strcmp(st, "GQ409") == 0) {
     api_reply_error(req, 409, "idempotency_conflict",
                     "Idempotency-Key was already used with a different request", NULL);

@@ -18,6 +18,7 @@
 -- nothing (a job in the dead-letter set is failed: the jobs_dead_is_failed
 -- constraint); a succeeded job captured its price; its captured equals its
 -- steps'.
+-- Debt and Stripe purchases: genq_audit_stripe (stripe.sql).
 -- Steps, each: captured equals its own capture row (job:<id>:capture:<step>),
 -- and every capture row of a job names one of its steps.
 create or replace function genq_audit()
@@ -69,8 +70,15 @@ begin
               when 'hold' then g.balance_delta = 0 and g.held_delta >= 0
               when 'release' then g.balance_delta = 0 and g.held_delta <= 0
               when 'capture' then g.balance_delta = g.held_delta and g.balance_delta <= 0
+              -- Stripe's (stripe.sql): a refund takes balance and adds debt; a repay
+              -- takes both by the same amount; only these and adjust move debt
+              when 'reversal' then g.job_id is null and g.held_delta = 0 and g.balance_delta <= 0
+                                   and g.debt_delta >= 0 and g.debt_delta - g.balance_delta > 0
+              when 'repay' then g.job_id is null and g.held_delta = 0 and g.balance_delta < 0
+                                and g.debt_delta = g.balance_delta
               else g.job_id is null
             end
+     or (g.movement not in ('reversal', 'repay', 'adjust') and g.debt_delta <> 0)
   union all
   select 'ledger_job_missing', g.user_id,
          format('%s row %s (%s) names job %s, which does not exist', g.movement, g.id,
@@ -125,5 +133,8 @@ begin
   from caps c
   where not exists (select 1 from job_steps s
                     where s.job_id = c.job_id
-                      and c.idem_key = 'job:' || s.job_id || ':capture:' || s.name);
+                      and c.idem_key = 'job:' || s.job_id || ':capture:' || s.name)
+  union all
+  -- debt, Stripe purchases and their reversals (stripe.sql)
+  select * from genq_audit_stripe();
 end $$;

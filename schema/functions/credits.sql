@@ -44,8 +44,10 @@ begin
   end if;
 end $$;
 
--- genq_credits(user) → {"balance": n, "held": n, "available": n}, creating
--- the account when missing (an authenticated user genq has not seen yet).
+-- genq_credits(user) → {"balance": n, "held": n, "available": n, "debt": n},
+-- creating the account when missing (an authenticated user genq has not
+-- seen yet). debt: what a Stripe refund took back beyond what was available
+-- (stripe.sql); while above 0 the user cannot submit.
 create or replace function genq_credits(p_user text) returns jsonb
 language plpgsql as $$
 declare
@@ -54,7 +56,7 @@ begin
   perform genq_account_ensure(p_user);
   select * into r from accounts a where a.user_id = p_user;
   return jsonb_build_object('balance', r.balance, 'held', r.held,
-                            'available', r.balance - r.held);
+                            'available', r.balance - r.held, 'debt', r.debt);
 end $$;
 
 -- genq_grant(user, amount, idem_key, note) → genq_credits(user).
@@ -78,6 +80,7 @@ begin
   on conflict (idem_key) do nothing;
   if found then
     update accounts set balance = balance + p_amount where user_id = p_user;
+    perform genq_account_repay(p_user, p_idem_key); -- a debt is paid first (stripe.sql)
   end if;
   return genq_credits(p_user);
 end $$;

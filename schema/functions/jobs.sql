@@ -213,7 +213,8 @@ $$;
 -- idempotent replay (created = false); or (ord, NULL, NULL, err_state,
 -- err_message, err_field) for a submission refused, with nothing of it
 -- written: 22023 bad arguments, GQ400 an input field refused (err_field
--- names it, 'input.<field>'), GQ402 insufficient credits, GQ409 an
+-- names it, 'input.<field>'), GQ402 insufficient credits, GQ4D2 the
+-- account has a credit debt (stripe.sql), GQ409 an
 -- idempotency key reused with another request.
 --
 -- batch: a JSON array of {user, kind, input, webhook_url?,
@@ -264,6 +265,7 @@ declare
   v_users text[];
   v_new text[];
   v_avail bigint[];
+  v_debt bigint[];
   v_ui int;
   v_user text;
   v_kind text;
@@ -409,7 +411,8 @@ begin
 
   -- every account of the batch, locked in user_id order
   perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id for no key update;
-  select array_agg(a.balance - a.held order by x.i) into v_avail
+  select array_agg(a.balance - a.held order by x.i),
+         array_agg(a.debt order by x.i) into v_avail, v_debt -- debt: stripe.sql
   from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
 
   -- under the lock: idempotency keys, then credits
@@ -449,6 +452,11 @@ begin
 
     v_price := k_price[o];
     v_ui := array_position(v_users, v_user);
+    if v_debt[v_ui] > 0 then -- a refund left a debt: no new jobs until it is paid (stripe.sql)
+      r_state[o] := 'GQ4D2';
+      r_msg[o] := format('credit debt of %s: a refund took back credits already spent', v_debt[v_ui]);
+      continue;
+    end if;
     if v_avail[v_ui] < v_price then
       r_state[o] := 'GQ402';
       r_msg[o] := format('insufficient credits: %s available, %s needed', v_avail[v_ui], v_price);
