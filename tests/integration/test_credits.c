@@ -67,7 +67,7 @@ static void test_grant_is_idempotent_per_key(void **state) {
   snprintf(key_a, sizeof key_a, "grant-a:%s", u);
   snprintf(key_b, sizeof key_b, "grant-b:%s", u);
   char *c1 = sql_val("SELECT genq_grant($1, 10, $2, 'first')", P(u, key_a));
-  assert_string_equal(c1, "{\"held\": 0, \"balance\": 10, \"available\": 10}");
+  assert_string_equal(c1, "{\"debt\": 0, \"held\": 0, \"balance\": 10, \"available\": 10}");
   sql_do("SELECT genq_grant($1, 10, $2, 'again')", P(u, key_a));
   assert_int_equal(balance(u), 10);
   sql_do("SELECT genq_grant($1, 7, $2, 'other key')", P(u, key_b));
