@@ -29,8 +29,7 @@ static void event_done(const db_result *r, void *arg) {
                LS("error", r->message ? r->message : ""));
       api_reply_error(req, 400, "invalid_event",
                       r->message && *r->message ? r->message : "event refused", NULL);
-    } else if (strcmp(st, "22P02") == 0 || strcmp(st, "22P05") == 0 ||
-               strcmp(st, "22025") == 0) {
+    } else if (strcmp(st, "22P02") == 0 || strcmp(st, "22P05") == 0 || strcmp(st, "22025") == 0) {
       /* JSON that PostgreSQL's jsonb refuses (\u0000, a bad escape) */
       api_reply_error(req, 400, "invalid_json", "the body is not JSON genq can store", NULL);
     } else {
@@ -77,8 +76,8 @@ void api_webhook_stripe(api_ctx *ctx, http_request *req) {
       api_reply_error(req, 400, "invalid_signature",
                       "Stripe-Signature: missing or malformed (t=…,v1=…)", NULL);
     else
-      api_reply_error(req, 400, "invalid_signature",
-                      "Stripe-Signature: no v1 signature matches", NULL);
+      api_reply_error(req, 400, "invalid_signature", "Stripe-Signature: no v1 signature matches",
+                      NULL);
     return;
   }
   /* a body PostgreSQL would cut at a NUL byte, or that is no JSON object */
