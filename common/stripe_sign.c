@@ -42,7 +42,7 @@ int stripe_sign_compute(const char *secret, size_t secret_len, long long t, cons
   unsigned char mac[32];
   out[0] = '\0';
   if (mac_of(secret, secret_len, t, body, body_len, mac) != 0) return -1;
-  for (int i = 0; i < 32; i++) {
+  for (size_t i = 0; i < 32; i++) {
     out[2 * i] = hex[mac[i] >> 4];
     out[2 * i + 1] = hex[mac[i] & 15];
   }
