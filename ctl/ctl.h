@@ -96,6 +96,11 @@ int ctl_webhooks_list(PGconn *c, const char *job, int json);
 int ctl_webhooks_replay(PGconn *c, const char *id, int json);
 int ctl_secrets_rekey(PGconn *c, int json);
 
+/* prices_cmd.c: genqctl prices list|set (stripe_prices). argv: the words
+ * after "prices"; connect is called once the arguments are valid.
+ * CTL_OK, CTL_FAIL or CTL_USAGE. */
+int ctl_prices(int argc, char **argv, PGconn *(*connect)(void));
+
 /* token.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */
 int ctl_random_hex(char *buf, size_t n);

@@ -40,6 +40,10 @@ static const char usage_text[] =
     "  webhooks replay ID [--json]             deliver again (same webhook-id; ID or msg_...)\n"
     "  secrets rekey [--json]                  seal every stored secret again under\n"
     "                                          GENQ_SECRETS_KEY (after a key rotation)\n"
+    "  prices list [--json]                    the Stripe prices (stripe_prices)\n"
+    "  prices set PRICE_ID --plan P|none --credits N [--json]\n"
+    "                                          what a Stripe price sells: plan P and N credits\n"
+    "                                          per paid invoice\n"
     "\n"
     "K is a job kind (storyboard, image, video, lipsync, campaign); S a status (queued,\n"
     "running, succeeded, failed, canceled); T an RFC 3339 date-time (2025-01-31T08:00:00Z)\n"
@@ -311,6 +315,7 @@ int main(int argc, char **argv) {
   ctl_args a;
   const char *sub = "";
   if (strcmp(cmd, "token") == 0) return ctl_token(argc - 2, argv + 2);
+  if (strcmp(cmd, "prices") == 0) return ctl_prices(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "migrate") == 0) {
     if (parse_args(argc - 2, argv + 2, "", 0, &a)) return CTL_USAGE;
   } else if (strcmp(cmd, "audit") == 0) {

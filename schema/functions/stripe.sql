@@ -632,3 +632,37 @@ language sql stable as $$
   where g.movement = 'reversal'
     and not exists (select 1 from stripe_purchases p where p.ref = g.ref)
 $$;
+
+-- genq_stripe_prices() → a JSON array of stripe_prices, by price id
+-- (genqctl prices list).
+create or replace function genq_stripe_prices() returns jsonb
+language sql stable as $$
+  select coalesce(jsonb_agg(jsonb_build_object('price_id', p.price_id, 'plan', p.plan,
+                                               'credits', p.credits, 'updated_at', p.updated_at)
+                            order by p.price_id), '[]')
+  from stripe_prices p
+$$;
+
+-- genq_stripe_price_set(price, plan, credits) → the price's row as JSON
+-- (genqctl prices set): creates or changes what a Stripe price sells. plan
+-- NULL is a one-off price; a plan that does not exist is 22023. Events
+-- read it when they come: earlier grants are never repriced.
+create or replace function genq_stripe_price_set(p_price text, p_plan text, p_credits bigint)
+returns jsonb
+language plpgsql as $$
+begin
+  if p_price is null or p_price = '' then
+    raise exception 'the price id is empty' using errcode = '22023';
+  end if;
+  if p_credits is null or p_credits < 0 then
+    raise exception 'credits must be 0 or more' using errcode = '22023';
+  end if;
+  if p_plan is not null and not exists (select 1 from plans where plan = p_plan) then
+    raise exception 'no plan %', p_plan using errcode = '22023';
+  end if;
+  insert into stripe_prices (price_id, plan, credits) values (p_price, p_plan, p_credits)
+  on conflict (price_id) do update
+    set plan = excluded.plan, credits = excluded.credits, updated_at = now();
+  return (select x from jsonb_array_elements(genq_stripe_prices()) x
+          where x ->> 'price_id' = p_price);
+end $$;

@@ -186,8 +186,16 @@ check "... and is applied when the session comes: +40 -20" credits $((B + 20)) 0
 
 # ---- 3. subscriptions ------------------------------------------------------------
 PRICE=price_${RUN}_pro
-check "an operator maps a price to the pro plan and 300 credits" \
-  psql_db -c "insert into stripe_prices (price_id, plan, credits) values ('$PRICE', 'pro', 300)"
+check "genqctl prices set maps a price to the pro plan and 300 credits" \
+  "$GENQCTL" prices set "$PRICE" --plan pro --credits 300
+price_listed() {
+  "$GENQCTL" prices list --json |
+    jq -e --arg p "$PRICE" 'any(.[]; .price_id == $p and .plan == "pro" and .credits == 300)' >/dev/null
+}
+check "... genqctl prices list shows it" price_listed
+check "... a plan that does not exist is refused" \
+  eval '! "$GENQCTL" prices set "$PRICE" --plan gold --credits 1 2>/dev/null'
+check "... and changed nothing" price_listed
 SUB=sub_$RUN CUS=cus_$RUN
 sub_session() {
   jq -n --arg u "$USER_ID" --arg s "$SUB" --arg c "$CUS" --arg id "cs_${RUN}_sub" \
