@@ -476,7 +476,7 @@ static void test_bad_events_are_gq400_naming_the_field(void **state) {
         PQexecParams(conn, "SELECT genq_stripe_event($1::jsonb)", 1, NULL, p, NULL, NULL, 0);
     const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *col = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
-    if (!st || strcmp(st, "GQ400") || !col || strcmp(col, bad[i].column))
+    if (!st || strcmp(st, "GQ400") != 0 || !col || strcmp(col, bad[i].column) != 0)
       fail_msg("event %zu: %s %s, wanted GQ400 %s", i, st ? st : "ok", col ? col : "-",
                bad[i].column);
     PQclear(r);
