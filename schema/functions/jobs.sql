@@ -214,7 +214,8 @@ $$;
 -- err_message, err_field) for a submission refused, with nothing of it
 -- written: 22023 bad arguments, GQ400 an input field refused (err_field
 -- names it, 'input.<field>'), GQ402 insufficient credits, GQ409 an
--- idempotency key reused with another request.
+-- idempotency key reused with another request, GQ429 a usage limit of the
+-- user's plan (limits.sql: err_field '<code>/<retry seconds>').
 --
 -- batch: a JSON array of {user, kind, input, webhook_url?,
 -- idempotency_key?, request_hash?, max_attempts}. The API sends the
@@ -282,6 +283,8 @@ declare
   v_plan jsonb;
   v_price int;
   v_id uuid;
+  v_limits jsonb;     -- the batch's users' usage limits (limits.sql)
+  v_refusal text[];
   -- per submission, by ord: the answer
   r_id uuid[];
   r_created boolean[];
@@ -411,6 +414,7 @@ begin
   perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id for no key update;
   select array_agg(a.balance - a.held order by x.i) into v_avail
   from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
+  v_limits := genq_limits_submit_state(v_users);
 
   -- under the lock: idempotency keys, then credits
   for o in 1 .. n loop
@@ -447,6 +451,15 @@ begin
     end if;
     continue when r_state[o] is not null;  -- its plan or an upload refused
 
+    -- usage limits (limits.sql): the plan's unfinished jobs, submission rate
+    v_refusal := genq_limits_submit_refusal(v_limits -> v_user);
+    if v_refusal is not null then
+      r_state[o] := 'GQ429';
+      r_field[o] := v_refusal[1];
+      r_msg[o] := v_refusal[2];
+      continue;
+    end if;
+
     v_price := k_price[o];
     v_ui := array_position(v_users, v_user);
     if v_avail[v_ui] < v_price then
@@ -455,6 +468,7 @@ begin
       continue;
     end if;
     v_avail[v_ui] := v_avail[v_ui] - v_price;
+    v_limits := genq_limits_submit_spent(v_limits, v_user);
 
     v_id := genq_uuid7();
     a_id := a_id || v_id;
@@ -504,6 +518,7 @@ begin
     insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
     select x.u, x.id, 'hold', 0, x.p, 'job:' || x.id || ':hold'
     from unnest(a_user, a_id, a_price) as x (u, id, p);
+    perform genq_limits_submit_save(v_limits);  -- the tokens taken (limits.sql)
   end if;
 
   return query
