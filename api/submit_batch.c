@@ -98,6 +98,8 @@ static void reply_refused(http_request *req, const char *st, const char *message
   } else if (strcmp(st, "GQ402") == 0) {
     api_reply_error(req, 402, "insufficient_credits", "not enough credits available for this job",
                     NULL);
+  } else if (strcmp(st, "GQ429") == 0) {
+    api_reply_limit(req, column, message); /* a usage limit of the plan (limits.c) */
   } else if (strcmp(st, "GQ409") == 0) {
     api_reply_error(req, 409, "idempotency_conflict",
                     "Idempotency-Key was already used with a different request", NULL);
