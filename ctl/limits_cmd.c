@@ -124,7 +124,7 @@ int ctl_limits(int argc, char **argv, PGconn *(*connect)(void)) {
         plan = argv[++i];
       else
         user = argv[++i];
-    } else if (s[0] == '-' && s[1]) {
+    } else if (s[0] == '-' && s[1] && !(s[1] >= '0' && s[1] <= '9')) {
       return usage("unknown option '%s'", s);
     } else if (npos >= 3) {
       return usage("unexpected argument '%s'", s);
