@@ -23,7 +23,7 @@
 #   second later one refusal is a 401 again.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it).
-# shellcheck disable=SC2016 # $names in single quotes are jq variables
+# shellcheck disable=SC2016,SC2034 # $names in single quotes: jq's, or eval's
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/mini_stack.bash
@@ -77,10 +77,10 @@ all_429() {
     jq -e --arg c "$2" '.error.code == $c and (.error.message | type == "string")
       and (.error.request_id | length > 0)' "$base.body" >/dev/null || return 1
     ra=$(tr -d '\r' <"$base.headers" | awk -F': ' 'tolower($1) == "retry-after" {print $2}')
-    [[ $ra =~ ^[0-9]+$ ]] && ((ra >= lo && ra <= hi)) || {
+    if ! [[ $ra =~ ^[0-9]+$ ]] || ((ra < lo || ra > hi)); then
       echo "       Retry-After '$ra' not in $lo..$hi"
       return 1
-    }
+    fi
     n=$((n + 1))
   done
   ((n > 0))
