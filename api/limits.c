@@ -24,23 +24,8 @@
 #include <string.h>
 
 #include "api.h"
+#include "limits_lua.h"
 #include "log.h"
-
-/* KEYS[1] the address's bucket; ARGV: per minute, burst. 0: a token was
- * taken; else the milliseconds until one will be there. */
-static const char take_lua[] =
-    "local t = redis.call('TIME') "
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000) "
-    "local rate = tonumber(ARGV[1]) / 60000 "
-    "local burst = tonumber(ARGV[2]) "
-    "local v = redis.call('HMGET', KEYS[1], 'tokens', 'at') "
-    "local tokens = tonumber(v[1]) or burst "
-    "local at = tonumber(v[2]) or now "
-    "tokens = math.min(burst, tokens + math.max(0, now - at) * rate) "
-    "if tokens < 1 then return math.ceil((1 - tokens) / rate) end "
-    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens - 1), 'at', now) "
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000) "
-    "return 0";
 
 void api_reply_limit(http_request *req, const char *column, const char *message) {
   char code[48] = "too_many_requests", hdr[40];
@@ -108,7 +93,7 @@ void api_ip_refuse(api_ctx *ctx, http_request *req, int status, const char *code
   snprintf(key, sizeof key, "genq:ip-refusals:%s", op->peer);
   snprintf(r, sizeof r, "%d", rate);
   snprintf(b, sizeof b, "%d", burst);
-  const char *argv[] = {"EVAL", take_lua, "1", key, r, b};
+  const char *argv[] = {"EVAL", API_IP_BUCKET_LUA, "1", key, r, b};
   if (rds_command_argv(ctx->redis, refused, op, 6, argv, NULL) != 0) {
     log_warn("Redis is down; refusal answered without its per-address count", LOG_END);
     api_reply_error(req, status, code, message, headers);
