@@ -62,6 +62,22 @@ int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
  * the body is read, to decide how much of it to accept). */
 int api_authenticated(api_ctx *ctx, const http_request *req);
 
+/* ---- limits.c: the usage limits' answers (docs/limits.md) ---- */
+/* Answers 429 for a GQ429 refusal of genq's SQL (schema/functions/
+ * limits.sql): column '<code>/<retry seconds>' gives the error code and
+ * Retry-After, message the error's message. */
+void api_reply_limit(http_request *req, const char *column, const char *message);
+/* Answers a refusal of an unauthenticated or unauthenticatable request
+ * (status, code, message, extra headers as api_reply_error; headers must
+ * outlive the answer, e.g. static) — or, when the peer address has used up
+ * its refusals (GENQ_IP_REFUSALS_PER_MINUTE / _BURST, shared by every API
+ * process through Redis), 429 too_many_requests with Retry-After instead.
+ * The answer may come later, from the loop. For any route that refuses
+ * unauthenticated callers (401, a forged capability's 404, a webhook's bad
+ * signature). */
+void api_ip_refuse(api_ctx *ctx, http_request *req, int status, const char *code,
+                   const char *message, const char *const *headers);
+
 /* ---- reply.c ---- */
 /* Answers with genq's error shape (SPEC §4):
  * {"error":{"code":"...","message":"...","request_id":"<the X-Request-Id>"}},

@@ -78,9 +78,11 @@ static int origin_allowed(const api_ctx *ctx, const http_request *req) {
   return 0;
 }
 
-static int unauthorized(http_request *req, const char *message) {
+/* Answers 401 (or 429 when the address has had too many refusals:
+ * limits.c); returns -1. */
+static int unauthorized(api_ctx *ctx, http_request *req, const char *message) {
   static const char *const challenge[] = {"WWW-Authenticate: Bearer", NULL};
-  api_reply_error(req, 401, "unauthorized", message, challenge);
+  api_ip_refuse(ctx, req, 401, "unauthorized", message, challenge);
   return -1;
 }
 
@@ -124,7 +126,7 @@ static const char *identify(api_ctx *ctx, const http_request *req, api_user *u, 
 int api_authenticate(api_ctx *ctx, http_request *req, api_user *u) {
   int cookie = 0;
   const char *why = identify(ctx, req, u, &cookie);
-  if (why) return unauthorized(req, why);
+  if (why) return unauthorized(ctx, req, why);
   if (cookie && !origin_allowed(ctx, req)) {
     const char *origin = http_req_header(req, "origin");
     log_warn("cross-site request refused", LS("request_id", http_req_id(req)),

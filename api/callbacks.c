@@ -18,7 +18,7 @@ void api_callback_luma(api_ctx *ctx, http_request *req, const char *token) {
   char job_id[37];
   if (!ctx->cfg.url_signing_key || !callback_url_check(ctx->cfg.url_signing_key, token, job_id)) {
     log_debug("callback refused", LS("request_id", http_req_id(req)));
-    api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
+    api_ip_refuse(ctx, req, 404, "not_found", "no such endpoint", NULL);
     return;
   }
   if (queue_publish_wakeup(ctx->redis, job_id) != 0) {

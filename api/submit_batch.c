@@ -103,6 +103,8 @@ static void reply_refused(http_request *req, const char *st, const char *message
                     "a refund took back credits already spent: buy credits to pay the debt "
                     "before submitting (GET /v1/credits shows it)",
                     NULL);
+  } else if (strcmp(st, "GQ429") == 0) {
+    api_reply_limit(req, column, message); /* a usage limit of the plan (limits.c) */
   } else if (strcmp(st, "GQ409") == 0) {
     api_reply_error(req, 409, "idempotency_conflict",
                     "Idempotency-Key was already used with a different request", NULL);

@@ -27,30 +27,32 @@
 static const char *const content_headers[] = {"Cache-Control: private, max-age=300",
                                               "X-Content-Type-Options: nosniff", NULL};
 
-static void not_found(http_request *req, const char *why) {
+/* The 404 of every refusal; it counts against the caller's address
+ * (api_ip_refuse, limits.c), which may turn it into 429. */
+static void not_found(api_ctx *ctx, http_request *req, const char *why) {
   log_debug("upload content refused", LS("request_id", http_req_id(req)), LS("reason", why));
-  api_reply_error(req, 404, "not_found", "no such upload", NULL);
+  api_ip_refuse(ctx, req, 404, "not_found", "no such upload", NULL);
 }
 
 void api_upload_content(api_ctx *ctx, http_request *req, const char *id) {
   const char *key = ctx->cfg.url_signing_key;
   if (!key) {
-    not_found(req, "GENQ_URL_SIGNING_KEY is not set");
+    not_found(ctx, req, "GENQ_URL_SIGNING_KEY is not set");
     return;
   }
   if (!genq_is_uuid(id)) {
-    not_found(req, "not an upload id");
+    not_found(ctx, req, "not an upload id");
     return;
   }
   char expires[EXPIRES_MAX], sig[SIG_MAX];
   const char *q = http_req_query(req);
   if (api_query_param(q, "expires", expires, sizeof expires) != 1 ||
       api_query_param(q, "sig", sig, sizeof sig) != 1) {
-    not_found(req, "expires or sig missing or malformed");
+    not_found(ctx, req, "expires or sig missing or malformed");
     return;
   }
   if (!signed_url_check(key, id, expires, sig, (long long)time(NULL))) {
-    not_found(req, "bad or expired signature");
+    not_found(ctx, req, "bad or expired signature");
     return;
   }
   api_stored_opts o = {.max_bytes = ctx->cfg.upload_max_bytes,

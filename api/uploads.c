@@ -5,7 +5,13 @@
  * accepts and the bytes' signature must agree with it. The bytes are stored
  * first (uploads/<id>), then recorded by genq_upload_create(); a row never
  * names bytes that are not there, and bytes whose row failed are deleted
- * again. Uploads expire (SPEC §7): the sweeper deletes them. */
+ * again. Uploads expire (SPEC §7): the sweeper deletes them.
+ *
+ * The plan's daily limits (uploads and bytes per UTC day, limits.sql) are
+ * asked before anything is stored (genq_limits_upload_refusal: 429, nothing
+ * stored) and decided exactly when the row is recorded (genq_upload_create
+ * counts the upload in the day's row or refuses GQ429; the stored bytes are
+ * deleted again), so concurrent uploads cannot pass them together. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +57,9 @@ static void recorded(const db_result *r, void *arg) {
   http_request *req = op->req;
   if (!r->ok || PQntuples(r->res) != 1 || PQgetisnull(r->res, 0, 0)) {
     drop_bytes(op->ctx, op->key);
-    if (r->ok)
+    if (!r->ok && r->sqlstate && strcmp(r->sqlstate, "GQ429") == 0)
+      api_reply_limit(req, r->column, r->message); /* a daily limit, decided exactly */
+    else if (r->ok)
       api_reply_error(req, 500, "internal", "internal error", NULL);
     else
       api_reply_db_error(req, r);
@@ -94,6 +102,35 @@ static int declared_type(const char *h, char *out, size_t outlen) {
   for (size_t i = 0; i <= n; i++)
     out[i] = (char)tolower((unsigned char)h[i]);
   return media_upload_type_allowed(out) ? 0 : -1;
+}
+
+static void hash_work(uv_work_t *w);
+static void hashed(uv_work_t *w, int status);
+
+/* The answer of genq_limits_upload_refusal: NULL (the upload fits the
+ * plan today: on to hashing and storing), or {column, message} → 429. */
+static void allowed(const db_result *r, void *arg) {
+  upload_op *op = arg;
+  http_request *req = op->req;
+  if (!r->ok || PQntuples(r->res) != 1) {
+    if (r->ok)
+      api_reply_error(req, 500, "internal", "internal error", NULL);
+    else
+      api_reply_db_error(req, r);
+    free(op);
+    return;
+  }
+  if (!PQgetisnull(r->res, 0, 0)) {
+    api_reply_limit(req, PQgetvalue(r->res, 0, 0),
+                    PQgetisnull(r->res, 0, 1) ? NULL : PQgetvalue(r->res, 0, 1));
+    free(op);
+    return;
+  }
+  /* 25 MiB hash in ~0.1 s: off the loop thread */
+  if (uv_queue_work(op->ctx->loop, &op->work, hash_work, hashed) != 0) {
+    free(op);
+    api_reply_error(req, 500, "internal", "cannot hash the upload", NULL);
+  }
 }
 
 static void hash_work(uv_work_t *w) {
@@ -158,9 +195,12 @@ void api_uploads_create(api_ctx *ctx, http_request *req, const api_user *u) {
   snprintf(op->key, sizeof(op->key), "uploads/%s", op->id);
   op->body = (const char *)body;
   op->work.data = op;
-  /* 25 MiB hash in ~0.1 s: off the loop thread */
-  if (uv_queue_work(ctx->loop, &op->work, hash_work, hashed) != 0) {
+  const char *params[2] = {op->user, op->bytes};
+  if (db_query(ctx->db, "select r[1], r[2] from genq_limits_upload_refusal($1, $2::bigint) r", 2,
+               params, allowed, op) != 0) {
     free(op);
-    api_reply_error(req, 500, "internal", "cannot hash the upload", NULL);
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    api_reply_error(req, 503, "unavailable", "the database is overloaded; nothing was stored",
+                    retry);
   }
 }

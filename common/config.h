@@ -39,6 +39,8 @@ typedef struct {
   int write_timeout_ms;           /* GENQ_WRITE_TIMEOUT_MS default 30000 */
   int max_streams_per_user;       /* GENQ_MAX_STREAMS_PER_USER default 32, 0 = no cap */
   int max_connections_per_ip;     /* GENQ_MAX_CONNECTIONS_PER_IP default 1024, 0 = no cap */
+  int ip_refusals_per_minute;     /* GENQ_IP_REFUSALS_PER_MINUTE default 60, 0 = no limit */
+  int ip_refusals_burst;          /* GENQ_IP_REFUSALS_BURST default 30, 0 = no limit */
   int dev_any_azp;             /* GENQ_DEV_ANY_AZP=1: no CLERK_AUTHORIZED_PARTIES (development) */
   int max_token_lifetime_s;    /* GENQ_MAX_TOKEN_LIFETIME_S default 86400 */
   char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET optional */

@@ -495,3 +495,22 @@ void http_server_maybe_done(http_server *s) {
   free(s);
   if (done) done(arg);
 }
+
+int http_req_peer(const http_request *r, char *out, size_t outlen) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (outlen) out[0] = 0;
+  if (!r->conn || uv_tcp_getpeername(&r->conn->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return uv_ip4_name((const struct sockaddr_in *)&ss, out, outlen);
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(&in6->sin6_addr, mapped, 12) == 0) { /* IPv4-mapped: the IPv4 address */
+      struct sockaddr_in in = {.sin_family = AF_INET};
+      memcpy(&in.sin_addr, (const unsigned char *)&in6->sin6_addr + 12, 4);
+      return uv_ip4_name(&in, out, outlen);
+    }
+    return uv_ip6_name(in6, out, outlen);
+  }
+  return -1;
+}

@@ -110,6 +110,9 @@ const char *http_req_query(const http_request *r);  /* raw query without '?', ""
 const char *http_req_header(const http_request *r, const char *name);
 const char *http_req_body(const http_request *r, size_t *len); /* NUL-terminated; "" if none */
 const char *http_req_id(const http_request *r);
+/* The peer address of the request's connection as text (IPv4 dotted, else
+ * IPv6), into out; 0, or -1 when the connection is gone or has none. */
+int http_req_peer(const http_request *r, char *out, size_t outlen);
 int http_req_gone(const http_request *r);
 /* Handler-owned pointer carried with the request. */
 void http_req_set_data(http_request *r, void *data);

@@ -70,6 +70,10 @@ double ctl_num(const cJSON *o, const char *k);
 /* Prints a job object (genq_job_json's text) for people. */
 void ctl_print_job(const char *job_json);
 
+/* limits_cmd.c: genqctl limits show|set|plan (argv: the words after
+ * "limits"); connects with connect only once the arguments are valid. */
+int ctl_limits(int argc, char **argv, PGconn *(*connect)(void));
+
 /* dead.c: the dead-letter set (SPEC §5, §8).
  * dead list: the set, newest first (f: kind, since, limit).
  * dead retry: genq_job_retry on every match (f: kind, since, max_attempts),

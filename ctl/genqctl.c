@@ -38,6 +38,11 @@ static const char usage_text[] =
     "                                          the old one signs beside it for D (default 1d)\n"
     "  webhooks list --job ID [--json]         a job's webhook deliveries\n"
     "  webhooks replay ID [--json]             deliver again (same webhook-id; ID or msg_...)\n"
+    "  limits show [--plan P] [--user U] [--json]\n"
+    "                                          the plans' usage limits, or a user's plan,\n"
+    "                                          limits and usage (docs/limits.md)\n"
+    "  limits set PLAN FIELD VALUE [--json]    set one limit of a plan (0: none)\n"
+    "  limits plan USER PLAN [--json]          move a user to a plan\n"
     "  secrets rekey [--json]                  seal every stored secret again under\n"
     "                                          GENQ_SECRETS_KEY (after a key rotation)\n"
     "  prices list [--json]                    the Stripe prices (stripe_prices)\n"
@@ -316,6 +321,7 @@ int main(int argc, char **argv) {
   const char *sub = "";
   if (strcmp(cmd, "token") == 0) return ctl_token(argc - 2, argv + 2);
   if (strcmp(cmd, "prices") == 0) return ctl_prices(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "limits") == 0) return ctl_limits(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "migrate") == 0) {
     if (parse_args(argc - 2, argv + 2, "", 0, &a)) return CTL_USAGE;
   } else if (strcmp(cmd, "audit") == 0) {

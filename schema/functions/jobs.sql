@@ -214,8 +214,9 @@ $$;
 -- err_message, err_field) for a submission refused, with nothing of it
 -- written: 22023 bad arguments, GQ400 an input field refused (err_field
 -- names it, 'input.<field>'), GQ402 insufficient credits, GQ4D2 the
--- account has a credit debt (stripe.sql), GQ409 an
--- idempotency key reused with another request.
+-- account has a credit debt (stripe.sql), GQ409 an idempotency key reused
+-- with another request, GQ429 a usage limit of the user's plan (limits.sql:
+-- err_field '<code>/<retry seconds>').
 --
 -- batch: a JSON array of {user, kind, input, webhook_url?,
 -- idempotency_key?, request_hash?, max_attempts}. The API sends the
@@ -284,6 +285,8 @@ declare
   v_plan jsonb;
   v_price int;
   v_id uuid;
+  v_limits jsonb;     -- the batch's users' usage limits (limits.sql)
+  v_refusal text[];
   -- per submission, by ord: the answer
   r_id uuid[];
   r_created boolean[];
@@ -414,6 +417,7 @@ begin
   select array_agg(a.balance - a.held order by x.i),
          array_agg(a.debt order by x.i) into v_avail, v_debt -- debt: stripe.sql
   from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
+  v_limits := genq_limits_submit_state(v_users);
 
   -- under the lock: idempotency keys, then credits
   for o in 1 .. n loop
@@ -457,12 +461,22 @@ begin
       r_msg[o] := format('credit debt of %s: a refund took back credits already spent', v_debt[v_ui]);
       continue;
     end if;
+
+    -- usage limits (limits.sql): the plan's unfinished jobs, submission rate
+    v_refusal := genq_limits_submit_refusal(v_limits -> v_user);
+    if v_refusal is not null then
+      r_state[o] := 'GQ429';
+      r_field[o] := v_refusal[1];
+      r_msg[o] := v_refusal[2];
+      continue;
+    end if;
     if v_avail[v_ui] < v_price then
       r_state[o] := 'GQ402';
       r_msg[o] := format('insufficient credits: %s available, %s needed', v_avail[v_ui], v_price);
       continue;
     end if;
     v_avail[v_ui] := v_avail[v_ui] - v_price;
+    v_limits := genq_limits_submit_spent(v_limits, v_user);
 
     v_id := genq_uuid7();
     a_id := a_id || v_id;
@@ -512,6 +526,7 @@ begin
     insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
     select x.u, x.id, 'hold', 0, x.p, 'job:' || x.id || ':hold'
     from unnest(a_user, a_id, a_price) as x (u, id, p);
+    perform genq_limits_submit_save(v_limits);  -- the tokens taken (limits.sql)
   end if;
 
   return query

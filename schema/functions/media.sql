@@ -18,7 +18,9 @@ language sql immutable as $$
 $$;
 
 -- genq_upload_create(user, id, content_type, bytes, sha256, key) → the
--- upload JSON. The bytes are already stored under key.
+-- upload JSON. The bytes are already stored under key. GQ429 (nothing
+-- written) when the upload would pass the plan's daily limits
+-- (genq_limits_upload_take, limits.sql).
 create or replace function genq_upload_create(p_user text, p_id uuid, p_type text, p_bytes bigint,
                                               p_sha256 text, p_key text)
 returns jsonb
@@ -27,6 +29,7 @@ declare
   u uploads;
 begin
   perform genq_account_ensure(p_user);
+  perform genq_limits_upload_take(p_user, p_bytes);
   insert into uploads (id, user_id, content_type, bytes, sha256, storage_key)
   values (p_id, p_user, p_type, p_bytes, p_sha256, p_key)
   returning * into u;

@@ -205,6 +205,8 @@ for ((i = 0; i < NWORKERS; i++)); do start_worker; done
 for u in 1 2 3 4; do
   "$GENQCTL" credits grant "$PREFIX-u$u" "$GRANT" --key "chaos:$PREFIX-u$u" >/dev/null ||
     genq_die "genqctl credits grant failed"
+  # the load is checked job by job: no plan limit may refuse part of it (docs/limits.md)
+  "$GENQCTL" limits plan "$PREFIX-u$u" unlimited >/dev/null || genq_die "genqctl limits plan failed"
   "$GENQCTL" token --user "$PREFIX-u$u" --ttl 7200 | tr -d '[:space:]' >>"$STATE/tokens"
   echo >>"$STATE/tokens"
 done
