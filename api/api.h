@@ -120,6 +120,8 @@ void api_jobs_get(api_ctx *ctx, http_request *req, const api_user *u, const char
 void api_jobs_list(api_ctx *ctx, http_request *req, const api_user *u);
 void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const char *id);
 void api_credits_get(api_ctx *ctx, http_request *req, const api_user *u);
+/* GET /v1/credits/ledger?limit=&cursor= (credits.c). */
+void api_credits_ledger(api_ctx *ctx, http_request *req, const api_user *u);
 void api_healthz(api_ctx *ctx, http_request *req);
 void api_readyz(api_ctx *ctx, http_request *req);
 
