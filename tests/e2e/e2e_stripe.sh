@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016,SC2119 # jq programs in single quotes; mini_stack_stop takes no arguments here
 # e2e_stripe: POST /v1/webhooks/stripe on a mini stack, with events signed
 # exactly as Stripe signs them (the stripe npm package's
 # webhooks.generateTestHeaderString, through tests/stripe/send.mjs), and
