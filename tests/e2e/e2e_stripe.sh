@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016,SC2119 # jq programs in single quotes; mini_stack_stop takes no arguments here
 # e2e_stripe: POST /v1/webhooks/stripe on a mini stack, with events signed
 # exactly as Stripe signs them (the stripe npm package's
 # webhooks.generateTestHeaderString, through tests/stripe/send.mjs), and
@@ -19,7 +20,9 @@
 #      invoice.paid grants the plan's credits once, the subscription moves
 #      the plan to pro and its deletion back to free; an invoice after the
 #      deletion grants nothing.
-#   4. genqctl audit is clean; no service log holds the secrets.
+#   4. GET is 405, a body over 256 KiB 413, and a genq-api without a secret
+#      answers 503 stripe_disabled (and says so at start).
+#   5. genqctl audit is clean; no service log holds the secrets.
 # Needs what mini_stack.bash needs, node and npm.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -235,7 +238,28 @@ sleep 1.1 # an invoice paid after the deletion, by event time
 send "$(ev invoice.paid "$(invoice 3)")"
 check "an invoice after the deletion grants nothing" credits $((B + 600)) 0 0
 
-# ---- 4. the books -------------------------------------------------------------------
+# ---- 4. the endpoint's limits ------------------------------------------------------
+req GET /v1/webhooks/stripe -
+check "GET /v1/webhooks/stripe is 405" error_is 405 method_not_allowed
+head -c 300000 /dev/zero | tr '\0' ' ' | sed 's/^/{"id":"evt_big","pad":"/; s/$/"}/' >"$TMP/big.json"
+REQ_HEADERS=(-H "Stripe-Signature: t=1,v1=00")
+req POST /v1/webhooks/stripe - "@$TMP/big.json" # curl reads the file
+REQ_HEADERS=()
+check "a body over 256 KiB is 413" error_is 413 '*'
+API2_PORT=""
+genq_free_port API2_PORT
+API2=http://127.0.0.1:$API2_PORT
+genq_start api2 "$STATE/logs/api2.log" env -u STRIPE_WEBHOOK_SECRET \
+  GENQ_API_LISTEN="127.0.0.1:$API2_PORT" "$BIN/genq-api"
+SERVICES+=("$GENQ_LAST_PID")
+genq_wait_for "$GENQ_LAST_PID" 30 curl -fsS -o /dev/null "$API2/healthz"
+API=$API2 req POST /v1/webhooks/stripe - '{}'
+check "a genq-api without STRIPE_WEBHOOK_SECRET answers 503 stripe_disabled" error_is 503 stripe_disabled
+check "... and said why when it started" grep -q 'STRIPE_WEBHOOK_SECRET is not set' "$STATE/logs/api2.log"
+check "the Stripe tables hold no event of a refused delivery" \
+  [ "$(psql_db -c "select count(*) from stripe_events where event_id in ('evt_big', 'evt_x')")" = 0 ]
+
+# ---- 5. the books -------------------------------------------------------------------
 check "genqctl audit is clean" "$GENQCTL" audit
 no_secret_in_logs() { ! grep -rqF -e "$SEC" -e "$SEC2" "$STATE/logs"; }
 check "no service log holds a webhook secret" no_secret_in_logs
