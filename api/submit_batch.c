@@ -134,7 +134,16 @@ static void reply_row(api_ctx *ctx, submit_item *it, PGresult *res, int row) {
     log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id),
              LS("kind", it->kind));
   }
-  api_reply_json_text(req, created ? 202 : 200, job, strlen(job));
+  if (created) {
+    api_reply_json_text(req, 202, job, strlen(job));
+    return;
+  }
+  /* An idempotent replay answers as the first answer did, 202, with the job
+   * as it is now (so a client retrying a submit learns how far it got), and
+   * says it is a replay as Stripe does. */
+  static const char *const replayed[] = {"Cache-Control: no-store", "Idempotent-Replayed: true",
+                                         NULL};
+  http_respond(req, 202, "application/json", replayed, job, strlen(job));
 }
 
 static void submit_flush(api_ctx *ctx);

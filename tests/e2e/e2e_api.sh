@@ -25,8 +25,19 @@ check "submit with an Idempotency-Key is 202" status_is 202
 check "a new job is queued with a queue position" jqt '.status == "queued" or .status == "running"'
 IJOB=$(jq -r '.id // empty' <<<"$BODY" 2>/dev/null)
 req POST /v1/jobs "$CAROL_TOKEN" "$SB"
-check "the same key and body again is 200 with the same job" \
-  eval 'status_is 200 && jqt ".id == \$id" --arg id "$IJOB"'
+check "the same key and body again is 202 (the first answer's status) with the same job" \
+  eval 'status_is 202 && jqt ".id == \$id" --arg id "$IJOB"'
+check "the replay says so: Idempotent-Replayed: true" \
+  eval 'curl -sS -o /dev/null -D - -X POST -H "Authorization: Bearer $CAROL_TOKEN" \
+    -H "Content-Type: application/json" -H "Idempotency-Key: $KEY" --data-binary "$SB" \
+    "$GENQ_API_URL/v1/jobs" | tr -d "\r" | grep -qix "idempotent-replayed: true"'
+CAROL_TOKEN2=$("$GENQCTL" token --user "$CAROL" --ttl 600 | tr -d '[:space:]')
+req POST /v1/jobs "$CAROL_TOKEN2" "$SB"
+check "another token of the same user shares the key: the same job again" \
+  eval 'status_is 202 && jqt ".id == \$id" --arg id "$IJOB"'
+req POST /v1/jobs "$DAN_TOKEN" "$SB"
+check "the same key from another user is that user's own submit (402: dan has no credits), not carol's job" \
+  error_is 402 insufficient_credits
 req POST /v1/jobs "$CAROL_TOKEN" '{"kind":"storyboard","input":{"prompt":"something else"}}'
 check "the same key with another body is 409" error_is 409 idempotency_conflict
 REQ_HEADERS=()
