@@ -19,7 +19,10 @@
 #   5. Luma: creates per step <= 1 + create windows a kill or stop
 #      interrupted + generations forgotten after a provider failure + the
 #      simulator's lost_creates (see windows.jq and creates.jq);
-#   6. no sanitizer report in any log; every process not killed on purpose
+#   6. Stripe events (tests/chaos/stripe_load.sh) sent through the same
+#      chaos, each 1-3 times in any order: all answered 200 in the end, and
+#      per user balance = grant + purchases - refunds - captured;
+#   7. no sanitizer report in any log; every process not killed on purpose
 #      ran to the end and exited 0 when stopped.
 # It prints a summary table, the per-step duplicate list when there is any,
 # and last "chaos-summary: passed=N failed=M" (checks). Exits 0
@@ -160,6 +163,7 @@ GENQ_POLL_MAX_INTERVAL_MS=1000
 GENQ_SHUTDOWN_GRACE_MS=1000
 GENQ_SWEEP_INTERVAL_MS=2000
 GENQ_UPLOAD_MAX_BYTES=2097152
+STRIPE_WEBHOOK_SECRET=whsec_chaos_$SEED
 PROVSIM_LUMA_VIDEO_MS=2000
 PROVSIM_LUMA_IMAGE_MS=1000
 PROVSIM_HEDRA_MS=2000
@@ -218,6 +222,12 @@ T0_MS=$(now_ms)
 genq_start load "$STATE/logs/load.log" bash "$HERE/load.sh" "$API" "$STATE/tokens" \
   "$STATE/jobs.jsonl" "$NJOBS" "$LOAD_S" "$SEED" "$PREFIX"
 LOAD_PID=$GENQ_LAST_PID
+# Stripe purchases, async payments and refunds of the same users, each event
+# delivered 1-3 times in a shuffled order, through the same chaos.
+for u in 1 2 3 4; do echo "$PREFIX-u$u"; done >"$STATE/users"
+genq_start stripe "$STATE/logs/stripe.log" bash "$HERE/stripe_load.sh" "$API" \
+  "$STRIPE_WEBHOOK_SECRET" "$STATE/users" "$STATE/stripe.out" "$LOAD_S" "$SEED" "$PREFIX"
+STRIPE_PID=$GENQ_LAST_PID
 
 # ---- chaos ----------------------------------------------------------------------------
 KILLS=0 KILLS_IN=0 STOPS=0 STOPS_IN=0 REDIS_RESTARTS=0 REDIS_FLUSHES=0 PG_RESTARTS=0
@@ -264,6 +274,9 @@ if genq_alive "$LOAD_PID"; then
 fi
 genq_stop_pid "$LOAD_PID"
 event "chaos over: $(tail -n 1 "$STATE/logs/load.log")"
+for ((i = 0; i < 120; i++)); do genq_alive "$STRIPE_PID" || break; sleep 1; done
+genq_stop_pid "$STRIPE_PID"
+event "stripe events over: $(tail -n 1 "$STATE/logs/stripe.log")"
 
 # ---- drain: every job ends (bounded) ----------------------------------------------------
 NONTERMINAL_SQL="select count(*) from jobs where status not in ('succeeded', 'failed', 'canceled')"
@@ -351,15 +364,30 @@ else
   fail "per job credits: $(grep -c . <<<"$bad_jobs") job(s) wrong" "$(grep -c . <<<"$bad_jobs")"
   printf '%s\n' "$bad_jobs" | indent | head -n 40
 fi
+# Stripe: every delivery answered 200 in the end, and each user's balance
+# counts each session's credits once and each refund once.
+read -r _ S_SENT S_OK S_OTHER < <(grep '^sent ' "$STATE/stripe.out" 2>/dev/null || echo "sent 0 0 0")
+if ((S_SENT > 0 && S_OK == S_SENT)); then
+  pass "stripe: all $S_SENT event deliveries (duplicates, any order) answered 200"
+else
+  fail "stripe: $S_OK of $S_SENT event deliveries answered 200 ($S_OTHER refused or unanswered)"
+fi
+stripe_expect=$(awk '$1 != "sent" {printf "%s(%s, %d, %d)", sep, "\x27" $1 "\x27", $2, $3; sep=", "}' \
+  "$STATE/stripe.out" 2>/dev/null)
 bad_users=$(psql_db -c "
+  with e (user_id, granted, reversed) as (values ${stripe_expect:-('', 0, 0)})
   select a.user_id || ': balance=' || a.balance || ' held=' || a.held || ' captured by jobs='
          || coalesce(sum(j.captured), 0) || ' held by jobs=' || coalesce(sum(j.held), 0)
-  from accounts a left join jobs j on j.user_id = a.user_id
+         || ' stripe granted=' || coalesce(max(e.granted), 0) || ' taken back='
+         || coalesce(max(e.reversed), 0) || ' debt=' || a.debt
+  from accounts a left join jobs j on j.user_id = a.user_id left join e on e.user_id = a.user_id
   where a.user_id like '$PREFIX-u%'
-  group by a.user_id, a.balance, a.held
-  having a.held <> coalesce(sum(j.held), 0) or a.balance <> $GRANT - coalesce(sum(j.captured), 0)" 2>&1)
+  group by a.user_id, a.balance, a.held, a.debt
+  having a.held <> coalesce(sum(j.held), 0) or a.debt <> 0
+      or a.balance <> $GRANT + coalesce(max(e.granted), 0) - coalesce(max(e.reversed), 0)
+                     - coalesce(sum(j.captured), 0)" 2>&1)
 if [[ -z $bad_users ]]; then
-  pass "per user: held = what the jobs hold, balance = grant - captured"
+  pass "per user: held = what the jobs hold, balance = grant + Stripe purchases - refunds - captured"
 else
   fail "per user credits" "$(grep -c . <<<"$bad_users")"
   printf '%s\n' "$bad_users" | indent
