@@ -69,15 +69,16 @@ void api_webhook_stripe(api_ctx *ctx, http_request *req) {
   if (s != STRIPE_SIGN_OK) {
     log_warn("stripe signature refused", LS("request_id", http_req_id(req)),
              LS("reason", stripe_sign_status_name(s)), LI("t", t));
+    /* a refusal of an unauthenticated caller: counted per address (limits.c) */
     if (s == STRIPE_SIGN_STALE)
-      api_reply_error(req, 400, "signature_expired",
-                      "Stripe-Signature: t is more than 300 s away from now", NULL);
+      api_ip_refuse(ctx, req, 400, "signature_expired",
+                    "Stripe-Signature: t is more than 300 s away from now", NULL);
     else if (s == STRIPE_SIGN_MALFORMED)
-      api_reply_error(req, 400, "invalid_signature",
-                      "Stripe-Signature: missing or malformed (t=…,v1=…)", NULL);
+      api_ip_refuse(ctx, req, 400, "invalid_signature",
+                    "Stripe-Signature: missing or malformed (t=…,v1=…)", NULL);
     else
-      api_reply_error(req, 400, "invalid_signature", "Stripe-Signature: no v1 signature matches",
-                      NULL);
+      api_ip_refuse(ctx, req, 400, "invalid_signature", "Stripe-Signature: no v1 signature matches",
+                    NULL);
     return;
   }
   /* a body PostgreSQL would cut at a NUL byte, or that is no JSON object */
