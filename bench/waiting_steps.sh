@@ -186,6 +186,7 @@ IDLE_RSS=$(status_kb "$WORKER" VmRSS)
 
 # ---- submit ----
 "$BUILD/genqctl" credits grant "$USER_ID" $((N * 10 + 100)) --key "bench:$USER_ID" >/dev/null
+"$BUILD/genqctl" limits plan "$USER_ID" unlimited >/dev/null # N waiting jobs of one user
 TOKEN=$("$BUILD/genqctl" token --user "$USER_ID" --ttl 7200 | tr -d '[:space:]')
 # One curl process: a config entry per job (options do not carry past "next").
 for ((i = 1; i <= N; i++)); do

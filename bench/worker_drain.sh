@@ -92,6 +92,7 @@ genq_wait_for "$API" 30 curl -fsS -o /dev/null "$API_URL/healthz"
 : >"$STATE/tokens"
 for ((i = 1; i <= USERS; i++)); do
   "$GENQCTL" credits grant "drain-$i" $((N / USERS + 10)) --key "drain:$i" >/dev/null
+  "$GENQCTL" limits plan "drain-$i" unlimited >/dev/null
   "$GENQCTL" token --user "drain-$i" --ttl 7200 | tr -d '[:space:]' >>"$STATE/tokens"
   echo >>"$STATE/tokens"
 done
