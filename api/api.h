@@ -61,6 +61,10 @@ int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
 /* 1 when the request carries a valid token; answers nothing (used before
  * the body is read, to decide how much of it to accept). */
 int api_authenticated(api_ctx *ctx, const http_request *req);
+/* After DELETE /v1/me committed (accounts.deleted_at set, the user's keys
+ * revoked): this process refuses the user from now on and tells every
+ * other API process through Redis (auth.c). */
+void api_auth_user_deleted(api_ctx *ctx, const char *user);
 
 /* ---- limits.c: the usage limits' answers (docs/limits.md) ---- */
 /* Answers 429 for a GQ429 refusal of genq's SQL (schema/functions/

@@ -143,3 +143,8 @@ int api_authenticated(api_ctx *ctx, const http_request *req) {
   int cookie = 0;
   return identify(ctx, req, &u, &cookie) == NULL && (!cookie || origin_allowed(ctx, req));
 }
+
+void api_auth_user_deleted(api_ctx *ctx, const char *user) {
+  (void)ctx;
+  (void)user; /* the revocation set comes with API keys (in progress) */
+}
