@@ -14,6 +14,7 @@
 #include "storage.h"
 #include "uuid.h"
 
+struct api_access;
 struct api_events;
 struct api_submits;
 
@@ -30,6 +31,7 @@ typedef struct api_ctx {
   relay *relay;
   httpc *http;                 /* outgoing HTTP: the s3 storage backend */
   storage *storage;            /* uploads and assets; NULL once shutdown has closed it */
+  struct api_access *access;   /* access.c's copy of live keys and deleted accounts */
   struct api_events *events;   /* events.c's state */
   struct api_submits *submits; /* submit_batch.c's queue; NULL until the first submit */
   unsigned stored_streams;     /* stored.c's large downloads in progress */
@@ -45,25 +47,54 @@ typedef struct api_ctx {
 #define API_MAX_STREAMS 10000
 #define API_STORED_STREAMS 64 /* large downloads at once (one 256 KiB piece each) */
 
+/* A path id (or callback token) longer than this is none genq ever gave. */
+#define API_PATH_ID_MAX 80
+#define API_KEY_ID_LEN 37 /* an API key's id (a UUID) and its NUL */
+
 /* The authenticated caller of one request. */
 typedef struct {
   char user[256];
   int admin;
-  long long exp; /* the token's expiry (Unix seconds): an event stream ends then */
+  long long exp;               /* the token's expiry (Unix seconds; 0 for an API key): an
+                                  event stream ends then */
+  char key_id[API_KEY_ID_LEN]; /* the API key's id, "" for a session token */
 } api_user;
 
 /* ---- auth.c ---- */
-/* Authenticates the request (Bearer token, or Clerk's __session cookie,
- * which a request that changes anything may carry only from an allowed
- * origin). Returns 0 and fills *u, or answers 401 (or 403
- * cross_site_request) itself and returns -1. */
-int api_authenticate(api_ctx *ctx, http_request *req, api_user *u);
+/* Called with the caller once a request's API key was found in
+ * PostgreSQL; route and id are what api_authenticate was given. */
+typedef void (*api_auth_cb)(api_ctx *ctx, http_request *req, const api_user *u, int route,
+                            const char *id);
+/* Authenticates the request: a Clerk session JWT or a genq API key (gq_…)
+ * as a Bearer token, or Clerk's __session cookie (which a request that
+ * changes anything may carry only from an allowed origin). Returns 0 and
+ * fills *u; or -1 after answering 401 (403 cross_site_request); or 1 when
+ * PostgreSQL is asked (an API key this process does not hold yet, or any
+ * caller before access.c's first load: was the account deleted?): then
+ * either done runs later with the caller, or the request is answered. */
+int api_authenticate(api_ctx *ctx, http_request *req, api_user *u, int route, const char *id,
+                     api_auth_cb done);
 /* 1 when the request carries a valid token; answers nothing (used before
  * the body is read, to decide how much of it to accept). */
 int api_authenticated(api_ctx *ctx, const http_request *req);
+
+/* ---- access.c: the live API keys and the deleted accounts ---- */
+/* Loads them and follows their changes (PostgreSQL every second, Redis
+ * notices at once). 0, or -1 (genq-api exits). */
+int api_access_start(api_ctx *ctx);
+void api_access_stop(api_ctx *ctx);
+/* 1 once the first load succeeded. */
+int api_access_ready(const api_ctx *ctx);
+int api_access_user_deleted(const api_ctx *ctx, const char *user);
+int api_access_key_revoked(const api_ctx *ctx, const char *key_id);
+/* 1 for the SHA-256 of a key this process held and saw revoked. */
+int api_access_key_hash_revoked(const api_ctx *ctx, const unsigned char hash[32]);
+/* The live key with this SHA-256: 1 and *u filled (its use recorded at
+ * most once a minute), or 0 when this process does not hold it. */
+int api_access_key(api_ctx *ctx, const unsigned char hash[32], api_user *u);
 /* After DELETE /v1/me committed (accounts.deleted_at set, the user's keys
- * revoked): this process refuses the user from now on and tells every
- * other API process through Redis (auth.c). */
+ * revoked): this process refuses the user from now on, ends their event
+ * streams, and tells every other API process through Redis. */
 void api_auth_user_deleted(api_ctx *ctx, const char *user);
 
 /* ---- limits.c: the usage limits' answers (docs/limits.md) ---- */
@@ -173,6 +204,9 @@ void api_stream_slot_release(api_ctx *ctx, const char *user, const char *name);
 int api_events_start(api_ctx *ctx);
 /* At shutdown, before the server closes: ends every stream. */
 void api_events_stop(api_ctx *ctx);
+/* Ends the streams of user (when not NULL) and those opened with the API
+ * key key_id (when not NULL): their access was revoked. */
+void api_events_revoked(api_ctx *ctx, const char *user, const char *key_id);
 
 /* ---- sse.c ---- */
 /* One server-sent event: "event: <event>\ndata: <data>\nid: <id>\n\n",

@@ -50,8 +50,9 @@ struct ev_stream {
   uv_timer_t timer;
   char job_id[EV_ID_LEN + 1]; /* lower case, as writers publish it */
   char user[sizeof(((api_user *)0)->user)];
-  long long exp; /* the token's expiry: the stream ends at the first tick past it */
-  char *last;    /* the job JSON sent last */
+  char key_id[API_KEY_ID_LEN]; /* opened with this API key; "" with a session token */
+  long long exp;               /* the token's expiry: the stream ends at the first tick past it */
+  char *last;                  /* the job JSON sent last */
   size_t last_len;
   unsigned long seq; /* events sent */
   unsigned ticks;    /* since the last read */
@@ -206,6 +207,13 @@ static void ev_tick(uv_timer_t *t) {
    * a browser's EventSource reconnects with the fresh one. */
   if (s->exp > 0 && (long long)time(NULL) > s->exp + 5) {
     ev_close(s, "token expired");
+    return;
+  }
+  /* access.c ends these at once; this catches a stream that began while
+   * its revocation was being applied */
+  if (api_access_user_deleted(s->ctx, s->user) ||
+      (s->key_id[0] && api_access_key_revoked(s->ctx, s->key_id))) {
+    ev_close(s, "access revoked");
     return;
   }
   /* Ticks come every EV_TICK_MS: ping at the first one past ~15 s quiet. */
@@ -422,6 +430,7 @@ void api_jobs_events(api_ctx *ctx, http_request *req, const api_user *u, const c
   for (size_t i = 0; i < EV_ID_LEN; i++)
     s->job_id[i] = (char)tolower((unsigned char)id[i]);
   snprintf(s->user, sizeof(s->user), "%s", u->user);
+  snprintf(s->key_id, sizeof(s->key_id), "%s", u->key_id);
   s->exp = u->exp;
   uv_timer_init(ctx->loop, &s->timer);
   s->timer.data = s;
@@ -457,6 +466,17 @@ int api_events_start(api_ctx *ctx) {
   uv_timer_start(&ev->renew, ev_renew_all, STREAM_SLOT_RENEW_MS, STREAM_SLOT_RENEW_MS);
   ctx->events = ev;
   return 0;
+}
+
+void api_events_revoked(api_ctx *ctx, const char *user, const char *key_id) {
+  struct api_events *ev = ctx->events;
+  if (!ev) return;
+  for (size_t i = 0; i < EV_BUCKETS; i++)
+    for (ev_stream *s = ev->buckets[i], *next; s; s = next) {
+      next = s->next; /* ev_close unlinks s */
+      if ((user && strcmp(s->user, user) == 0) || (key_id && strcmp(s->key_id, key_id) == 0))
+        ev_close(s, "access revoked");
+    }
 }
 
 static void ev_renew_closed(uv_handle_t *h) {

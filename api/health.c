@@ -1,5 +1,6 @@
 /* health.c — liveness and readiness. readyz runs a real round trip to
- * PostgreSQL and reports Redis's connection state, naming what is down. */
+ * PostgreSQL and reports Redis's connection state and whether the API keys
+ * and deleted accounts are loaded, naming what is not there. */
 #include <stdlib.h>
 
 #include "api.h"
@@ -12,15 +13,19 @@ void api_healthz(api_ctx *ctx, http_request *req) {
 
 typedef struct {
   http_request *req;
-  int redis_ok;
+  int redis_ok, access_ok;
 } ready_ctx;
 
+/* Ready: PostgreSQL answers, Redis is connected, and this process has
+ * loaded the live API keys and deleted accounts (access.c). */
 static void ready_reply(ready_ctx *rc, int pg_ok) {
   cJSON *o = cJSON_CreateObject();
+  int ok = pg_ok && rc->redis_ok && rc->access_ok;
   cJSON_AddStringToObject(o, "postgres", pg_ok ? "ok" : "down");
   cJSON_AddStringToObject(o, "redis", rc->redis_ok ? "ok" : "down");
-  cJSON_AddStringToObject(o, "status", pg_ok && rc->redis_ok ? "ready" : "unavailable");
-  api_reply_json(rc->req, pg_ok && rc->redis_ok ? 200 : 503, o);
+  cJSON_AddStringToObject(o, "access", rc->access_ok ? "ok" : "loading");
+  cJSON_AddStringToObject(o, "status", ok ? "ready" : "unavailable");
+  api_reply_json(rc->req, ok ? 200 : 503, o);
   free(rc);
 }
 
@@ -36,6 +41,7 @@ void api_readyz(api_ctx *ctx, http_request *req) {
   }
   rc->req = req;
   rc->redis_ok = rds_connected(ctx->redis);
+  rc->access_ok = api_access_ready(ctx);
   if (db_connected(ctx->db) == 0 || db_query(ctx->db, "select 1", 0, NULL, ping_done, rc) != 0)
     ready_reply(rc, 0);
 }

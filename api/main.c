@@ -18,7 +18,7 @@
 #define ASSETS_PREFIX "/v1/assets/"
 #define UPLOADS_PREFIX "/v1/uploads/"
 #define CALLBACK_LUMA_PREFIX "/v1/callbacks/luma/"
-#define ID_MAX 80 /* a path id (or callback token) longer than this is none genq ever gave */
+#define ID_MAX API_PATH_ID_MAX
 
 static void method_not_allowed(http_request *req, const char *allow) {
   char hdr[64];
@@ -114,6 +114,9 @@ static int method_allowed(const char *allow, const char *method) {
   return 0;
 }
 
+static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int route_no,
+                     const char *id);
+
 static void route(http_request *req, void *arg) {
   api_ctx *ctx = arg;
   const char *m = http_req_method(req);
@@ -149,34 +152,41 @@ static void route(http_request *req, void *arg) {
     api_webhook_stripe(ctx, req);
     return;
   }
-  if (api_authenticate(ctx, req, &u) != 0) return; /* answered 401 */
-  switch (r) {
+  if (api_authenticate(ctx, req, &u, (int)r, id, dispatch) == 0) dispatch(ctx, req, &u, (int)r, id);
+}
+
+/* The routes of an authenticated caller (u), now or once its API key was
+ * looked up. */
+static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int route_no,
+                     const char *id) {
+  const char *m = http_req_method(req);
+  switch ((route_id)route_no) {
   case R_JOBS:
     if (strcmp(m, "POST") == 0)
-      api_jobs_submit(ctx, req, &u);
+      api_jobs_submit(ctx, req, u);
     else
-      api_jobs_list(ctx, req, &u);
+      api_jobs_list(ctx, req, u);
     break;
   case R_JOB:
-    api_jobs_get(ctx, req, &u, id);
+    api_jobs_get(ctx, req, u, id);
     break;
   case R_JOB_CANCEL:
-    api_jobs_cancel(ctx, req, &u, id);
+    api_jobs_cancel(ctx, req, u, id);
     break;
   case R_JOB_EVENTS:
-    api_jobs_events(ctx, req, &u, id);
+    api_jobs_events(ctx, req, u, id);
     break;
   case R_CREDITS:
-    api_credits_get(ctx, req, &u);
+    api_credits_get(ctx, req, u);
     break;
   case R_LEDGER:
-    api_credits_ledger(ctx, req, &u);
+    api_credits_ledger(ctx, req, u);
     break;
   case R_UPLOADS:
-    api_uploads_create(ctx, req, &u);
+    api_uploads_create(ctx, req, u);
     break;
   case R_ASSET:
-    api_assets_get(ctx, req, &u, id);
+    api_assets_get(ctx, req, u, id);
     break;
   default:
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
@@ -261,6 +271,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   log_info("shutting down", LI("signal", signum));
   close_signals();
   api_events_stop(ctx); /* ends the open event streams */
+  api_access_stop(ctx);
   http_server_close(ctx->server, http_closed, ctx);
 }
 
@@ -356,6 +367,10 @@ int main(int argc, char **argv) {
   }
   if (api_events_start(&ctx) != 0) {
     fprintf(stderr, "genq-api: cannot start the job event streams\n");
+    return 1;
+  }
+  if (api_access_start(&ctx) != 0) {
+    fprintf(stderr, "genq-api: cannot follow API key revocations\n");
     return 1;
   }
   uv_signal_init(ctx.loop, &sigint);

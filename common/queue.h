@@ -74,6 +74,13 @@ int queue_publish_change(rds *r, const char *job_id);
 #define QUEUE_CANCEL_CHANNEL "genq:{q}:cancels"
 int queue_publish_cancel(rds *r, const char *job_id);
 
+/* Revocations: after committing one, its writer PUBLISHes "key <id>" (an
+ * API key revoked) or "user <id>" (an account deleted) here; every genq-api
+ * process refuses it from then on (api/access.c). A lost notice only delays
+ * that by a second: each process also reads recent revocations from
+ * PostgreSQL every second. */
+#define QUEUE_ACCESS_CHANNEL "genq:{q}:access"
+
 /* Wake-ups: genq-api PUBLISHes a job's id here when a provider's callback
  * for it arrives (callback_url.h); the worker holding the job polls its
  * waiting provider steps soon instead of at their next timer. Only a hint:

@@ -1,9 +1,12 @@
-/* announce.c — tells the genq-api processes that jobs changed: the change
- * notice (queue_publish_change) that every writer of a job sends after its
- * commit, so that their job caches and event streams show an operator's
- * retry at once (docs/http.md, "The job cache"). Best effort, like every
- * notice: without GENQ_REDIS_URL, or when Redis does not answer within 2 s,
- * the API shows the change once its cache's 5 s have passed. */
+/* announce.c — tells the genq-api processes what an operator changed: the
+ * change notice (queue_publish_change) that every writer of a job sends
+ * after its commit, so that their job caches and event streams show an
+ * operator's retry at once (docs/http.md, "The job cache"), and the
+ * revocation of an API key (QUEUE_ACCESS_CHANNEL), refused at once. Best
+ * effort, like every notice: without GENQ_REDIS_URL, or when Redis does not
+ * answer within 2 s, the API shows the change once its cache's 5 s have
+ * passed, and refuses the key within a second. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +41,9 @@ static void announce_closed(void *arg) {
   ((announce_state *)arg)->closed = 1;
 }
 
-void ctl_announce(const char *const *ids, int n) {
+/* PUBLISHes each of msgs (n) on channel, or when channel is NULL sends the
+ * change notice of each job id in msgs. */
+static void publish_all(const char *channel, const char *const *msgs, int n) {
   if (!announce_url || n <= 0) return;
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) return;
@@ -55,7 +60,8 @@ void ctl_announce(const char *const *ids, int n) {
       uv_run(&loop, UV_RUN_ONCE);
     int sent = 0;
     for (int i = 0; i < n && rds_connected(r); i++)
-      sent += queue_publish_change(r, ids[i]) == 0;
+      sent += (channel ? rds_command(r, NULL, NULL, "PUBLISH %s %s", channel, msgs[i])
+                       : queue_publish_change(r, msgs[i])) == 0;
     /* one connection answers in order: the PONG comes after every PUBLISH */
     if (sent && rds_command(r, announce_pong, &st, "PING") == 0)
       while (!st.done && !st.timed_out)
@@ -67,4 +73,15 @@ void ctl_announce(const char *const *ids, int n) {
   uv_close((uv_handle_t *)&timer, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+}
+
+void ctl_announce(const char *const *ids, int n) {
+  publish_all(NULL, ids, n);
+}
+
+void ctl_announce_revoked(const char *key_id) {
+  char msg[64];
+  snprintf(msg, sizeof msg, "key %s", key_id);
+  const char *m[1] = {msg};
+  publish_all(QUEUE_ACCESS_CHANNEL, m, 1);
 }

@@ -47,6 +47,12 @@ typedef struct {
  * effort, bounded to 2 s; says nothing. */
 void ctl_announce_init(const char *redis_url);
 void ctl_announce(const char *const *ids, int n);
+/* Tells every genq-api process that the API key key_id was revoked. */
+void ctl_announce_revoked(const char *key_id);
+
+/* keys_cmd.c: genqctl keys create|list|revoke (argv: the words after
+ * "keys"); connects with connect only once the arguments are valid. */
+int ctl_keys(int argc, char **argv, PGconn *(*connect)(void));
 
 /* report.c: commands that call the schema's functions and print the result,
  * human-readable by default or JSON with json != 0. */

@@ -45,6 +45,10 @@ static const char usage_text[] =
     "  limits plan USER PLAN [--json]          move a user to a plan\n"
     "  secrets rekey [--json]                  seal every stored secret again under\n"
     "                                          GENQ_SECRETS_KEY (after a key rotation)\n"
+    "  keys create --user U [--name N] [--admin] [--json]\n"
+    "                                          a new API key for U (gq_...), printed once\n"
+    "  keys list --user U [--json]             U's API keys (never the key itself)\n"
+    "  keys revoke ID [--json]                 revoke an API key, on every API process at once\n"
     "  prices list [--json]                    the Stripe prices (stripe_prices)\n"
     "  prices set PRICE_ID --plan P|none --credits N [--json]\n"
     "                                          what a Stripe price sells: plan P and N credits\n"
@@ -321,6 +325,7 @@ int main(int argc, char **argv) {
   const char *sub = "";
   if (strcmp(cmd, "token") == 0) return ctl_token(argc - 2, argv + 2);
   if (strcmp(cmd, "prices") == 0) return ctl_prices(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "keys") == 0) return ctl_keys(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "limits") == 0) return ctl_limits(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "migrate") == 0) {
     if (parse_args(argc - 2, argv + 2, "", 0, &a)) return CTL_USAGE;

@@ -19,6 +19,7 @@ create table api_keys (
 );
 create index api_keys_user on api_keys (user_id, created_at desc);
 create index api_keys_revoked on api_keys (revoked_at) where revoked_at is not null;
+create index api_keys_created on api_keys (created_at);
 
 -- accounts.deleted_at (0001_core) is set by DELETE /v1/me: from then on the
 -- user is refused on every API process (found by this index within a
