@@ -67,7 +67,7 @@ static access_node *tbl_get(access_table *t, const void *k, size_t len) {
 
 static int tbl_grow(access_table *t) {
   size_t nb = t->nb ? t->nb * 2 : 256;
-  access_node **b = calloc(nb, sizeof(*b));
+  access_node **b = calloc(nb, sizeof(access_node *));
   if (!b) return -1;
   for (size_t i = 0; i < t->nb; i++)
     for (access_node *e = t->b[i], *next; e; e = next) {

@@ -207,7 +207,7 @@ static int vouch(api_ctx *ctx, http_request *req, const api_user *u,
   *k = (pending_auth){.ctx = ctx, .req = req, .done = done, .route = route, .u = *u};
   snprintf(k->id, sizeof k->id, "%s", id ? id : "");
   char hex[2 + 64 + 1] = "\\x";
-  for (int i = 0; i < 32 && !u->user[0]; i++)
+  for (size_t i = 0; i < 32 && !u->user[0]; i++)
     snprintf(hex + 2 + 2 * i, 3, "%02x", key_hash[i]);
   const char *p[1] = {u->user[0] ? u->user : hex};
   int rc = u->user[0]

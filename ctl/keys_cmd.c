@@ -58,8 +58,8 @@ static int make_key(char key[47], char hash_text[67]) {
   OPENSSL_cleanse(raw, sizeof raw);
   OPENSSL_cleanse(b64, sizeof b64);
   if (EVP_Digest(key, 46, h, NULL, EVP_sha256(), NULL) != 1) return -1;
-  memcpy(hash_text, "\\x", 2);
-  for (int i = 0; i < 32; i++)
+  snprintf(hash_text, 3, "\\x");
+  for (size_t i = 0; i < 32; i++)
     snprintf(hash_text + 2 + 2 * i, 3, "%02x", h[i]);
   return 0;
 }
