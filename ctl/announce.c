@@ -85,3 +85,8 @@ void ctl_announce_revoked(const char *key_id) {
   const char *m[1] = {msg};
   publish_all(QUEUE_ACCESS_CHANNEL, m, 1);
 }
+
+void ctl_announce_canceled(const char *job_id) {
+  publish_all(QUEUE_CANCEL_CHANNEL, &job_id, 1);
+  publish_all(NULL, &job_id, 1);
+}

@@ -49,6 +49,9 @@ void ctl_announce_init(const char *redis_url);
 void ctl_announce(const char *const *ids, int n);
 /* Tells every genq-api process that the API key key_id was revoked. */
 void ctl_announce_revoked(const char *key_id);
+/* Tells the worker holding job_id that it was canceled, and the API
+ * processes that it changed. */
+void ctl_announce_canceled(const char *job_id);
 
 /* keys_cmd.c: genqctl keys create|list|revoke (argv: the words after
  * "keys"); connects with connect only once the arguments are valid. */
@@ -88,6 +91,9 @@ int ctl_limits(int argc, char **argv, PGconn *(*connect)(void));
 int ctl_dead_list(PGconn *c, const ctl_filter *f, int json);
 int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json);
 int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json);
+/* jobs cancel ID: cancels a queued or running job as its user would
+ * (genq_job_cancel) and tells its worker and the API processes. */
+int ctl_jobs_cancel(PGconn *c, const char *id, int json);
 
 /* jobs_cmd.c: jobs list across users for operators, newest first (f: status,
  * kind, user, limit). */

@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  jobs show ID [--json]                   print a job (exit 1 when not found)\n"
     "  jobs list [--status S] [--kind K] [--user U] [--limit N] [--json]\n"
     "                                          every user's jobs, newest first (default limit 50)\n"
+    "  jobs cancel ID [--json]                 cancel a queued or running job (as its user\n"
+    "                                          would: what had started is charged)\n"
     "  jobs retry ID [--max-attempts N] [--json]\n"
     "                                          queue a failed job (dead or not) again; it holds\n"
     "                                          price - captured again (exit 1 when refused)\n"
@@ -284,6 +286,8 @@ static int run_db_command(const char *cmd, const char *sub, const ctl_args *a) {
     rc = ctl_jobs_show(c, a->pos[0], a->json);
   } else if (strcmp(cmd, "jobs") == 0 && strcmp(sub, "retry") == 0) {
     rc = ctl_jobs_retry(c, a->pos[0], &a->f, a->json);
+  } else if (strcmp(cmd, "jobs") == 0 && strcmp(sub, "cancel") == 0) {
+    rc = ctl_jobs_cancel(c, a->pos[0], a->json);
   } else if (strcmp(cmd, "jobs") == 0) {
     rc = ctl_jobs_list(c, &a->f, a->json);
   } else if (strcmp(cmd, "dead") == 0 && strcmp(sub, "retry") == 0) {
@@ -340,7 +344,8 @@ int main(int argc, char **argv) {
       if (a.npos < 2) return usage_error("%s", "credits grant needs a user and an amount");
       if (parse_amount(a.pos[1], &a.amount) < 0)
         return usage_error("amount '%s' is not a positive whole number of credits", a.pos[1]);
-    } else if (strcmp(sub, "show") == 0 || (!credits && strcmp(sub, "retry") == 0)) {
+    } else if (strcmp(sub, "show") == 0 ||
+               (!credits && (strcmp(sub, "retry") == 0 || strcmp(sub, "cancel") == 0))) {
       if (parse_args(argc - 3, argv + 3, strcmp(sub, "retry") == 0 ? "jm" : "j", 1, &a))
         return CTL_USAGE;
       if (a.npos < 1 && credits) return usage_error("%s", "credits show needs a user");

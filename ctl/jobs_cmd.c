@@ -41,3 +41,32 @@ int ctl_jobs_list(PGconn *c, const ctl_filter *f, int json) {
   const char *p[4] = {f->status, f->kind, f->user, lim};
   return ctl_list(c, "jobs list", jobs_list_sql, 4, p, json, jobs_print_table, 0);
 }
+
+int ctl_jobs_cancel(PGconn *c, const char *id, int json) {
+  if (!genq_is_uuid(id)) {
+    fprintf(stderr, "genqctl jobs cancel: '%s' is not a job id (a UUID)\n", id);
+    return CTL_USAGE;
+  }
+  const char *p[1] = {id};
+  /* as its user would: genq_job_cancel prices what had started */
+  PGresult *r =
+      ctl_query(c, "jobs cancel",
+                "SELECT genq_job_cancel(j.user_id, j.id), j.status IN ('queued', 'running')"
+                " FROM jobs j WHERE j.id = $1::uuid",
+                1, p);
+  if (!r) return CTL_FAIL;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    fprintf(stderr, "genqctl jobs cancel: no job %s\n", id);
+    return CTL_FAIL;
+  }
+  if (strcmp(PQgetvalue(r, 0, 1), "t") == 0) ctl_announce_canceled(id);
+  if (json) {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  } else {
+    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) printf("already ended: nothing to cancel\n");
+    ctl_print_job(PQgetvalue(r, 0, 0));
+  }
+  PQclear(r);
+  return CTL_OK;
+}

@@ -127,5 +127,20 @@ check "the second retry held under a key of its own" \
 check "it dies a third time" eval 'poll_job "$ERIN_TOKEN" "$JOB" && jqt ".status == \"failed\" and (.dead_at | type == \"string\")"'
 check "erin ends with 2 credits, nothing held" credits_are "$ERIN_TOKEN" 2 0
 
+# --- an operator cancels ------------------------------------------------------------
+# A job erin cannot see run yet (provsim:latency keeps its generation going):
+# genqctl jobs cancel ends it as erin's own cancel would.
+req POST /v1/jobs "$ERIN_TOKEN" '{"kind":"storyboard","input":{"prompt":"cancel me provsim:sleep=20000"}}'
+CJOB=$(jq -r .id <<<"$BODY")
+check "genqctl jobs cancel cancels a job of any user (exit 0)" \
+  eval '"$GENQCTL" jobs cancel "$CJOB" --json | jq -e ".status == \"canceled\" and .cost.held == 0" >/dev/null'
+req GET "/v1/jobs/$CJOB" "$ERIN_TOKEN"
+check "... and erin sees it canceled" jqt '.status == "canceled"'
+check "genqctl jobs cancel of an ended job says so and changes nothing" \
+  eval '"$GENQCTL" jobs cancel "$CJOB" | grep -q "already ended"'
+check "genqctl jobs cancel of an unknown job exits 1" \
+  eval '"$GENQCTL" jobs cancel 00000000-0000-4000-8000-000000000000 2>/dev/null; [ $? -eq 1 ]'
+check "erin still has 2 credits, nothing held" credits_are "$ERIN_TOKEN" 2 0
+
 check "genqctl audit finds no violation" "$GENQCTL" audit
 finish
