@@ -51,7 +51,7 @@ begin
   ), sc as (
     select s.job_id, sum(s.captured) as captured from job_steps s group by s.job_id
   ), caps as (
-    select g.job_id, g.idem_key, -g.balance_delta as captured
+    select g.job_id, g.user_id, g.idem_key, -g.balance_delta as captured
     from ledger g where g.movement = 'capture' and g.job_id is not null
   )
   select 'balance_vs_ledger'::text, a.user_id,
@@ -156,6 +156,9 @@ begin
   where not exists (select 1 from job_steps s
                     where s.job_id = c.job_id
                       and c.idem_key = 'job:' || s.job_id || ':capture:' || s.name)
+    -- a purged account's jobs and steps are gone (privacy.sql)
+    and not exists (select 1 from accounts a where a.user_id = c.user_id
+                                               and a.purged_at is not null)
   union all
   -- debt, Stripe purchases and their reversals (stripe.sql)
   select * from genq_audit_stripe();
