@@ -18,7 +18,7 @@
 #   --now +731d folds the ledger: balances unchanged, genqctl audit clean.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it).
-# shellcheck disable=SC2016 # $names in single quotes are jq's
+# shellcheck disable=SC2016,SC2034 # $names in single quotes: jq's, or eval's
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/mini_stack.bash
@@ -26,6 +26,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 # a slow video ("provsim:slow" × 10) stays running while the user deletes
 export PROVSIM_LUMA_VIDEO_MS=3000 PROVSIM_OPENAI_LATENCY_MS=50
+# the worker sweeps every second (its steps at the real time: only the
+# canceled video's keyframe upload is due)
+export GENQ_SWEEP_INTERVAL_MS=1000
 # ASan keeps freed memory in quarantine (256 MiB by default), which would
 # make any streamed response look like one held whole: keep it at 1 MiB,
 # so the API's RSS shows what it really holds.
@@ -64,7 +67,8 @@ ANA_ASSET=$(jq -r '.output.assets[0].id // empty' <<<"$BODY")
 check "ana submits a storyboard" submit "$ANA_T" '{"kind":"storyboard","input":{"prompt":"a bakery ad","scenes":3}}'
 ANA_SB=$JOB
 check "ana's storyboard succeeds" eval 'poll_job "$ANA_T" "$ANA_SB" && jqt ".status == \"succeeded\""'
-check "ana submits a slow video" submit "$ANA_T" '{"kind":"video","input":{"prompt":"provsim:slow waves","duration":"5s"}}'
+check "ana submits a slow video, her PNG its keyframe" submit "$ANA_T" \
+  "$(jq -nc --arg k "$ANA_UP" '{kind:"video",input:{prompt:"provsim:slow waves",duration:"5s",keyframe_upload_id:$k}}')"
 ANA_VID=$JOB
 running() {
   local i
@@ -97,10 +101,10 @@ BOB_CREDITS=$BODY
 
 # --- the export -------------------------------------------------------------------
 export_of() { # TOKEN [CURL ARGS] → STATUS, $TMP/export.json
-  local t=$1
+  local tok=$1
   shift
   STATUS=$(curl -sS --max-time 120 -o "$TMP/export.json" -D "$TMP/headers" -w '%{http_code}' \
-    "$@" -H "Authorization: Bearer $t" "$API/v1/me/export")
+    "$@" -H "Authorization: Bearer $tok" "$API/v1/me/export")
   BODY=$(head -c 2000 "$TMP/export.json")
 }
 ej() { jq -e "$@" "$TMP/export.json" >/dev/null 2>&1; }
@@ -170,6 +174,14 @@ check "the $N-job export is 200 and holds every job" eval 'status_is 200 && ej -
 check "... and the API's RSS grew by less than a third of the document (${GROWTH} KiB of ${DOC_KB} KiB)" \
   [ "$GROWTH" -lt $((DOC_KB / 3)) ]
 
+# a client that leaves in the middle: the stream ends, nothing leaks (the
+# sanitizer checks at the end), the next export is whole
+curl -sS -o /dev/null --limit-rate 100K --max-time 1 -H "Authorization: Bearer $(token "$CARL")" \
+  "$API/v1/me/export" 2>/dev/null
+export_of "$(token "$CARL")"
+check "after a client left mid-export, the next export is whole" \
+  eval 'status_is 200 && ej --argjson n $N "(.jobs | length) == \$n and (.api_keys == [])"'
+
 # --- DELETE /v1/me ---------------------------------------------------------------
 req DELETE /v1/me "$ANA_T"
 check "DELETE /v1/me is 202 {deleted_at, purge_after 30 days later}" eval 'status_is 202 && jqt "(.deleted_at | type == \"string\") and ((.purge_after | sub(\"\\\\.[0-9]+Z$\"; \"Z\") | fromdate) - (.deleted_at | sub(\"\\\\.[0-9]+Z$\"; \"Z\") | fromdate) == 2592000)"'
@@ -199,6 +211,16 @@ check "bob is unaffected: his credits" eval 'status_is 200 && [ "$BODY" = "$BOB_
 req GET "/v1/jobs/$BOB_IMG" "$BOB_T"
 check "... and his job" eval 'status_is 200 && jqt ".status == \"succeeded\""'
 check "the books are clean after the deletion (genqctl audit)" eval '"$GENQCTL" audit >/dev/null'
+gone_file() { # PATH: gone within 10 s
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -e $1 ]] || return 0
+    sleep 0.2
+  done
+  return 1
+}
+check "the worker's sweep deletes the canceled video's keyframe bytes" gone_file "$STATE/storage/uploads/$ANA_UP"
+check "... and no sweep step failed in the worker" eval '! grep -q "sweep step failed" "$STATE/logs/worker.log" && grep -q "\"step\":\"uploads\"" "$STATE/logs/worker.log"'
 
 # --- the sweep ---------------------------------------------------------------------
 ana_rows() {
