@@ -30,3 +30,8 @@ create index webhook_deliveries_user on webhook_deliveries (user_id, id);
 create index submit_buckets_at on submit_buckets (at);
 create index upload_days_day on upload_days (day);
 create index ledger_ref on ledger (ref) where ref is not null;
+
+-- genq_uploads_sweep takes the time it sweeps at (schema/functions/
+-- media.sql): the one-argument version goes (a function has one
+-- definition, one file).
+drop function if exists genq_uploads_sweep(int);

@@ -141,13 +141,6 @@ begin
   end loop;
 end $$;
 
--- genq_uploads_sweep(limit): the same at now().
-create or replace function genq_uploads_sweep(p_limit int)
-returns table (id uuid, storage_key text)
-language sql as $$
-  select * from genq_uploads_sweep(null::timestamptz, p_limit)
-$$;
-
 -- genq_refs_to_release(job, limit) → (job, step, provider, provider_ref),
 -- marked released: the unused generations of one job that ended failed or
 -- canceled (its worker, at once), or with job NULL those of any such job
