@@ -194,8 +194,9 @@ check "ana's hold is released, her balance kept (genqctl credits show)" eval \
   'ctl_json credits show "$ANA" | jq -e --argjson b "$ANA_BALANCE" ".held == 0 and .balance == \$b" >/dev/null'
 check "ana's API key is revoked" eval '[ "$(psql_db -c "select count(*) from api_keys where user_id = '\''$ANA'\'' and revoked_at is null")" = 0 ]'
 req GET /v1/credits "$ANA_T"
-# HOOK: refusing the token at once is api_auth_user_deleted's (api/auth.c);
-# where that hook is still a no-op this check fails, and only this one.
+# HOOK: refusing the token at once is api_auth_user_deleted's (api/auth.c,
+# api/access.c once API keys are in): where that hook is still a no-op
+# this check fails, and only this one.
 check "HOOK: the deleted user's token is refused at once (401)" error_is 401 '*'
 req DELETE /v1/me "$ANA_T"
 check "a second DELETE changes nothing (refused, or the same deleted_at)" eval \
