@@ -160,6 +160,14 @@ void api_credits_ledger(api_ctx *ctx, http_request *req, const api_user *u);
 void api_healthz(api_ctx *ctx, http_request *req);
 void api_readyz(api_ctx *ctx, http_request *req);
 
+/* ---- me.c: privacy rights (docs/privacy.md) ---- */
+/* DELETE /v1/me: genq_account_delete, then api_auth_user_deleted → 202
+ * {deleted_at, purge_after, canceled, keys_revoked}. */
+void api_me_delete(api_ctx *ctx, http_request *req, const api_user *u);
+/* GET /v1/me/export: the user's data as one JSON document, streamed page
+ * by page. */
+void api_me_export(api_ctx *ctx, http_request *req, const api_user *u);
+
 /* ---- uploads.c, assets.c ---- */
 /* POST /v1/uploads: raw body, checked against its Content-Type, stored as
  * uploads/<id>, recorded → 201 {id, content_type, bytes, sha256, expires_at}. */

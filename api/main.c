@@ -43,6 +43,8 @@ typedef enum {
   R_UPLOAD_CONTENT,
   R_CALLBACK_LUMA,
   R_WEBHOOK_STRIPE,
+  R_ME,
+  R_ME_EXPORT,
 } route_id;
 
 static const char *const route_allow[] = {
@@ -59,6 +61,8 @@ static const char *const route_allow[] = {
     [R_UPLOAD_CONTENT] = "GET, HEAD",
     [R_CALLBACK_LUMA] = "POST",
     [R_WEBHOOK_STRIPE] = "POST",
+    [R_ME] = "DELETE",
+    [R_ME_EXPORT] = "GET",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -88,6 +92,8 @@ static route_id match(const char *p, char id[ID_MAX]) {
   if (strcmp(p, "/v1/credits/ledger") == 0) return R_LEDGER;
   if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
   if (strcmp(p, "/v1/webhooks/stripe") == 0) return R_WEBHOOK_STRIPE;
+  if (strcmp(p, "/v1/me") == 0) return R_ME;
+  if (strcmp(p, "/v1/me/export") == 0) return R_ME_EXPORT;
   if ((rest = path_id(p, JOBS_PREFIX, id))) {
     if (!*rest) return R_JOB;
     if (strcmp(rest, "/cancel") == 0) return R_JOB_CANCEL;
@@ -187,6 +193,12 @@ static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int rou
     break;
   case R_ASSET:
     api_assets_get(ctx, req, u, id);
+    break;
+  case R_ME:
+    api_me_delete(ctx, req, u);
+    break;
+  case R_ME_EXPORT:
+    api_me_export(ctx, req, u);
     break;
   default:
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);

@@ -105,6 +105,8 @@ static void reply_refused(http_request *req, const char *st, const char *message
                     NULL);
   } else if (strcmp(st, "GQ429") == 0) {
     api_reply_limit(req, column, message); /* a usage limit of the plan (limits.c) */
+  } else if (strcmp(st, "GQ401") == 0) {   /* DELETE /v1/me (schema/functions/privacy.sql) */
+    api_reply_error(req, 401, "account_deleted", "the account is deleted", NULL);
   } else if (strcmp(st, "GQ409") == 0) {
     api_reply_error(req, 409, "idempotency_conflict",
                     "Idempotency-Key was already used with a different request", NULL);

@@ -59,6 +59,8 @@ static void recorded(const db_result *r, void *arg) {
     drop_bytes(op->ctx, op->key);
     if (!r->ok && r->sqlstate && strcmp(r->sqlstate, "GQ429") == 0)
       api_reply_limit(req, r->column, r->message); /* a daily limit, decided exactly */
+    else if (!r->ok && r->sqlstate && strcmp(r->sqlstate, "GQ401") == 0)
+      api_reply_error(req, 401, "account_deleted", "the account is deleted", NULL);
     else if (r->ok)
       api_reply_error(req, 500, "internal", "internal error", NULL);
     else

@@ -117,6 +117,12 @@ int ctl_secrets_rekey(PGconn *c, int json);
  * CTL_OK, CTL_FAIL or CTL_USAGE. */
 int ctl_prices(int argc, char **argv, PGconn *(*connect)(void));
 
+/* sweep_cmd.c: genqctl sweep [--now T] [--json] (argv: the words after
+ * "sweep"): one full retention sweep, the stored objects it let go deleted
+ * from GENQ_STORAGE (docs/privacy.md). connect is called once the
+ * arguments are valid. */
+int ctl_sweep(int argc, char **argv, PGconn *(*connect)(void));
+
 /* token.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */
 int ctl_random_hex(char *buf, size_t n);

@@ -51,6 +51,10 @@ static const char usage_text[] =
     "                                          a new API key for U (gq_...), printed once\n"
     "  keys list --user U [--json]             U's API keys (never the key itself)\n"
     "  keys revoke ID [--json]                 revoke an API key, on every API process at once\n"
+    "  sweep [--now T] [--json]                run the retention sweep once, to the end: uploads\n"
+    "                                          unused 24 h, accounts deleted 30 days ago, ledger\n"
+    "                                          rows over 2 years (T: as if it were T; a duration\n"
+    "                                          is after now, e.g. 31d)\n"
     "  prices list [--json]                    the Stripe prices (stripe_prices)\n"
     "  prices set PRICE_ID --plan P|none --credits N [--json]\n"
     "                                          what a Stripe price sells: plan P and N credits\n"
@@ -331,6 +335,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "prices") == 0) return ctl_prices(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "keys") == 0) return ctl_keys(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "limits") == 0) return ctl_limits(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "sweep") == 0) return ctl_sweep(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "migrate") == 0) {
     if (parse_args(argc - 2, argv + 2, "", 0, &a)) return CTL_USAGE;
   } else if (strcmp(cmd, "audit") == 0) {

@@ -19,8 +19,21 @@
 -- constraint); a succeeded job captured its price; its captured equals its
 -- steps'.
 -- Debt and Stripe purchases: genq_audit_stripe (stripe.sql).
+-- Retention (privacy.sql): ledger rows over 2 years old are folded into
+-- their account's carry row; a job with no ledger rows left that ended
+-- before its account's fold horizon is not compared with its rows
+-- (genq_audit_folded), nor are the jobs of a purged account missing.
 -- Steps, each: captured equals its own capture row (job:<id>:capture:<step>),
 -- and every capture row of a job names one of its steps.
+-- genq_audit_folded(user, t) → whether t (a job's end, a purchase's last
+-- change) is before the horizon of the user's last ledger fold: its rows
+-- may have been folded into the carry row (genq_ledger_fold, privacy.sql).
+create or replace function genq_audit_folded(p_user text, p_t timestamptz) returns boolean
+language sql stable as $$
+  select coalesce((select p_t < a.ledger_carried_before from accounts a
+                   where a.user_id = p_user), false)
+$$;
+
 create or replace function genq_audit()
 returns table (check_name text, subject text, detail text)
 language plpgsql stable as $$
@@ -38,7 +51,7 @@ begin
   ), sc as (
     select s.job_id, sum(s.captured) as captured from job_steps s group by s.job_id
   ), caps as (
-    select g.job_id, g.idem_key, -g.balance_delta as captured
+    select g.job_id, g.user_id, g.idem_key, -g.balance_delta as captured
     from ledger g where g.movement = 'capture' and g.job_id is not null
   )
   select 'balance_vs_ledger'::text, a.user_id,
@@ -78,13 +91,18 @@ begin
                                 and g.debt_delta = g.balance_delta
               else g.job_id is null
             end
-     or (g.movement not in ('reversal', 'repay', 'adjust') and g.debt_delta <> 0)
+     or (g.movement not in ('reversal', 'repay', 'adjust', 'carry') and g.debt_delta <> 0)
+     -- the sums of rows folded after 2 years (privacy.sql): any deltas, no job, one per account
+     or (g.movement = 'carry' and g.idem_key <> 'carry:' || g.user_id)
   union all
   select 'ledger_job_missing', g.user_id,
          format('%s row %s (%s) names job %s, which does not exist', g.movement, g.id,
                 g.idem_key, g.job_id)
   from ledger g
   where g.job_id is not null and not exists (select 1 from jobs j where j.id = g.job_id)
+    -- a purged account's jobs are gone; its ledger rows stay 2 years (privacy.sql)
+    and not exists (select 1 from accounts a where a.user_id = g.user_id
+                                               and a.purged_at is not null)
   union all
   select 'ledger_user_vs_job', j.id::text,
          format('%s row %s (%s) is user %s''s, the job user %s''s', g.movement, g.id,
@@ -103,8 +121,9 @@ begin
                 'the balance by %s', j.held, j.captured, coalesce(jl.held, 0),
                 coalesce(jl.captured, 0), coalesce(jl.balance, 0))
   from jobs j left join jl on jl.job_id = j.id
-  where j.held <> coalesce(jl.held, 0) or j.captured <> coalesce(jl.captured, 0)
-     or coalesce(jl.balance, 0) <> -j.captured
+  where (j.held <> coalesce(jl.held, 0) or j.captured <> coalesce(jl.captured, 0)
+         or coalesce(jl.balance, 0) <> -j.captured)
+    and not (jl.job_id is null and genq_audit_folded(j.user_id, j.finished_at))
   union all
   select 'terminal_job_holds', j.id::text, format('%s job still holds %s', j.status, j.held)
   from jobs j
@@ -127,6 +146,9 @@ begin
   left join caps c
     on c.job_id = s.job_id and c.idem_key = 'job:' || s.job_id || ':capture:' || s.name
   where s.captured <> coalesce(c.captured, 0)
+    and not (not exists (select 1 from jl where jl.job_id = s.job_id)
+             and genq_audit_folded((select j.user_id from jobs j where j.id = s.job_id),
+                                   (select j.finished_at from jobs j where j.id = s.job_id)))
   union all
   select 'capture_without_step', c.job_id::text,
          format('capture row %s (%s) names no step of the job', c.idem_key, c.captured)
@@ -134,6 +156,9 @@ begin
   where not exists (select 1 from job_steps s
                     where s.job_id = c.job_id
                       and c.idem_key = 'job:' || s.job_id || ':capture:' || s.name)
+    -- a purged account's jobs and steps are gone (privacy.sql)
+    and not exists (select 1 from accounts a where a.user_id = c.user_id
+                                               and a.purged_at is not null)
   union all
   -- debt, Stripe purchases and their reversals (stripe.sql)
   select * from genq_audit_stripe();

@@ -214,7 +214,8 @@ $$;
 -- err_message, err_field) for a submission refused, with nothing of it
 -- written: 22023 bad arguments, GQ400 an input field refused (err_field
 -- names it, 'input.<field>'), GQ402 insufficient credits, GQ4D2 the
--- account has a credit debt (stripe.sql), GQ409 an idempotency key reused
+-- account has a credit debt (stripe.sql), GQ401 the account is deleted
+-- (privacy.sql), GQ409 an idempotency key reused
 -- with another request, GQ429 a usage limit of the user's plan (limits.sql:
 -- err_field '<code>/<retry seconds>').
 --
@@ -267,6 +268,7 @@ declare
   v_new text[];
   v_avail bigint[];
   v_debt bigint[];
+  v_deleted boolean[];
   v_ui int;
   v_user text;
   v_kind text;
@@ -415,7 +417,8 @@ begin
   -- every account of the batch, locked in user_id order
   perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id for no key update;
   select array_agg(a.balance - a.held order by x.i),
-         array_agg(a.debt order by x.i) into v_avail, v_debt -- debt: stripe.sql
+         array_agg(a.debt order by x.i),  -- debt: stripe.sql
+         array_agg(a.deleted_at is not null order by x.i) into v_avail, v_debt, v_deleted
   from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
   v_limits := genq_limits_submit_state(v_users);
 
@@ -456,6 +459,11 @@ begin
 
     v_price := k_price[o];
     v_ui := array_position(v_users, v_user);
+    if v_deleted[v_ui] then -- DELETE /v1/me (privacy.sql): no new work, ever
+      r_state[o] := 'GQ401';
+      r_msg[o] := 'the account is deleted';
+      continue;
+    end if;
     if v_debt[v_ui] > 0 then -- a refund left a debt: no new jobs until it is paid (stripe.sql)
       r_state[o] := 'GQ4D2';
       r_msg[o] := format('credit debt of %s: a refund took back credits already spent', v_debt[v_ui]);

@@ -20,7 +20,8 @@ $$;
 -- genq_upload_create(user, id, content_type, bytes, sha256, key) → the
 -- upload JSON. The bytes are already stored under key. GQ429 (nothing
 -- written) when the upload would pass the plan's daily limits
--- (genq_limits_upload_take, limits.sql).
+-- (genq_limits_upload_take, limits.sql); GQ401 when the account is deleted
+-- (DELETE /v1/me, privacy.sql).
 create or replace function genq_upload_create(p_user text, p_id uuid, p_type text, p_bytes bigint,
                                               p_sha256 text, p_key text)
 returns jsonb
@@ -29,6 +30,7 @@ declare
   u uploads;
 begin
   perform genq_account_ensure(p_user);
+  perform genq_account_refuse_deleted(p_user); -- GQ401 (privacy.sql)
   perform genq_limits_upload_take(p_user, p_bytes);
   insert into uploads (id, user_id, content_type, bytes, sha256, storage_key)
   values (p_id, p_user, p_type, p_bytes, p_sha256, p_key)
@@ -100,23 +102,25 @@ language sql stable as $$
   where a.id = p_asset and a.user_id = p_user
 $$;
 
--- genq_uploads_sweep(limit) → uploads whose bytes may go now, marked
--- deleted: never used and 24 h old, or used only by terminal jobs. Each
--- candidate is locked and re-checked in a statement of its own, so a submit
--- that linked it meanwhile (holding it FOR SHARE until its commit) wins.
-create or replace function genq_uploads_sweep(p_limit int)
+-- genq_uploads_sweep(now, limit) → uploads whose bytes may go now, marked
+-- deleted: never used and 24 h old at now (NULL = now(); genqctl sweep
+-- --now moves it forward), or used only by terminal jobs. Each candidate
+-- is locked and re-checked in a statement of its own, so a submit that
+-- linked it meanwhile (holding it FOR SHARE until its commit) wins.
+create or replace function genq_uploads_sweep(p_now timestamptz, p_limit int)
 returns table (id uuid, storage_key text)
 language plpgsql as $$
 #variable_conflict use_column
 declare
   c record;
   u uploads;
+  v_now timestamptz := coalesce(p_now, now());
 begin
   for c in
     select up.id from uploads up
     where up.deleted_at is null
       and (exists (select 1 from job_uploads ju where ju.upload_id = up.id)
-           or up.expires_at < now())
+           or up.expires_at < v_now)
       and not exists (select 1 from job_uploads ju join jobs j on j.id = ju.job_id
                       where ju.upload_id = up.id and j.status in ('queued', 'running'))
     order by up.created_at
@@ -128,7 +132,7 @@ begin
     continue when exists (select 1 from job_uploads ju join jobs j on j.id = ju.job_id
                           where ju.upload_id = u.id and j.status in ('queued', 'running'));
     continue when not exists (select 1 from job_uploads ju where ju.upload_id = u.id)
-                  and u.expires_at >= now();
+                  and u.expires_at >= v_now;
     update uploads set deleted_at = now() where uploads.id = u.id;
     id := u.id; storage_key := u.storage_key;
     return next;
