@@ -38,6 +38,7 @@ typedef enum {
   R_JOB_EVENTS,
   R_CREDITS,
   R_LEDGER,
+  R_USAGE,
   R_UPLOADS,
   R_ASSET,
   R_UPLOAD_CONTENT,
@@ -46,19 +47,13 @@ typedef enum {
 } route_id;
 
 static const char *const route_allow[] = {
-    [R_HEALTHZ] = "GET",
-    [R_READYZ] = "GET",
-    [R_JOBS] = "GET, POST",
-    [R_JOB] = "GET",
-    [R_JOB_CANCEL] = "POST",
-    [R_JOB_EVENTS] = "GET",
-    [R_CREDITS] = "GET",
-    [R_LEDGER] = "GET",
-    [R_UPLOADS] = "POST",
-    [R_ASSET] = "GET",
-    [R_UPLOAD_CONTENT] = "GET, HEAD",
-    [R_CALLBACK_LUMA] = "POST",
-    [R_WEBHOOK_STRIPE] = "POST",
+    [R_HEALTHZ] = "GET",        [R_READYZ] = "GET",
+    [R_JOBS] = "GET, POST",     [R_JOB] = "GET",
+    [R_JOB_CANCEL] = "POST",    [R_JOB_EVENTS] = "GET",
+    [R_CREDITS] = "GET",        [R_LEDGER] = "GET",
+    [R_USAGE] = "GET",          [R_UPLOADS] = "POST",
+    [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
+    [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -86,6 +81,7 @@ static route_id match(const char *p, char id[ID_MAX]) {
   if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
   if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
   if (strcmp(p, "/v1/credits/ledger") == 0) return R_LEDGER;
+  if (strcmp(p, "/v1/usage") == 0) return R_USAGE;
   if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
   if (strcmp(p, "/v1/webhooks/stripe") == 0) return R_WEBHOOK_STRIPE;
   if ((rest = path_id(p, JOBS_PREFIX, id))) {
@@ -171,6 +167,9 @@ static void route(http_request *req, void *arg) {
     break;
   case R_LEDGER:
     api_credits_ledger(ctx, req, &u);
+    break;
+  case R_USAGE:
+    api_usage_get(ctx, req, &u);
     break;
   case R_UPLOADS:
     api_uploads_create(ctx, req, &u);
