@@ -4,7 +4,9 @@
 -- 366 days is three index range scans of that user's rows in the range:
 -- jobs by the day they were submitted, jobs by the day they ended, and the
 -- ledger's captures by the day they were captured.
-create index jobs_user_created on jobs (user_id, created_at) include (kind);
+-- (id too: the captures take their job's kind from it by a hash join that
+-- reads only this index, never the table)
+create index jobs_user_created on jobs (user_id, created_at) include (kind, id);
 create index jobs_user_finished on jobs (user_id, finished_at) include (kind, status)
   where finished_at is not null;
 create index ledger_user_captures on ledger (user_id, created_at) include (job_id, balance_delta)

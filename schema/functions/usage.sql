@@ -11,10 +11,15 @@
 -- credits_spent sums the ledger's capture rows of that day, each under its
 -- job's kind. 22023 when from or to is NULL, from > to or the range is
 -- longer than 366 days (the API refuses those before calling). Reads
--- three index ranges of the user's rows (0021_usage.sql): cheap whatever
--- the user's history outside the range.
+-- only indexes of the user's rows (0021_usage.sql): jobs submitted and
+-- ended in the range, the range's captures, and the user's jobs made
+-- before its end for the captures' kinds. For a user with 100,000 jobs
+-- (a year of them): 20-50 ms for 30 days, 170-210 ms for 366.
 create or replace function genq_usage(p_user text, p_from date, p_to date) returns jsonb
-language plpgsql stable as $$
+language plpgsql stable
+-- by index whatever the statistics say (a user with most of the table's
+-- jobs made the planner read all of jobs to find the captures' kinds)
+set enable_seqscan = off as $$
 declare
   v_from timestamptz;
   v_to timestamptz;
@@ -58,7 +63,8 @@ begin
                   union all
                   select (g.created_at at time zone 'UTC')::date, j.kind, 0, 0, 0, 0,
                          -sum(g.balance_delta)
-                  from ledger g join jobs j on j.id = g.job_id
+                  from ledger g
+                  join jobs j on j.id = g.job_id and j.user_id = p_user and j.created_at < v_to
                   where g.user_id = p_user and g.movement = 'capture'
                     and g.created_at >= v_from and g.created_at < v_to
                   group by 1, 2) e
