@@ -157,6 +157,9 @@ void api_jobs_cancel(api_ctx *ctx, http_request *req, const api_user *u, const c
 void api_credits_get(api_ctx *ctx, http_request *req, const api_user *u);
 /* GET /v1/credits/ledger?limit=&cursor= (credits.c). */
 void api_credits_ledger(api_ctx *ctx, http_request *req, const api_user *u);
+/* GET /v1/usage?from=&to= (usage.c): the caller's jobs and captured credits
+ * per UTC day and kind. */
+void api_usage_get(api_ctx *ctx, http_request *req, const api_user *u);
 void api_healthz(api_ctx *ctx, http_request *req);
 void api_readyz(api_ctx *ctx, http_request *req);
 

@@ -38,6 +38,7 @@ typedef enum {
   R_JOB_EVENTS,
   R_CREDITS,
   R_LEDGER,
+  R_USAGE,
   R_UPLOADS,
   R_ASSET,
   R_UPLOAD_CONTENT,
@@ -48,21 +49,14 @@ typedef enum {
 } route_id;
 
 static const char *const route_allow[] = {
-    [R_HEALTHZ] = "GET",
-    [R_READYZ] = "GET",
-    [R_JOBS] = "GET, POST",
-    [R_JOB] = "GET",
-    [R_JOB_CANCEL] = "POST",
-    [R_JOB_EVENTS] = "GET",
-    [R_CREDITS] = "GET",
-    [R_LEDGER] = "GET",
-    [R_UPLOADS] = "POST",
-    [R_ASSET] = "GET",
-    [R_UPLOAD_CONTENT] = "GET, HEAD",
-    [R_CALLBACK_LUMA] = "POST",
-    [R_WEBHOOK_STRIPE] = "POST",
-    [R_ME] = "DELETE",
-    [R_ME_EXPORT] = "GET",
+    [R_HEALTHZ] = "GET",        [R_READYZ] = "GET",
+    [R_JOBS] = "GET, POST",     [R_JOB] = "GET",
+    [R_JOB_CANCEL] = "POST",    [R_JOB_EVENTS] = "GET",
+    [R_CREDITS] = "GET",        [R_LEDGER] = "GET",
+    [R_USAGE] = "GET",          [R_UPLOADS] = "POST",
+    [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
+    [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
+    [R_ME] = "DELETE",          [R_ME_EXPORT] = "GET",
 };
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
@@ -90,6 +84,7 @@ static route_id match(const char *p, char id[ID_MAX]) {
   if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
   if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
   if (strcmp(p, "/v1/credits/ledger") == 0) return R_LEDGER;
+  if (strcmp(p, "/v1/usage") == 0) return R_USAGE;
   if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
   if (strcmp(p, "/v1/webhooks/stripe") == 0) return R_WEBHOOK_STRIPE;
   if (strcmp(p, "/v1/me") == 0) return R_ME;
@@ -187,6 +182,9 @@ static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int rou
     break;
   case R_LEDGER:
     api_credits_ledger(ctx, req, u);
+    break;
+  case R_USAGE:
+    api_usage_get(ctx, req, u);
     break;
   case R_UPLOADS:
     api_uploads_create(ctx, req, u);

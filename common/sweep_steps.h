@@ -30,11 +30,9 @@ static const genq_sweep_step genq_sweep_steps[] = {
     /* settled webhook deliveries past their 24 h, expired signing secrets */
     {"webhooks", "select n::bigint, null::text from genq_webhooks_sweep($1::timestamptz, $2::int) "
                  "n where n > 0"},
-    /* INTEGRATOR: Idempotency-Keys older than 24 h go here, once
-     * genq_idempotency_sweep(p_now timestamptz, p_limit int) returns int
-     * exists (schema/functions/jobs.sql):
-     * {"idempotency", "select n::bigint, null::text from "
-     *                 "genq_idempotency_sweep($1::timestamptz, $2::int) n where n > 0"}, */
+    /* Idempotency-Keys 24 h after their job (jobs.sql) */
+    {"idempotency", "select n::bigint, null::text from "
+                    "genq_idempotency_sweep($1::timestamptz, $2::int) n where n > 0"},
 };
 
 #define GENQ_SWEEP_STEPS ((int)(sizeof genq_sweep_steps / sizeof genq_sweep_steps[0]))

@@ -2,9 +2,13 @@
  * detached from any wjob (it may already be gone).
  *
  * Provider work: generations still running at the provider for steps that
- * will never use them (the job ended failed or canceled) are deleted at
- * Luma, which refunds them; Hedra has no cancel. genq_refs_to_release hands
- * each out once, to the worker that ends the job or to a sweep.
+ * will never use them and that the user was not charged for (the job ended
+ * failed, or a generation created but never checkpointed) are deleted at
+ * Luma; Hedra has no cancel. A step canceled after its generation was
+ * created captured its price (genq_job_cancel): Luma refunds only failed
+ * generations, so that one is paid for and left alone.
+ * genq_refs_to_release hands each out once, to the worker that ends the
+ * job or to a sweep.
  * Result bytes: stored bytes whose asset row will never be written (the job
  * is not ours any more), or nothing would ever purge them. */
 #include <stdlib.h>

@@ -208,6 +208,36 @@ language sql stable as $$
   select x.job from genq_jobs_json(array[p_job]) x
 $$;
 
+-- genq_idempotency_window() → how long an Idempotency-Key names the job it
+-- made: 24 h after the job's created_at (Stripe's rule), then the same key
+-- makes a new job.
+create or replace function genq_idempotency_window() returns interval
+language sql immutable as $$ select interval '24 hours' $$;
+
+-- genq_idempotency_sweep(now, limit) → keys cleared: at most limit (NULL:
+-- 1000, clamped to 1..10000) jobs whose Idempotency-Key expired by now
+-- (created at or before now − 24 h) lose it and its request hash, oldest
+-- first, by the jobs_idempotency_live index; rows another transaction has
+-- locked are skipped (the next run clears them). For the sweeper, which
+-- calls it until it answers less than limit. A submit never waits for it:
+-- genq_submit_jobs clears an expired key it meets itself.
+create or replace function genq_idempotency_sweep(p_now timestamptz, p_limit int) returns int
+language plpgsql as $$
+declare
+  n int;
+begin
+  with c as (
+    select j.id from jobs j
+    where j.idempotency_key is not null
+      and j.created_at <= coalesce(p_now, now()) - genq_idempotency_window()
+    order by j.created_at
+    limit least(greatest(coalesce(p_limit, 1000), 1), 10000)
+    for update skip locked)
+  update jobs j set idempotency_key = null, request_hash = null from c where j.id = c.id;
+  get diagnostics n = row_count;
+  return n;
+end $$;
+
 -- genq_submit_jobs(batch) → one row per submission of the batch, in its
 -- order: (ord, job json, created) for a job created (created = true) or an
 -- idempotent replay (created = false); or (ord, NULL, NULL, err_state,
@@ -230,8 +260,10 @@ $$;
 -- whole batch. Per submission, as one call each would be, in this order:
 -- input an object and max_attempts 1..100 (22023), the user's account
 -- (created when new, with its sign-up grant), the idempotency key (a job of
--- this user with that key, committed or earlier in this batch, is answered
--- again when request_hash matches, else GQ409), the plan and its price
+-- this user with that key made less than 24 h ago, committed or earlier in
+-- this batch, is answered again when request_hash matches, else GQ409; an
+-- older one's key has expired: it is cleared and a new job made), the plan
+-- and its price
 -- (genq_plan_problem, genq_plan_steps; planned once per kind, or campaign
 -- size, in a batch), the uploads the input names (genq_job_uploads_check,
 -- media.sql; GQ400), then the credits: within one user the submissions are
@@ -243,7 +275,9 @@ $$;
 -- needs no account lock: the missing accounts are created (ON CONFLICT DO
 -- NOTHING locks no existing row; a concurrent creation of the same user
 -- waits for the other's commit), and each submission's input, plan and
--- uploads are checked. Then every account of the batch is locked, once,
+-- uploads are checked, and the batch's expired Idempotency-Keys cleared
+-- (their job rows locked in id order: everywhere a job row is locked
+-- before its account). Then every account of the batch is locked, once,
 -- in user_id order (two batches over the same users never deadlock), and
 -- under that lock the idempotency keys are looked up — a submit of the same
 -- user committed meanwhile is seen, so concurrent submits with one key are
@@ -315,6 +349,9 @@ declare
   a_max int[] := '{}';
   a_price int[] := '{}';
   a_plan jsonb[] := '{}';
+  -- the (user, idempotency key) pairs of the batch
+  x_users text[] := '{}';
+  x_keys text[] := '{}';
 begin
   if p_batch is null or jsonb_typeof(p_batch) <> 'array' then
     raise exception 'the batch must be a JSON array' using errcode = '22023';
@@ -371,6 +408,10 @@ begin
       continue;
     end if;
     k_user[it.o] := v_user;
+    if jsonb_typeof(it.v -> 'idempotency_key') = 'string' then
+      x_users := x_users || v_user;
+      x_keys := x_keys || (it.v ->> 'idempotency_key');
+    end if;
 
     v_problem := genq_plan_problem(v_kind, v_input);
     if v_problem is not null then
@@ -414,6 +455,21 @@ begin
     end if;
   end loop;
 
+  -- expired Idempotency-Keys of the batch: cleared before the account lock
+  -- (a job row is locked before its account everywhere, or a worker's
+  -- capture and this could wait on each other), in job id order; a key a
+  -- concurrent submit cleared first is passed over (its row no longer
+  -- matches once that one commits), and under the lock its new job is seen
+  if cardinality(x_users) > 0 then
+    with c as (
+      select j.id from jobs j
+      join unnest(x_users, x_keys) as x (u, key) on j.user_id = x.u and j.idempotency_key = x.key
+      where j.created_at <= now() - genq_idempotency_window()
+      order by j.id
+      for update of j)
+    update jobs j set idempotency_key = null, request_hash = null from c where j.id = c.id;
+  end if;
+
   -- every account of the batch, locked in user_id order
   perform 1 from accounts a where a.user_id = any(v_users) order by a.user_id for no key update;
   select array_agg(a.balance - a.held order by x.i),
@@ -436,7 +492,8 @@ begin
         v_prev_hash := v_prev ->> 'hash';
       else
         select j.id, j.request_hash into v_prev_id, v_prev_hash
-        from jobs j where j.user_id = v_user and j.idempotency_key = v_key;
+        from jobs j where j.user_id = v_user and j.idempotency_key = v_key
+          and j.created_at > now() - genq_idempotency_window();
         if not found then
           v_prev_id := null;
         end if;
@@ -620,24 +677,61 @@ end $$;
 
 -- genq_job_cancel(user, job) → the job JSON after canceling, or NULL when it
 -- is not this user's. A queued or running job becomes canceled with its epoch
--- bumped (its worker is fenced out), unfinished steps are canceled and the
--- hold is released; a terminal job is returned unchanged.
+-- bumped (its worker is fenced out) and its unfinished steps canceled. What
+-- a cancel costs: an unfinished step whose provider generation was already
+-- created (its provider_ref is set: a Luma generation or a Hedra job
+-- checkpointed by genq_step_checkpoint; a storyboard step never has one)
+-- has cost genq its provider's price, so it captures its own price, once,
+-- under the key every capture of that step uses (job:<id>:capture:<step>,
+-- as genq_steps_succeed: a later success of it is fenced out, and the key
+-- would refuse a second capture anyway); the rest of the hold is released.
+-- Such a step stays canceled with captured = price, and its generation is
+-- not deleted at the provider (genq_refs_to_release, media.sql): the user
+-- paid for it. A terminal job is returned unchanged.
+--
+-- Locks: the job row, then its account (as every capture and release).
 create or replace function genq_job_cancel(p_user text, p_job uuid) returns jsonb
 language plpgsql as $$
 declare
   j jobs;
+  v_steps text[];
+  v_prices int[];
+  v_total int;
+  v_rows int;
 begin
   select * into j from jobs where id = p_job for update;
   if not found or j.user_id is distinct from p_user then
     return null;
   end if;
   if j.status in ('queued', 'running') then
+    with paid as (
+      update job_steps s set status = 'canceled', finished_at = now(), captured = s.price
+      where s.job_id = p_job and s.status in ('pending', 'running')
+        and s.provider_ref is not null
+      returning s.name, s.price, s.idx)
+    select array_agg(paid.name order by paid.idx), array_agg(paid.price order by paid.idx),
+           coalesce(sum(paid.price), 0)
+    into v_steps, v_prices, v_total
+    from paid;
     update job_steps set status = 'canceled', finished_at = now()
     where job_id = p_job and status in ('pending', 'running');
     update jobs
     set status = 'canceled', epoch = epoch + 1, finished_at = now(), lease_until = null,
-        next_attempt_at = null
+        next_attempt_at = null, held = held - v_total, captured = captured + v_total
     where id = p_job;
+    if v_steps is not null then
+      update accounts set balance = balance - v_total, held = held - v_total
+      where user_id = j.user_id;
+      insert into ledger (user_id, job_id, movement, balance_delta, held_delta, idem_key)
+      select j.user_id, p_job, 'capture', -x.price, -x.price, 'job:' || p_job || ':capture:' || x.name
+      from unnest(v_steps, v_prices) with ordinality as x (name, price, n)
+      order by x.n
+      on conflict (idem_key) do nothing;
+      get diagnostics v_rows = row_count;
+      if v_rows <> cardinality(v_steps) then
+        raise exception 'a step of job % captured twice', p_job using errcode = 'GQ500';
+      end if;
+    end if;
     perform genq_job_release_held(p_job);
   end if;
   return genq_job_json(p_job);

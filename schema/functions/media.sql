@@ -145,16 +145,20 @@ end $$;
 -- marked released: the unused generations of one job that ended failed or
 -- canceled (its worker, at once), or with job NULL those of any such job
 -- that ended over a minute ago (the sweeper, after the worker had its turn).
--- Only Luma's: Luma deletes (and refunds) a generation, Hedra has no cancel.
--- A Hedra job is never marked released, so a retry resumes it under its
--- idempotency key instead of paying for a new one.
+-- Only Luma's (Hedra has no cancel; a Hedra job is never marked released,
+-- so a retry resumes it under its idempotency key instead of paying for a
+-- new one), and only a step that captured nothing: deleting stops Luma's
+-- work on a generation nobody will use, but Luma refunds only generations
+-- that fail (PROVIDERS.md), not deleted ones, so a step whose generation
+-- was created before a cancel is charged (genq_job_cancel, jobs.sql) and
+-- its generation, paid for, is left alone.
 create or replace function genq_refs_to_release(p_job uuid, p_limit int)
 returns table (job_id uuid, step text, provider text, provider_ref text)
 language sql as $$
   update job_steps s set ref_released = true
   from (select s2.job_id, s2.name from job_steps s2 join jobs j on j.id = s2.job_id
         where s2.provider_ref is not null and not s2.ref_released
-          and s2.status in ('canceled', 'failed') and s2.provider = 'luma'
+          and s2.status in ('canceled', 'failed') and s2.provider = 'luma' and s2.captured = 0
           and j.status in ('failed', 'canceled')
           and (s2.job_id = p_job
                or (p_job is null and j.finished_at < now() - interval '1 minute'))

@@ -132,7 +132,8 @@ stopped() { grep -q "\"msg\":\"job canceled: stopping it\",\"job_id\":\"$VID\"" 
   jq -e -R --arg j "$VID" 'fromjson? | select(.msg == "job canceled: stopping it" and .job_id == $j)' \
     "$STATE/logs/worker.log" >/dev/null; }
 check "its worker stops it at once" genq_wait_for "${SERVICES[2]}" 10 stopped
-check "the user's credits: 100 - 2 captured, nothing held" credits_are "$TOKEN" 98 0
+check "the user's credits: 100 - 2 - 10 (the canceled video's generation was created) captured, nothing held" \
+  credits_are "$TOKEN" 88 0
 check "genqctl audit is clean on the mini stack's database" "$GENQCTL" audit
 
 # shellcheck disable=SC2119 # no service was killed on purpose

@@ -238,7 +238,8 @@ req POST /v1/jobs "$ERIN_TOKEN" "$(jq -nc --arg k "$WAV" \
   '{kind:"video",input:{prompt:"a keyframe that is a sound",keyframe_upload_id:$k}}')"
 check "an audio upload as keyframe: 400 naming keyframe_upload_id" eval \
   'error_is 400 "*" && jqt ".error.message | contains(\"keyframe_upload_id\")"'
-check "erin's credits: 100 - 10 captured, nothing held" credits_are "$ERIN_TOKEN" 90 0
+check "erin's credits: 100 - 10 - 10 (the canceled slow video's generation was created) captured, nothing held" \
+  credits_are "$ERIN_TOKEN" 80 0
 check "fred's credits untouched" credits_are "$FRED_TOKEN" 20 0
 
 finish

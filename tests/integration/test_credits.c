@@ -457,8 +457,9 @@ static void test_two_workers_claiming_one_job_one_wins(void **state) {
   assert_audit_clean();
 }
 
-/* A canceled job's checkpointed generation is handed out for deletion once,
- * a minute after the job ended; a succeeded step's never. */
+/* A failed job's checkpointed generation is handed out for deletion once,
+ * a minute after the job ended; a succeeded step's never. (A canceled
+ * job's is charged and kept: test_usage.c.) */
 static void test_refs_of_ended_jobs_are_released_once(void **state) {
   char *u = new_user();
   grant(u, "10");
@@ -470,7 +471,8 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
                       "running");
   const char *mine = "SELECT count(*) FROM genq_refs_to_release(NULL, 100000) WHERE job_id = $1";
   assert_int_equal(sql_int(mine, P(job)), 0); /* running: its worker still needs it */
-  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job)), "canceled");
+  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, 'video', 'x', 'x', false)", P(job, e)),
+                      "failed");
   assert_int_equal(sql_int(mine, P(job)), 0); /* just ended: its worker deletes it first */
   sql_do("UPDATE jobs SET finished_at = now() - interval '2 minutes' WHERE id = $1", P(job));
   assert_string_equal(
@@ -490,7 +492,8 @@ static void test_refs_of_ended_jobs_are_released_once(void **state) {
   const char *by_job =
       "SELECT count(*) FROM genq_refs_to_release($1, 100) WHERE provider_ref = 'gen-s'";
   assert_int_equal(sql_int(by_job, P(job2)), 0); /* still running */
-  assert_string_equal(sql_val("SELECT genq_job_cancel($1, $2)->>'status'", P(u, job2)), "canceled");
+  assert_string_equal(sql_val("SELECT genq_job_fail($1, $2, NULL, 'x', 'x', false)", P(job2, e2)),
+                      "failed");
   assert_int_equal(sql_int(by_job, P(job2)), 1); /* at once, no minute's wait */
   assert_int_equal(sql_int(by_job, P(job2)), 0); /* and once */
   assert_audit_clean();
