@@ -9,10 +9,10 @@
 # - A user with 2000 jobs: the export streams every one of them while the
 #   API's resident memory stays bounded (measured and printed).
 # - DELETE /v1/me: 202 {deleted_at, purge_after}; the running job is
-#   canceled and its hold released; the user's API keys are revoked; new
-#   jobs and uploads are refused; another user is unaffected. The deleted
-#   user's token is refused at once: that needs api_auth_user_deleted
-#   (api/auth.c), the check marked HOOK below.
+#   canceled as any cancel is (its started Luma generation charged, nothing
+#   left held); the user's API keys are revoked; new jobs and uploads are
+#   refused; another user is unaffected; the deleted user's token is
+#   refused at once.
 # - genqctl sweep --now +29d purges nothing; --now +31d purges the user's
 #   rows and stored files (a tombstone stays), nothing of another user's;
 #   --now +731d folds the ledger: balances unchanged, genqctl audit clean.
@@ -188,16 +188,16 @@ check "DELETE /v1/me is 202 {deleted_at, purge_after 30 days later}" eval 'statu
 DELETED=$BODY
 check "... naming the running video as canceled, one key revoked" jqt '.canceled == [$v] and .keys_revoked == 1' --arg v "$ANA_VID"
 ctl_json() { "$GENQCTL" "$@" --json 2>/dev/null; }
-check "the video is canceled and holds nothing (genqctl jobs show)" eval \
-  'ctl_json jobs show "$ANA_VID" | jq -e ".status == \"canceled\" and .cost.held == 0 and .cost.released == 10" >/dev/null'
-check "ana's hold is released, her balance kept (genqctl credits show)" eval \
-  'ctl_json credits show "$ANA" | jq -e --argjson b "$ANA_BALANCE" ".held == 0 and .balance == \$b" >/dev/null'
+# Its Luma generation had been created (provider_ref): like any cancel, the
+# deletion's cancel charges that step (README "Usage, idempotency and cancels").
+check "the video is canceled, holds nothing and paid its started generation (genqctl jobs show)" eval \
+  'ctl_json jobs show "$ANA_VID" | jq -e ".status == \"canceled\" and .cost.held == 0 and .cost.captured == 10 and .cost.released == 0" >/dev/null'
+check "ana holds nothing, her balance less the started video's 10 (genqctl credits show)" eval \
+  'ctl_json credits show "$ANA" | jq -e --argjson b "$ANA_BALANCE" ".held == 0 and .balance == \$b - 10" >/dev/null'
 check "ana's API key is revoked" eval '[ "$(psql_db -c "select count(*) from api_keys where user_id = '\''$ANA'\'' and revoked_at is null")" = 0 ]'
 req GET /v1/credits "$ANA_T"
-# HOOK: refusing the token at once is api_auth_user_deleted's (api/auth.c,
-# api/access.c once API keys are in): where that hook is still a no-op
-# this check fails, and only this one.
-check "HOOK: the deleted user's token is refused at once (401)" error_is 401 '*'
+# refused at once: api_auth_user_deleted (api/access.c)
+check "the deleted user's token is refused at once (401)" error_is 401 '*'
 req DELETE /v1/me "$ANA_T"
 check "a second DELETE changes nothing (refused, or the same deleted_at)" eval \
   'error_is 401 "*" || (status_is 202 && jqt ".deleted_at == \$d.deleted_at and .canceled == []" --argjson d "$DELETED")'
