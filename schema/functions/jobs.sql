@@ -528,7 +528,8 @@ begin
     end if;
 
     -- usage limits (limits.sql): the plan's unfinished jobs, submission rate
-    v_refusal := genq_limits_submit_refusal(v_limits -> v_user);
+    v_refusal := case when v_limits ? v_user  -- no entry: the plan limits nothing
+                      then genq_limits_submit_refusal(v_limits -> v_user) end;
     if v_refusal is not null then
       r_state[o] := 'GQ429';
       r_field[o] := v_refusal[1];
@@ -541,7 +542,9 @@ begin
       continue;
     end if;
     v_avail[v_ui] := v_avail[v_ui] - v_price;
-    v_limits := genq_limits_submit_spent(v_limits, v_user);
+    if v_limits ? v_user then
+      v_limits := genq_limits_submit_spent(v_limits, v_user);
+    end if;
 
     v_id := genq_uuid7();
     a_id := a_id || v_id;

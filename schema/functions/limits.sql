@@ -26,42 +26,31 @@ language sql immutable as $$ select 5 $$;
 -- (null: no limit; counted up to the limit only, so the work is bounded by
 -- it), tokens the bucket's tokens now (null: no rate limit), per_minute its
 -- refill, at the clock they were read at (what genq_limits_submit_save
--- stores).
+-- stores). A user whose plan limits nothing is left out.
 create or replace function genq_limits_submit_state(p_users text[]) returns jsonb
-language plpgsql stable as $$
-declare
-  r record;
-  v_at timestamptz := clock_timestamp();
-  v_out jsonb := '{}';
-  v_left int;
-  v_tokens double precision;
-begin
-  for r in select a.user_id, p.max_unfinished_jobs, p.submit_per_minute, p.submit_burst,
-                  b.tokens, b.at
-           from unnest(p_users) u (user_id)
-           join accounts a on a.user_id = u.user_id
-           join plans p on p.plan = a.plan
-           left join submit_buckets b on b.user_id = a.user_id loop
-    v_left := null;
-    if r.max_unfinished_jobs > 0 then
-      select r.max_unfinished_jobs - count(*) into v_left
-      from (select 1 from jobs j
-            where j.user_id = r.user_id and j.status in ('queued', 'running')
-            limit r.max_unfinished_jobs) x;
-    end if;
-    v_tokens := null;
-    if r.submit_per_minute > 0 and r.submit_burst > 0 then
-      v_tokens := case when r.at is null then r.submit_burst
-                       else least(r.submit_burst::double precision,
-                                  r.tokens + greatest(extract(epoch from v_at - r.at), 0)
-                                             * r.submit_per_minute / 60.0) end;
-    end if;
-    v_out := v_out || jsonb_build_object(r.user_id, jsonb_build_object(
-      'jobs_left', v_left, 'tokens', v_tokens, 'per_minute', r.submit_per_minute,
-      'at', v_at, 'spent', 0));
-  end loop;
-  return v_out;
-end $$;
+language sql stable as $$
+  -- one statement; a user whose plan limits nothing has no entry (the
+  -- submit then checks nothing for them)
+  select coalesce(jsonb_object_agg(a.user_id, jsonb_build_object(
+           'jobs_left',
+           case when p.max_unfinished_jobs > 0 then
+             p.max_unfinished_jobs - (select count(*) from (
+               select 1 from jobs j
+               where j.user_id = a.user_id and j.status in ('queued', 'running')
+               limit p.max_unfinished_jobs) x) end,
+           'tokens',
+           case when p.submit_per_minute > 0 and p.submit_burst > 0 then
+             case when b.at is null then p.submit_burst::double precision
+                  else least(p.submit_burst::double precision,
+                             b.tokens + greatest(extract(epoch from clock_timestamp() - b.at), 0)
+                                        * p.submit_per_minute / 60.0) end end,
+           'per_minute', p.submit_per_minute, 'at', clock_timestamp(), 'spent', 0)), '{}')
+  from unnest(p_users) u (user_id)
+  join accounts a on a.user_id = u.user_id
+  join plans p on p.plan = a.plan
+  left join submit_buckets b on b.user_id = a.user_id
+  where p.max_unfinished_jobs > 0 or (p.submit_per_minute > 0 and p.submit_burst > 0)
+$$;
 
 -- genq_limits_submit_refusal(state of one user) → NULL when one more
 -- submission is allowed, else {column, message} of its GQ429 refusal: at
