@@ -6,19 +6,21 @@
 # (env -i): never .genq/, port 8080 or scripts/test's stack.
 #
 # - a storyboard job succeeds on the supervised stack;
-# - kill -9 a worker: the supervisor logs it, starts it again (a new pid)
-#   and the next job succeeds;
+# - a bad argument (--workers many) exits 1 before anything starts;
+# - kill -9 a worker: the supervisor logs it, starts it again (a new pid),
+#   killed again at once it waits 2 s (backoff), and the next job succeeds;
 # - SIGTERM a worker: it exits 0 and stays stopped, the supervisor says so,
 #   and jobs still run on the other worker;
 # - kill -9 Redis: started again on the same port, the next job succeeds;
 # - kill -9 PostgreSQL: started again on the same port and data, the next
 #   job succeeds and `genqctl audit` is clean;
 # - kill -9 scripts/run itself (its children keep running), then a second
-#   scripts/run on the same state folder: it starts (no "postmaster.pid
+#   scripts/run (--workers 3) on the same state folder: it starts (no "postmaster.pid
 #   already exists"), stops every process of the first run — found through
 #   run.pids, and PostgreSQL and Redis through their own pid files only
 #   (their lines are taken out of run.pids first) — leaves alone a process
-#   that merely reuses a recorded pid number, and a job succeeds;
+#   that merely reuses a recorded pid number, and a job succeeds; a third
+#   scripts/run meanwhile refuses (already running) and touches nothing;
 # - SIGINT stops everything it started: no recorded pid runs, nothing
 #   listens on the stack's ports, no process works in the state folder.
 #
@@ -63,15 +65,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_run LOG: scripts/run in the background (RUN_PID), its console in
+# start_run LOG [ARG...]: scripts/run ARG... in the background (RUN_PID), its console in
 # LOG. `env --default-signal=INT`: a background job of a script starts with
 # SIGINT ignored, and scripts/run must see the Ctrl-C this test sends.
 start_run() {
+  local log=$1
+  shift
   env -i PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 \
     ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
     GENQ_RUN_STATE="$STATE" GENQ_RUN_API_PORT="$API_PORT" \
     GENQ_RUN_SKIP_BUILD=1 GENQ_BUILD_DIR="$GENQ_BUILD_DIR" \
-    env --default-signal=INT "$ROOT/scripts/run" --workers 2 >>"$1" 2>&1 &
+    env --default-signal=INT "$ROOT/scripts/run" "$@" >>"$log" 2>&1 &
   RUN_PID=$!
 }
 # until SECONDS CMD...: retries CMD every 0.2 s for up to SECONDS.
@@ -116,6 +120,10 @@ all_gone() {
   done
 }
 run_ended() { ! genq_alive "$RUN_PID"; }
+all_alive() {
+  local p
+  for p in "$@"; do genq_proc_same "${p%:*}" "${p#*:}" || return 1; done
+}
 # nothing runs with a command line naming, or a working directory inside,
 # the state folder
 nothing_in_state() {
@@ -141,8 +149,14 @@ no_listener() {
 }
 
 # ---- a supervised stack --------------------------------------------------------
+BAD=$STATE/run-bad.log
+start_run "$BAD" --workers many
+wait "$RUN_PID"
+check "scripts/run --workers many exits 1 at once" [ $? == 1 ]
+check "... saying what it needs" in_log "$BAD" "--workers needs a count from 0 to 64"
+check "... having started nothing" [ ! -e "$STATE/run.pids" ]
 LOG1=$STATE/run-1.log
-start_run "$LOG1"
+start_run "$LOG1" --workers 2
 check "scripts/run starts the stack (its banner within 180 s)" until_ok 180 in_log "$LOG1" "genq is running with 2 workers"
 if ! in_log "$LOG1" "genq is running"; then
   tail -n 40 "$LOG1"
@@ -167,6 +181,12 @@ kill -KILL "$W1"
 check "the supervisor logs worker-1's SIGKILL" until_ok 10 in_log "$LOG1" "worker-1 (pid $W1) was killed by SIGKILL"
 check "worker-1 is started again under a new pid" until_ok 10 restarted worker-1 "$W1"
 check "the log says so" in_log "$LOG1" "worker-1 restarted (pid $(pid_of worker-1))"
+W1=$(pid_of worker-1)
+kill -KILL "$W1"
+check "killed again at once, worker-1 waits twice as long (backoff)" until_ok 10 in_log "$LOG1" \
+  "worker-1 (pid $W1) was killed by SIGKILL after"
+check "... 'restarting it in 2 s'" grep -qE "worker-1 \(pid $W1\) was killed by SIGKILL after [0-9]+ s: restarting it in 2 s" "$LOG1"
+check "... and it is started again" until_ok 10 restarted worker-1 "$W1"
 check "the next job succeeds" job_succeeds
 FIRST+=" $(procs worker-1)"
 
@@ -216,8 +236,9 @@ sleep 600 &
 DECOY=$!
 echo "worker-9 $DECOY 1" >>"$STATE/run.pids"
 LOG2=$STATE/run-2.log
-start_run "$LOG2"
-check "a second scripts/run on the same state folder starts" until_ok 180 in_log "$LOG2" "genq is running with 2 workers"
+start_run "$LOG2" --workers 3
+check "a second scripts/run (--workers 3) on the same state folder starts" until_ok 180 in_log "$LOG2" "genq is running with 3 workers"
+check "... with 3 workers" [ "$(grep -c '^worker-' "$STATE/run.pids")" == 3 ]
 check "... without 'already exists' or an error" bash -c "! grep -qE 'already exists|ERROR:' '$LOG2'"
 check "... after stopping the first run's PostgreSQL found by its postmaster.pid" \
   grep -qE "stopping postgres \(pid [0-9]+\), left running by an earlier run" "$LOG2"
@@ -229,6 +250,14 @@ check "the process that reused a recorded pid number was left alone" genq_alive 
 check "the stack keeps its ports" [ "$(genq_url_port "$(sed -n 's/^GENQ_REDIS_URL=//p' "$STATE/env")")" == "$REDIS_PORT" ]
 check "a job succeeds on the second run" job_succeeds
 check "genqctl audit is still clean" "$GENQCTL" audit
+RUN2=$RUN_PID LOG3=$STATE/run-3.log
+start_run "$LOG3"
+wait "$RUN_PID"
+check "a third scripts/run on the same state folder refuses (exit 1)" [ $? == 1 ]
+check "... saying it is already running" in_log "$LOG3" "scripts/run is already running on $STATE (pid $RUN2)"
+RUN_PID=$RUN2
+# shellcheck disable=SC2046 # a list of pid:start words
+check "... and the running stack is untouched" all_alive $(procs)
 
 # ---- Ctrl-C -------------------------------------------------------------------------
 SECOND=$(procs)
