@@ -138,6 +138,7 @@ genq_build() {
 # such process. Pure bash: the supervisor calls it twice a second per pid.
 genq_proc_stat() {
   local s
+  [[ $1 =~ ^[0-9]+$ ]] || return 1 # (/proc//stat is /proc/stat)
   read -r s 2>/dev/null <"/proc/$1/stat" || return 1
   read -ra GENQ_STAT <<<"${s##*) }" # after the command name, which may hold spaces
 }
