@@ -6,7 +6,9 @@
 # Contract: callers run under `set -euo pipefail`, call genq_trap_cleanup
 # once, and start every long-lived process with genq_start so that the exit
 # trap stops exactly those pids (newest first: workers before the databases
-# they drain into) and nothing else.
+# they drain into) and nothing else. scripts/run's supervisor restarts a
+# started pid in its place (genq_restart), keeps GENQ_PIDFILE listing what
+# runs, and the next run stops what a killed one left (genq_reclaim).
 
 GENQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GENQ_PG_BIN=/usr/lib/postgresql/15/bin
@@ -25,6 +27,11 @@ declare -A GENQ_PID_NAME  # pid -> service name
 declare -A GENQ_PID_LOG   # pid -> log file
 declare -A GENQ_PID_SIG   # pid -> stop signal (TERM unless told otherwise)
 declare -A GENQ_PID_RC    # pid -> exit status once reaped
+declare -A GENQ_PID_CMD   # pid -> its command, shell-quoted (genq_restart)
+declare -A GENQ_PID_BORN  # pid -> its start time in /proc (see genq_proc_start)
+declare -A GENQ_PID_UP    # pid -> $SECONDS when it was started
+GENQ_STAT=()              # genq_proc_stat's answer
+GENQ_PIDFILE=""           # when set, kept listing what runs: "NAME PID START" lines
 GENQ_PORTS_TAKEN=" "      # ports handed out by genq_free_port in this run
 
 genq_log() { printf '[genq %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -126,11 +133,29 @@ genq_build() {
   cmake --build "$dir" -j"$(nproc)" "${t[@]}"
 }
 
+# Reads /proc/PID/stat into the array GENQ_STAT: its fields from the 3rd
+# (the state) on, so that field N is GENQ_STAT[N-3]. Fails when there is no
+# such process. Pure bash: the supervisor calls it twice a second per pid.
+genq_proc_stat() {
+  local s
+  [[ $1 =~ ^[0-9]+$ ]] || return 1 # (/proc//stat is /proc/stat)
+  read -r s 2>/dev/null <"/proc/$1/stat" || return 1
+  read -ra GENQ_STAT <<<"${s##*) }" # after the command name, which may hold spaces
+}
+
 # True while pid $1 runs (a zombie waiting to be reaped counts as gone).
-genq_alive() {
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z ]]
+genq_alive() { genq_proc_stat "$1" && [[ ${GENQ_STAT[0]} != Z ]]; }
+
+# Prints the start time of pid $1 (field 22 of /proc/PID/stat, clock ticks
+# since boot; an exec keeps it): with the pid, it names one process for as
+# long as the machine runs. Fails when there is no such process.
+genq_proc_start() { genq_proc_stat "$1" && echo "${GENQ_STAT[19]}"; }
+
+# genq_proc_same PID START: true while pid PID runs and is the process that
+# had start time START (genq_proc_start), not a later one on its pid.
+genq_proc_same() {
+  [[ $1 =~ ^[0-9]+$ && -n $2 ]] && genq_proc_stat "$1" &&
+    [[ ${GENQ_STAT[0]} != Z && ${GENQ_STAT[19]} == "$2" ]]
 }
 
 # genq_start NAME LOG [--signal SIG] CMD...: starts CMD in the background,
@@ -150,6 +175,108 @@ genq_start() {
   GENQ_PID_NAME[$GENQ_LAST_PID]=$name
   GENQ_PID_LOG[$GENQ_LAST_PID]=$log
   GENQ_PID_SIG[$GENQ_LAST_PID]=$sig
+  printf -v "GENQ_PID_CMD[$GENQ_LAST_PID]" '%q ' "$@"
+  GENQ_PID_BORN[$GENQ_LAST_PID]=$(genq_proc_start "$GENQ_LAST_PID" || true)
+  # shellcheck disable=SC2034 # read by scripts/run's supervisor
+  GENQ_PID_UP[$GENQ_LAST_PID]=$SECONDS
+  genq_write_pidfile
+}
+
+# genq_restart PID: starts the command of the started pid PID (which has
+# exited and been reaped) again, with its name, log and stop signal, and puts
+# the new pid in PID's place in the stop order; sets GENQ_LAST_PID.
+genq_restart() {
+  local old=$1 i
+  eval "genq_start \"\${GENQ_PID_NAME[$old]}\" \"\${GENQ_PID_LOG[$old]}\" \
+    --signal \"\${GENQ_PID_SIG[$old]}\" ${GENQ_PID_CMD[$old]}"
+  unset 'GENQ_PIDS[-1]'
+  for i in "${!GENQ_PIDS[@]}"; do
+    if [[ ${GENQ_PIDS[i]} == "$old" ]]; then
+      GENQ_PIDS[i]=$GENQ_LAST_PID
+    fi
+  done
+  genq_write_pidfile
+}
+
+# True while the started pid $1 runs: the very process started (its start
+# time unchanged), not another that reused the pid.
+genq_started_alive() { genq_proc_same "$1" "${GENQ_PID_BORN[$1]:-}"; }
+
+# Rewrites GENQ_PIDFILE (when set) from the started pids not yet reaped, in
+# start order: "NAME PID START" lines (START: genq_proc_start).
+genq_write_pidfile() {
+  [[ -n $GENQ_PIDFILE ]] || return 0
+  local pid
+  for pid in "${GENQ_PIDS[@]}"; do
+    if [[ -z ${GENQ_PID_RC[$pid]:-} ]]; then
+      echo "${GENQ_PID_NAME[$pid]} $pid ${GENQ_PID_BORN[$pid]:-0}"
+    fi
+  done >"$GENQ_PIDFILE.tmp"
+  mv -f "$GENQ_PIDFILE.tmp" "$GENQ_PIDFILE"
+}
+
+# genq_proc_in PID NAME DIR: true while pid PID runs a program named NAME
+# (its /proc comm) with DIR as its working directory (PostgreSQL and Redis
+# both chdir to their data folder): that server on that data.
+genq_proc_in() {
+  local pid=$1 comm cwd
+  [[ $pid =~ ^[0-9]+$ ]] && genq_alive "$pid" || return 1
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) && cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || return 1
+  [[ $comm == "$2"* && -d $3 && $cwd == "$(cd "$3" && pwd -P)" ]]
+}
+
+# genq_stop_left NAME PID SIG: stops a process an earlier run left running
+# (not our child: no wait, the exit is seen in /proc): SIG, up to 15 s,
+# then KILL.
+genq_stop_left() {
+  local name=$1 pid=$2 sig=$3 i
+  genq_log "stopping $name (pid $pid), left running by an earlier run"
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do
+    genq_alive "$pid" || return 0
+    sleep 0.1
+  done
+  genq_log "$name (pid $pid) ignored SIG$sig for 15 s: killing"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    genq_alive "$pid" || return 0
+    sleep 0.1
+  done
+  genq_die "$name (pid $pid) is still running after SIGKILL"
+}
+
+# genq_reclaim STATE REDIS_DIR PG_DATA: what an earlier run on the state
+# folder STATE left running (a scripts/run killed with -9 leaves its
+# children) is stopped, newest first, and its stale pid and lock files are
+# removed, so that nothing blocks the next start. Only our own processes:
+# a pid of STATE/run.pids only while its start time is the one recorded (the
+# very process started then), a pid of PG_DATA/postmaster.pid or
+# REDIS_DIR/redis.pid only while it is a postgres or redis-server working in
+# that folder. Anything else with such a pid is left alone.
+genq_reclaim() {
+  local state=$1 rdir=$2 pgdata=$3 lines=() name pid start i sig
+  if [[ -f $state/run.pids ]]; then
+    mapfile -t lines <"$state/run.pids"
+    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+      read -r name pid start <<<"${lines[i]}"
+      if genq_proc_same "${pid:-}" "${start:-}"; then
+        sig=TERM
+        [[ $name == postgres ]] && sig=INT # a fast shutdown
+        genq_stop_left "$name" "$pid" "$sig"
+      fi
+    done
+  fi
+  pid=$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null || true)
+  if genq_proc_in "$pid" postgres "$pgdata"; then
+    genq_stop_left postgres "$pid" INT
+  fi
+  pid=$(cat "$rdir/redis.pid" 2>/dev/null || true)
+  if genq_proc_in "$pid" redis-server "$rdir"; then
+    genq_stop_left redis "$pid" TERM
+  fi
+  # Nothing of ours runs there any more: every such file is stale.
+  rm -f "$state/run.pids" "$state/run.pid" "$pgdata/postmaster.pid" "$rdir/redis.pid" \
+    "$(dirname "$pgdata")"/sock/.s.PGSQL.*
 }
 
 genq_log_tail() {
@@ -241,7 +368,7 @@ genq_start_redis() {
   local dir=$1 port=$2 log=$3
   mkdir -p "$dir"
   genq_start redis "$log" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
-    --save "" --appendonly no --daemonize no
+    --save "" --appendonly no --daemonize no --pidfile "$dir/redis.pid"
   local pid=$GENQ_LAST_PID
   genq_wait_for "$pid" 15 genq_redis_pong "$port"
   genq_log "redis on 127.0.0.1:$port (pid $pid)"
