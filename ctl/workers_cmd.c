@@ -135,7 +135,7 @@ void ctl_workers_print(const cJSON *workers, int running) {
   }
   int wid = width(workers, "id", 2, 64), whost = width(workers, "host", 4, 32),
       wver = width(workers, "version", 7, 32);
-  printf("%-*s %-*s %7s %-*s %-38s %5s %9s", wid, "ID", whost, "HOST", "PID", wver, "VERSION",
+  printf("%-*s %-*s %7s %-*s %-39s %5s %9s", wid, "ID", whost, "HOST", "PID", wver, "VERSION",
          "KINDS", "CONC", "IN_FLIGHT");
   if (running) printf(" %7s", "RUNNING");
   printf(" %-8s %-20s %9s\n", "STATE", "STARTED", "LAST_BEAT");
@@ -144,7 +144,7 @@ void ctl_workers_print(const cJSON *workers, int running) {
     char kinds[128], age[32];
     kinds_text(r, kinds, sizeof kinds);
     ctl_fmt_age(age, sizeof age, ctl_num(r, "last_beat_age_ms"));
-    printf("%-*s %-*s %7.0f %-*s %-38s %5.0f %9.0f", wid, ctl_str(r, "id"), whost,
+    printf("%-*s %-*s %7.0f %-*s %-39s %5.0f %9.0f", wid, ctl_str(r, "id"), whost,
            ctl_str(r, "host"), ctl_num(r, "pid"), wver, ctl_str(r, "version"), kinds,
            ctl_num(r, "concurrency"), ctl_num(r, "in_flight"));
     if (running) printf(" %7.0f", ctl_num(r, "running_jobs"));

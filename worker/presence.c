@@ -34,17 +34,18 @@ const char *presence_state_name(worker_state s) {
 }
 
 static char *record_json(const worker *w) {
-  cJSON *o = cJSON_CreateObject(), *kinds = cJSON_AddArrayToObject(o, "kinds");
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "id", w->id);
+  cJSON_AddStringToObject(o, "host", w->host);
+  cJSON_AddNumberToObject(o, "pid", (double)getpid());
+  cJSON_AddStringToObject(o, "version", GENQ_VERSION);
+  cJSON *kinds = cJSON_AddArrayToObject(o, "kinds");
   if (!o || !kinds) {
     cJSON_Delete(o);
     return NULL;
   }
   for (int i = 0; i < w->nkinds; i++)
     cJSON_AddItemToArray(kinds, cJSON_CreateString(w->kinds[i]));
-  cJSON_AddStringToObject(o, "id", w->id);
-  cJSON_AddStringToObject(o, "host", w->host);
-  cJSON_AddNumberToObject(o, "pid", (double)getpid());
-  cJSON_AddStringToObject(o, "version", GENQ_VERSION);
   cJSON_AddNumberToObject(o, "concurrency", w->concurrency);
   cJSON_AddNumberToObject(o, "in_flight", w->inflight);
   cJSON_AddNumberToObject(o, "jobs_done", (double)w->jobs_done);
