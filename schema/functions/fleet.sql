@@ -5,7 +5,7 @@
 -- genq_fleet_status() → {at, kinds: [{kind, queued, ready, retry_waiting,
 -- oldest_ready_at, oldest_age_s, next_retry_at, running}], queued, running,
 -- running_by_worker: [{worker_id, running, lease_until}]}.
--- Every kind appears, with zeros when it has no job. ready: queued and due
+-- Every kind the jobs table allows appears, with zeros when it has no job. ready: queued and due
 -- now; retry_waiting: queued with next_attempt_at still ahead (SPEC §4: "a
 -- job waiting for a retry is queued"). A ready job has waited since it was
 -- submitted or since its retry fell due, whichever is later: oldest_age_s is
@@ -20,8 +20,15 @@ declare
   v_now timestamptz := now();
   v_out jsonb;
 begin
+  -- every kind the jobs table allows, in its order: the check constraint
+  -- is the vocabulary's one home (test_vocabulary.c holds job.c to it)
   with k (kind, ord) as (
-    values ('storyboard', 1), ('image', 2), ('video', 3), ('lipsync', 4), ('campaign', 5)),
+    select x.m[1], x.n
+    from pg_constraint c,
+         regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g')
+           with ordinality as x (m, n)
+    where c.conrelid = 'jobs'::regclass and c.contype = 'c'
+      and pg_get_constraintdef(c.oid) like '%(kind = ANY%'),
   q as (
     select j.kind,
            count(*) as queued,
