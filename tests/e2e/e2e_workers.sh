@@ -19,6 +19,9 @@
 #   the jobs PostgreSQL says run on them.
 # - `workers stop W2`: W2 exits 0 and leaves the list at once.
 # - W3 killed with -9 stays listed until its TTL, then ages out.
+# - `workers stop W4` while W4 (a video worker started for it) holds the
+#   second video: W4 says stopping, hands the video back at the end of its
+#   grace (5 s), generation kept, and exits 0.
 # - `workers stop W1` (quiet) exits it 0; unknown ids, bad ids and bad
 #   arguments are refused; the audit is clean.
 #
@@ -202,6 +205,31 @@ ctl workers quiet "$W3"
 check "a command to the dead W3 exits 1: no live worker" eval \
   '[ "$RC" = 1 ] && grep -q "no live worker" "$TMP/ctl.err"'
 check "... and leaves no command behind" [ "$(rcli exists "genq:{q}:worker-cmd:$W3")" = 0 ]
+
+# ---- stop while holding a job: handed back at the end of the grace ------------------
+start_worker w4 -- --kinds video --concurrency 1
+P4=$WPID
+running_on_w4() {
+  W4=$(id_of "$P4")
+  [[ -n $W4 && $(sql "select worker_id from jobs where id = '$V2' and status = 'running'") == "$W4" ]]
+}
+check "a new video worker W4 takes the queued second video" wait_until 15 running_on_w4
+has_ref() { [[ -n $(sql "select provider_ref from job_steps where job_id = '$V2' and provider_ref is not null") ]]; }
+check "... and records its generation" wait_until 10 has_ref
+ctl workers stop "$W4" --json
+check "workers stop W4 while it holds the video: stopping, 1 in flight" eval \
+  '[ "$RC" = 0 ] && outq ".state == \"stopping\" and .in_flight == 1"'
+ctl workers list --json
+check "W4's record says stopping" outq '.[] | select(.id == $w) | .state == "stopping"' --arg w "$W4"
+w4_gone() { ! genq_alive "$P4"; }
+check "W4 exits once its grace (5 s) is over" wait_until 12 w4_gone
+genq_stop_pid "$P4"
+check "... with status 0 (${GENQ_PID_RC[$P4]}), having handed the video back" eval \
+  '[ "${GENQ_PID_RC[$P4]}" = 0 ] && grep -q "handing unfinished jobs back" "$STATE/logs/w4.log"'
+req GET "/v1/jobs/$V2" "$TOKEN"
+check "the video is queued again, its generation kept for the next worker" \
+  jqt '.status == "queued" and (.steps[0].provider_ref | type == "string")'
+check "W4 is no longer listed" eval '! listed "$P4"'
 
 # ---- stop the quiet W1 ----------------------------------------------------------------
 ctl workers stop "$W1" --json
