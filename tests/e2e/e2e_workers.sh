@@ -26,7 +26,7 @@
 #   arguments are refused; the audit is clean.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it).
-# shellcheck disable=SC2016 # $names in single quotes are jq's
+# shellcheck disable=SC2016,SC2034 # $names in single quotes: jq's, or eval's
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/mini_stack.bash
