@@ -105,6 +105,8 @@ static const config_var config_vars[] = {
      F(provider_timeout_ms), 0},
     {"GENQ_SHUTDOWN_GRACE_MS", 0, CONFIG_WORKER, T_INT, 0, 3600000, "30000", F(shutdown_grace_ms),
      0},
+    {"GENQ_WORKER_BEAT_MS", 0, CONFIG_WORKER, T_INT, 100, 60000, "2000", F(worker_beat_ms), 0},
+    {"GENQ_WORKER_TTL_MS", 0, CONFIG_WORKER, T_INT, 500, 600000, "10000", F(worker_ttl_ms), 0},
     {"GENQ_UPLOAD_MAX_BYTES", 0, SRV, T_SIZE, 1024, 1LL << 30, "26214400", F(upload_max_bytes), 0},
     {"GENQ_ASSET_MAX_BYTES", 0, SRV, T_SIZE, 1024, 1LL << 31, "268435456", F(asset_max_bytes), 0},
     {"GENQ_S3_ACCESS_KEY", 0, SRV, T_SECRET, 0, 0, NULL, F(s3_access_key), 0},

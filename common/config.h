@@ -69,6 +69,10 @@ typedef struct {
   int retry_cap_ms;        /* GENQ_RETRY_CAP_MS default 600000 */
   int provider_timeout_ms; /* GENQ_PROVIDER_TIMEOUT_MS default 120000 */
   int shutdown_grace_ms;   /* GENQ_SHUTDOWN_GRACE_MS 0..3600000, default 30000 */
+  int worker_beat_ms;      /* GENQ_WORKER_BEAT_MS 100..60000, default 2000: how often the
+                              worker writes its registry record (docs/fleet.md) */
+  int worker_ttl_ms;       /* GENQ_WORKER_TTL_MS 500..600000, default 10000: a record not
+                              renewed for that long ages out (at least twice the beat) */
 
   /* media (api and worker) */
   size_t upload_max_bytes; /* GENQ_UPLOAD_MAX_BYTES POST /v1/uploads body limit, default 25 MiB */

@@ -123,6 +123,56 @@ int ctl_prices(int argc, char **argv, PGconn *(*connect)(void));
  * arguments are valid. */
 int ctl_sweep(int argc, char **argv, PGconn *(*connect)(void));
 
+/* redis_sync.c: Redis for genqctl, an rds connection (redis.h) on a private
+ * loop that each call runs until its answer or a deadline: nothing hangs.
+ * ctl_redis_open: connected within timeout_ms, or NULL with a message in
+ * err that names GENQ_REDIS_URL, never its value. ctl_redis_wait runs the
+ * loop until *flag is set (by an rds or registry callback): 0, or -1 after
+ * timeout_ms. A callback's state must outlive the connection: a command
+ * still unanswered is failed by ctl_redis_close, which runs its callback.
+ * ctl_redis_call: one command (argv), its reply as JSON — strings,
+ * numbers, arrays, null; an error reply is {"error": message} — or NULL
+ * when Redis did not answer within CTL_REDIS_TIMEOUT_MS. */
+#define CTL_REDIS_TIMEOUT_MS 5000
+#define CTL_REDIS_CONNECT_MS 2000
+typedef struct ctl_redis ctl_redis;
+typedef struct rds rds;
+ctl_redis *ctl_redis_open(const char *url, int timeout_ms, char *err, size_t errlen);
+/* ctl_redis_open on GENQ_REDIS_URL (the environment, .genq/env), within
+ * CTL_REDIS_CONNECT_MS. */
+ctl_redis *ctl_redis_connect(char *err, size_t errlen);
+rds *ctl_redis_rds(ctl_redis *c);
+int ctl_redis_wait(ctl_redis *c, const int *flag, int timeout_ms);
+cJSON *ctl_redis_call(ctl_redis *c, int argc, const char **argv);
+void ctl_redis_close(ctl_redis *c);
+
+/* workers_cmd.c: genqctl workers list|quiet|stop (argv: the words after
+ * "workers"; docs/fleet.md). Redis only. */
+int ctl_workers(int argc, char **argv);
+/* The live workers (registry_list) as a JSON array the caller frees, or
+ * NULL with a message in err. */
+cJSON *ctl_workers_read(ctl_redis *c, char *err, size_t errlen);
+/* A duration for people: 850ms, 12.3s, 4m05s, 2h03m, 3d04h. */
+void ctl_fmt_age(char *buf, size_t len, double ms);
+/* Prints workers (ctl_workers_read's array) as a table; running: the
+ * running jobs PostgreSQL gives each (a "running_jobs" member), shown when
+ * non-zero. */
+void ctl_workers_print(const cJSON *workers, int running);
+
+/* status_cmd.c: genqctl status [--json] (argv: the words after "status"):
+ * queue depths and oldest age per kind, running jobs, the workers with
+ * their last beat, the providers. connect is called once the arguments are
+ * valid. */
+int ctl_status(int argc, char **argv, PGconn *(*connect)(void));
+
+/* status_providers.c: the providers section of genqctl status — provider
+ * windows, slots and breakers (SPEC §5, fleet-wide provider limits). Adds
+ * "providers" (an array) to the status object, read from Redis (r NULL:
+ * Redis is unreachable); 0, or -1 after saying why on stderr. */
+int ctl_status_providers(ctl_redis *r, cJSON *status);
+/* Prints that section for people. */
+void ctl_status_print_providers(const cJSON *providers);
+
 /* token.c: fills buf with 2*n random lowercase hex digits (buf holds
  * 2*n + 1 bytes). Returns 0 or -1. */
 int ctl_random_hex(char *buf, size_t n);

@@ -35,6 +35,11 @@ static const char usage_text[] =
     "                                          retry every matching dead job (exit 1 when any\n"
     "                                          could not be, e.g. insufficient credits)\n"
     "  audit [--json]                          check the ledger invariants (exit 1 on violations)\n"
+    "  status [--json]                         queue depth and oldest age per kind, running\n"
+    "                                          jobs, live workers and their last beat, providers\n"
+    "  workers list [--json]                   the live workers (the registry in Redis)\n"
+    "  workers quiet ID [--json]               worker ID takes no new job, finishes what it holds\n"
+    "  workers stop ID [--json]                worker ID finishes or hands back its jobs, exits 0\n"
     "  webhooks secret --user U [--grace D] [--json]\n"
     "                                          a new webhook signing secret for U, printed once;\n"
     "                                          the old one signs beside it for D (default 1d)\n"
@@ -67,7 +72,8 @@ static const char usage_text[] =
     "\n"
     "Configuration comes from the environment (GENQ_DATABASE_URL; for token\n"
     "GENQ_DEV_JWT_PRIVATE_KEY, CLERK_ISSUER, CLERK_AUTHORIZED_PARTIES; for webhooks secret\n"
-    "and secrets rekey GENQ_SECRETS_KEY, GENQ_SECRETS_KEY_PREVIOUS); variables\n"
+    "and secrets rekey GENQ_SECRETS_KEY, GENQ_SECRETS_KEY_PREVIOUS; for status and workers\n"
+    "GENQ_REDIS_URL); variables\n"
     "that are unset are read from .genq/env when it exists.\n"
     "Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
@@ -336,6 +342,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "keys") == 0) return ctl_keys(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "limits") == 0) return ctl_limits(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "sweep") == 0) return ctl_sweep(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "status") == 0) return ctl_status(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "workers") == 0) return ctl_workers(argc - 2, argv + 2);
   if (strcmp(cmd, "migrate") == 0) {
     if (parse_args(argc - 2, argv + 2, "", 0, &a)) return CTL_USAGE;
   } else if (strcmp(cmd, "audit") == 0) {

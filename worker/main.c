@@ -5,12 +5,14 @@
  * SIGTERM/SIGINT: take no new jobs, let the ones in flight finish within
  * GENQ_SHUTDOWN_GRACE_MS, then exit 0 (leases cover what did not finish).
  * A second signal exits at once. SIGUSR1 or SIGTSTP: quiet — take no new
- * jobs, go on with the ones held (before scaling a worker down). */
+ * jobs, go on with the ones held (before scaling a worker down).
+ * `genqctl workers quiet|stop ID` does the same through Redis (presence.c). */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -55,16 +57,27 @@ static int parse_kinds(worker *w, const char *list) {
   return 0;
 }
 
+/* A stop lets the loop end once everything else closed: the stop signals
+ * no longer keep it alive. */
+static void stop(worker *w) {
+  uv_unref((uv_handle_t *)&sigs[0]);
+  uv_unref((uv_handle_t *)&sigs[1]);
+  worker_stop(w);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
-  worker *w = s->data;
-  if (worker_stopping(w)) {
+  static int signals; /* a stop by genqctl (stop_requested) is not one */
+  if (signals++ > 0) {
     log_warn("second signal: exiting now", LI("signal", signum));
     _exit(1);
   }
   log_info("signal received", LI("signal", signum));
-  uv_unref((uv_handle_t *)&sigs[0]);
-  uv_unref((uv_handle_t *)&sigs[1]);
-  worker_stop(w);
+  stop(s->data);
+}
+
+/* genqctl workers stop ID, through Redis (presence.c) */
+static void stop_requested(worker *w) {
+  stop(w);
 }
 
 static void on_quiet(uv_signal_t *s, int signum) {
@@ -119,11 +132,25 @@ int main(int argc, char **argv) {
     }
     w->concurrency = (int)n;
   }
-  char host[64] = "host";
-  gethostname(host, sizeof(host) - 1);
+  if (w->cfg.worker_ttl_ms < 2 * w->cfg.worker_beat_ms) {
+    fprintf(stderr, "genq-worker: GENQ_WORKER_TTL_MS must be at least twice GENQ_WORKER_BEAT_MS\n");
+    config_free(&w->cfg);
+    return 1;
+  }
+  snprintf(w->host, sizeof(w->host), "host");
+  gethostname(w->host, sizeof(w->host) - 1);
+  for (char *c = w->host; *c; c++) /* a registry id has no space or control byte */
+    if (*c <= ' ' || *c > '~') *c = '-';
   unsigned char rnd[3] = {0};
   uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
-  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1], rnd[2]);
+  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", w->host, (int)getpid(), rnd[0], rnd[1],
+           rnd[2]);
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(w->started_at, sizeof(w->started_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  w->request_quiet = worker_quiet;
+  w->request_stop = stop_requested;
 
   w->loop = uv_default_loop();
   w->openai = (openai_opts){.base_url = w->cfg.openai_base_url,

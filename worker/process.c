@@ -60,9 +60,10 @@ static void close_all(worker *w) {
   webhooks_stop(w);
   relay_stop(w->relay);
   db_close(w->db, NULL, NULL);
-  /* The last change notices (a hand-back's) may still sit in the
-   * connection's buffer: they are out once a PING behind them is answered,
-   * or after a second at most. */
+  presence_leave(w); /* the registry record goes */
+  /* The last change notices (a hand-back's) and the record's removal may
+   * still sit in the connection's buffer: they are out once a PING behind
+   * them is answered, or after a second at most. */
   uv_timer_stop(&w->grace_timer);
   if (rds_command(w->redis, redis_flushed, w, "PING") == 0)
     uv_timer_start(&w->grace_timer, redis_flush_timeout, 1000, 0);
@@ -98,6 +99,7 @@ void worker_start(worker *w) {
   lease_start(w);
   sweep_start(w);
   webhooks_start(w);
+  presence_start(w);
 }
 
 static void grace_over(uv_timer_t *t) {
@@ -111,6 +113,7 @@ void worker_quiet(worker *w) {
   state_worker_set(w, WORKER_QUIET);
   uv_timer_stop(&w->fetch_timer);
   uv_timer_stop(&w->reclaim_timer);
+  presence_update(w);
 }
 
 void worker_stop(worker *w) {
@@ -120,6 +123,7 @@ void worker_stop(worker *w) {
     uv_timer_stop(&w->fetch_timer);
     uv_timer_stop(&w->reclaim_timer);
     uv_timer_start(&w->grace_timer, grace_over, (uint64_t)w->cfg.shutdown_grace_ms, 0);
+    presence_update(w);
   }
   if (w->inflight == 0) close_all(w);
 }

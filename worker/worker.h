@@ -84,7 +84,9 @@ typedef struct worker {
   openai_opts openai;
   luma_opts luma;
   hedra_opts hedra;
-  char id[96]; /* consumer name and jobs.worker_id */
+  char id[96];         /* consumer name, jobs.worker_id and registry id: host:pid:random */
+  char host[64];       /* gethostname */
+  char started_at[32]; /* RFC 3339, UTC: when it started (its registry record) */
   const char *kinds[JOB_KIND_COUNT];
   int nkinds;
   int concurrency;
@@ -106,6 +108,16 @@ typedef struct worker {
   batch_queue batches[BATCH_KINDS]; /* batch.c */
   int redis_closed;                 /* close_all has closed the Redis connections */
   uint64_t jobs_done;
+
+  /* the registry (presence.c) */
+  uv_timer_t presence_timer; /* the record's beat */
+  int presence_busy;         /* a beat is unanswered */
+  int presence_again;        /* the state changed meanwhile: beat once it answers */
+  int presence_left;         /* the record is gone: no more beats */
+  /* what an operator's command does (genqctl workers quiet|stop), set by
+   * main.c: as SIGUSR1 and SIGTERM do */
+  void (*request_quiet)(struct worker *w);
+  void (*request_stop)(struct worker *w);
 } worker;
 
 /* One step of a job while it runs here. Steps of one stage run at once (a
@@ -178,13 +190,14 @@ static inline int worker_stopping(const worker *w) {
 }
 
 /* Calls between the files go one way (no circle):
- *   main → worker → fetch, lease, sweep, runner, state, the step executors
+ *   main → worker → fetch, lease, sweep, presence, runner, state, the step executors
  *   step executors → output, lease, cleanup, runner
  *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
  *   sweep → cleanup
  *   webhooks stands alone: the outbox in PostgreSQL, its own HTTP client
  * runner reaches the executors and process.c only through w->executors and
- * w->job_left. */
+ * w->job_left; presence reaches main.c and process.c only through
+ * w->request_quiet and w->request_stop. */
 
 /* ---- process.c: start and stop ---- */
 void worker_start(worker *w);
@@ -295,6 +308,19 @@ void lease_start(worker *w);
  * lease must not create what the job's new owner creates too) and calls
  * cb(s, ok) with ok = 0 when the job is no longer this worker's. */
 void lease_confirm(wstep *s, void (*cb)(wstep *s, int ok));
+
+/* ---- presence.c: the worker registry in Redis (common/registry.h) ---- */
+/* Beats every GENQ_WORKER_BEAT_MS (record: id, host, pid, version, kinds,
+ * concurrency, in flight, started, state) and takes operators' commands
+ * (quiet, stop) from the control channel and the beat's command key. */
+void presence_start(worker *w);
+/* The state or what the record shows changed: beat now (or once the beat
+ * in flight answers). */
+void presence_update(worker *w);
+/* A clean exit: no more beats, the record removed. Before Redis closes. */
+void presence_leave(worker *w);
+/* "running", "quiet" or "stopping" (every state past DRAINING). */
+const char *presence_state_name(worker_state s);
 
 /* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
 void sweep_start(worker *w);

@@ -1,0 +1,65 @@
+-- fleet.sql: what `genqctl status` reads from PostgreSQL (docs/fleet.md).
+-- The workers themselves are in Redis (the registry); this is the queue as
+-- PostgreSQL, the truth, has it.
+
+-- genq_fleet_status() → {at, kinds: [{kind, queued, ready, retry_waiting,
+-- oldest_ready_at, oldest_age_s, next_retry_at, running}], queued, running,
+-- running_by_worker: [{worker_id, running, lease_until}]}.
+-- Every kind the jobs table allows appears, with zeros when it has no job. ready: queued and due
+-- now; retry_waiting: queued with next_attempt_at still ahead (SPEC §4: "a
+-- job waiting for a retry is queued"). A ready job has waited since it was
+-- submitted or since its retry fell due, whichever is later: oldest_age_s is
+-- that of the one waiting longest (null when none is ready). The queued
+-- jobs are read through jobs_queued_kind, the running ones through
+-- jobs_running_lease (partial indexes): the work is the size of the queue
+-- and of what runs, never of the table. plpgsql: genq_ts is in util.sql,
+-- applied after this file.
+create or replace function genq_fleet_status() returns jsonb
+language plpgsql stable as $$
+declare
+  v_now timestamptz := now();
+  v_out jsonb;
+begin
+  -- every kind the jobs table allows, in its order: the check constraint
+  -- is the vocabulary's one home (test_vocabulary.c holds job.c to it)
+  with k (kind, ord) as (
+    select x.m[1], x.n
+    from pg_constraint c,
+         regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g')
+           with ordinality as x (m, n)
+    where c.conrelid = 'jobs'::regclass and c.contype = 'c'
+      and pg_get_constraintdef(c.oid) like '%(kind = ANY%'),
+  q as (
+    select j.kind,
+           count(*) as queued,
+           count(*) filter (where j.next_attempt_at is null or j.next_attempt_at <= v_now) as ready,
+           count(*) filter (where j.next_attempt_at > v_now) as retry_waiting,
+           min(greatest(j.created_at, j.next_attempt_at))
+             filter (where j.next_attempt_at is null or j.next_attempt_at <= v_now) as oldest,
+           min(j.next_attempt_at) filter (where j.next_attempt_at > v_now) as next_retry
+    from jobs j where j.status = 'queued' group by j.kind),
+  r as (select j.kind, count(*) as running from jobs j where j.status = 'running' group by j.kind)
+  select jsonb_build_object(
+    'at', genq_ts(v_now),
+    'kinds', jsonb_agg(jsonb_build_object(
+      'kind', k.kind,
+      'queued', coalesce(q.queued, 0),
+      'ready', coalesce(q.ready, 0),
+      'retry_waiting', coalesce(q.retry_waiting, 0),
+      'oldest_ready_at', genq_ts(q.oldest),
+      'oldest_age_s', round(extract(epoch from v_now - q.oldest)::numeric, 3),
+      'next_retry_at', genq_ts(q.next_retry),
+      'running', coalesce(r.running, 0)) order by k.ord),
+    'queued', coalesce(sum(q.queued), 0),
+    'running', coalesce(sum(r.running), 0))
+  into v_out
+  from k left join q on q.kind = k.kind left join r on r.kind = k.kind;
+
+  return v_out || jsonb_build_object('running_by_worker', coalesce((
+    select jsonb_agg(jsonb_build_object('worker_id', w.worker_id, 'running', w.running,
+                                        'lease_until', genq_ts(w.lease_until))
+                     order by w.worker_id)
+    from (select j.worker_id, count(*) as running, max(j.lease_until) as lease_until
+          from jobs j where j.status = 'running' and j.worker_id is not null
+          group by j.worker_id) w), '[]'::jsonb));
+end $$;
