@@ -14,6 +14,10 @@
 # - The breaker: `genqctl providers open luma` forces it open: a job
 #   submitted then creates nothing at Luma while it is open; `close` lets
 #   it through and it succeeds.
+# - The breaker, tripped: 3 consecutive 500s from Luma creates
+#   (GENQ_BREAKER_FAILURES=3) open it (a trip, shown by genqctl); once
+#   those jobs are canceled, after the 2 s cool-down one probe goes through,
+#   succeeds, and closes it.
 # - Fairness: user A submits 200 image jobs (every one claimed: they wait
 #   for Luma's 4 slots), then user B one: B's job is granted the next free
 #   slot (B holds fewer slots per weight than A) and succeeds while most of
@@ -30,7 +34,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 export PROVSIM_LUMA_VIDEO_MS=1500 PROVSIM_LUMA_IMAGE_MS=300
 export GENQ_POLL_INTERVAL_MS=200 GENQ_POLL_MAX_INTERVAL_MS=400
-export GENQ_LUMA_MAX_IN_FLIGHT=4
+export GENQ_LUMA_MAX_IN_FLIGHT=4 GENQ_BREAKER_FAILURES=3 GENQ_BREAKER_COOLDOWN_MS=2000
 mini_stack_start
 out=$(env GENQ_LUMA_MAX_IN_FLIGHT=-1 timeout 20 "$BIN/genq-worker" 2>&1)
 rc=$?
@@ -125,7 +129,6 @@ check "the job then succeeds" wait_all "$total" 60
 "$GENQCTL" providers open nosuch >/dev/null 2>&1
 check "genqctl providers open of an unknown provider is a usage error (exit 2)" [ $? -eq 2 ]
 
-# --- fairness -------------------------------------------------------------------
 # new_user NAME CREDITS: a user on plan unlimited (no submit limits); sets U, T.
 new_user() {
   U=e2e-pl-$1-$RUN
@@ -133,6 +136,36 @@ new_user() {
     "$GENQCTL" limits plan "$U" unlimited >/dev/null
   T=$("$GENQCTL" token --user "$U" | tr -d '[:space:]')
 }
+
+# --- the breaker, tripped -----------------------------------------------------
+new_user c 100
+UC=$U TC=$T
+: >"$TMP/c.ids"
+for i in 1 2 3; do
+  req POST /v1/jobs "$TC" "{\"kind\":\"video\",\"input\":{\"prompt\":\"e2e breaker provsim:error500 $i\"}}"
+  status_is 202 && jq -r .id <<<"$BODY" >>"$TMP/c.ids"
+done
+tripped=""
+for ((i = 0; i < 100; i++)); do
+  l=$(luma)
+  if jq -e '.breaker_trips >= 1 and (.breaker == "open" or .breaker == "half_open")' <<<"$l" >/dev/null; then
+    tripped=$l
+    break
+  fi
+  sleep 0.2
+done
+check "3 consecutive 500s from Luma open its breaker ($tripped)" [ -n "$tripped" ]
+while read -r id; do req POST "/v1/jobs/$id/cancel" "$TC"; done <"$TMP/c.ids"
+req POST /v1/jobs "$TC" '{"kind":"video","input":{"prompt":"e2e breaker probe"}}'
+PROBE=$(jq -r '.id // empty' <<<"$BODY")
+check "after the cool-down the probe job succeeds" poll_job "$TC" "$PROBE"
+check "... succeeded" jqt '.status == "succeeded"'
+check "its success closed the breaker ($(luma))" \
+  eval 'luma | jq -e ".breaker == \"closed\" and .failures == 0" >/dev/null'
+req GET /v1/credits "$TC"
+check "the canceled jobs hold nothing" jqt '.held == 0'
+
+# --- fairness -------------------------------------------------------------------
 succeeded_of() { psql_db -c "select count(*) from jobs where user_id = '$1' and status = 'succeeded'"; }
 new_user a 1000
 UA=$U TA=$T
