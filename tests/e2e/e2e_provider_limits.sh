@@ -26,7 +26,7 @@
 #   no slot is left in use.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it).
-# shellcheck disable=SC2016,SC2034
+# shellcheck disable=SC2016,SC2034,SC2119
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/mini_stack.bash
