@@ -18,6 +18,8 @@
 #   (GENQ_BREAKER_FAILURES=3) open it (a trip, shown by genqctl); once
 #   those jobs are canceled, after the 2 s cool-down one probe goes through,
 #   succeeds, and closes it.
+# - OpenAI too (GENQ_OPENAI_MAX_IN_FLIGHT=2): 6 storyboards at once
+#   succeed, some of them having waited for a slot.
 # - Fairness: user A submits 200 image jobs (every one claimed: they wait
 #   for Luma's 4 slots), then user B one: B's job is granted the next free
 #   slot (B holds fewer slots per weight than A) and succeeds while most of
@@ -35,13 +37,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PROVSIM_LUMA_VIDEO_MS=1500 PROVSIM_LUMA_IMAGE_MS=300
 export GENQ_POLL_INTERVAL_MS=200 GENQ_POLL_MAX_INTERVAL_MS=400
 export GENQ_LUMA_MAX_IN_FLIGHT=4 GENQ_BREAKER_FAILURES=3 GENQ_BREAKER_COOLDOWN_MS=2000
+export GENQ_OPENAI_MAX_IN_FLIGHT=2
 mini_stack_start
 out=$(env GENQ_LUMA_MAX_IN_FLIGHT=-1 timeout 20 "$BIN/genq-worker" 2>&1)
 rc=$?
 check "a bad GENQ_LUMA_MAX_IN_FLIGHT stops genq-worker, naming it (exit $rc)" \
   eval '((rc != 0 && rc != 124)) && grep -q GENQ_LUMA_MAX_IN_FLIGHT <<<"$out"'
 for n in 1 2 3; do
-  start_worker "worker$n" -- --concurrency 80 --kinds video,image
+  start_worker "worker$n" -- --concurrency 80 --kinds video,image,storyboard
 done
 mini_stack_user 1000
 
@@ -137,6 +140,8 @@ new_user() {
   T=$("$GENQCTL" token --user "$U" | tr -d '[:space:]')
 }
 
+succeeded_of() { psql_db -c "select count(*) from jobs where user_id = '$1' and status = 'succeeded'"; }
+
 # --- the breaker, tripped -----------------------------------------------------
 new_user c 100
 UC=$U TC=$T
@@ -165,8 +170,27 @@ check "its success closed the breaker ($(luma))" \
 req GET /v1/credits "$TC"
 check "the canceled jobs hold nothing" jqt '.held == 0'
 
+# --- OpenAI ---------------------------------------------------------------------
+new_user d 10
+UD=$U TD=$T
+: >"$TMP/d.ids"
+for i in 1 2 3 4 5 6; do
+  req POST /v1/jobs "$TD" "{\"kind\":\"storyboard\",\"input\":{\"prompt\":\"e2e openai slots $i\",\"scenes\":2}}"
+  status_is 202 && jq -r .id <<<"$BODY" >>"$TMP/d.ids"
+done
+for ((i = 0; i < 300; i++)); do
+  (($(succeeded_of "$UD") >= 6)) && break
+  sleep 0.2
+done
+check "6 storyboards succeed under an OpenAI limit of 2" [ "$(succeeded_of "$UD")" -eq 6 ]
+openai() { "$GENQCTL" providers show --json | jq -c '.providers[] | select(.provider == "openai")'; }
+check "genqctl providers show: OpenAI max 2, window 2, no slot left in use ($(openai))" \
+  eval 'openai | jq -e ".max_in_flight == 2 and .window == 2 and .in_use == 0" >/dev/null'
+check "some of them waited for an OpenAI slot" \
+  eval 'cat "$STATE"/logs/worker*.log | grep "waiting for a provider slot" | grep -q "\"provider\":\"openai\""'
+check "D holds nothing" credits_are "$TD" 4 0
+
 # --- fairness -------------------------------------------------------------------
-succeeded_of() { psql_db -c "select count(*) from jobs where user_id = '$1' and status = 'succeeded'"; }
 new_user a 1000
 UA=$U TA=$T
 new_user b 10
