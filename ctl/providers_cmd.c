@@ -148,6 +148,15 @@ static int run(const char *url, const char *provider, int open, run_state *st) {
   return rc == 0 && !st->failed ? 0 : -1;
 }
 
+cJSON *ctl_providers_state(const char *redis_url) {
+  run_state st = {.out = cJSON_CreateArray()};
+  if (!redis_url || !st.out || run(redis_url, NULL, 0, &st) != 0) {
+    cJSON_Delete(st.out);
+    return NULL;
+  }
+  return st.out;
+}
+
 static void print_table(const cJSON *arr) {
   printf("%-8s %5s %6s %6s %10s %8s %-12s %8s %8s\n", "PROVIDER", "MAX", "WINDOW", "IN_USE",
          "PAUSED_MS", "RATE/MIN", "BREAKER", "FAILURES", "LIMITED");
