@@ -24,9 +24,11 @@ static int status_of(const openai_result *r) {
 static void storyboard_done(const openai_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
-  if (provlimit_report(s, PROV_OPENAI, status_of(r), r->code, r->retry_after_ms) ==
+  /* a call this worker canceled (an abort) says nothing about OpenAI */
+  if (!runner_step_should_stop(s) &&
+      provlimit_report(s, PROV_OPENAI, status_of(r), r->code, r->retry_after_ms) ==
           PROVLIMIT_LIMITED &&
-      provlimit_on(s->j->w, PROV_OPENAI) && !runner_step_should_stop(s)) {
+      provlimit_on(s->j->w, PROV_OPENAI)) {
     provlimit_acquire(s, PROV_OPENAI, slot_taken); /* after the fleet's pause */
     return;
   }
