@@ -74,6 +74,16 @@ typedef struct {
   int worker_ttl_ms;       /* GENQ_WORKER_TTL_MS 500..600000, default 10000: a record not
                               renewed for that long ages out (at least twice the beat) */
 
+  /* fleet-wide provider limits (worker/provlimit.c, docs/providers.md), by
+   * provider: [0] OpenAI, [1] Luma, [2] Hedra */
+  int provider_max_in_flight[3];   /* GENQ_<P>_MAX_IN_FLIGHT generations in flight across the
+                                      fleet, 0..100000, default 0: no limit */
+  int provider_rate_per_minute[3]; /* GENQ_<P>_RATE_PER_MINUTE paid calls a minute across the
+                                      fleet, default 0: no limit */
+  int breaker_failures;    /* GENQ_BREAKER_FAILURES consecutive failures (5xx, timeouts) that
+                              open a provider's breaker, 0..1000, default 0: no breaker */
+  int breaker_cooldown_ms; /* GENQ_BREAKER_COOLDOWN_MS open → half-open, default 30000 */
+
   /* media (api and worker) */
   size_t upload_max_bytes; /* GENQ_UPLOAD_MAX_BYTES POST /v1/uploads body limit, default 25 MiB */
   size_t asset_max_bytes;  /* GENQ_ASSET_MAX_BYTES  largest provider output downloaded/stored,

@@ -83,6 +83,16 @@ void ctl_print_job(const char *job_json);
  * "limits"); connects with connect only once the arguments are valid. */
 int ctl_limits(int argc, char **argv, PGconn *(*connect)(void));
 
+/* providers_cmd.c: genqctl providers show|open|close (argv: the words
+ * after "providers"), against GENQ_REDIS_URL. */
+int ctl_providers(int argc, char **argv);
+/* The providers array `genqctl providers show --json` prints (for genqctl
+ * status), read from the Redis at redis_url; NULL after printing why to
+ * stderr. The caller cJSON_Deletes it. */
+cJSON *ctl_providers_state(const char *redis_url);
+/* Prints that array as genqctl providers show's table. */
+void ctl_providers_print(const cJSON *arr);
+
 /* dead.c: the dead-letter set (SPEC §5, §8).
  * dead list: the set, newest first (f: kind, since, limit).
  * dead retry: genq_job_retry on every match (f: kind, since, max_attempts),

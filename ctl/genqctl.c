@@ -50,6 +50,10 @@ static const char usage_text[] =
     "                                          limits and usage (docs/limits.md)\n"
     "  limits set PLAN FIELD VALUE [--json]    set one limit of a plan (0: none)\n"
     "  limits plan USER PLAN [--json]          move a user to a plan\n"
+    "  providers show [--json]                 the fleet's provider limits: window, slots in use,\n"
+    "                                          pause, rate and breaker (docs/providers.md)\n"
+    "  providers open|close PROVIDER [--json]  force a provider's breaker open (no new work\n"
+    "                                          there) or closed (openai, luma, hedra)\n"
     "  secrets rekey [--json]                  seal every stored secret again under\n"
     "                                          GENQ_SECRETS_KEY (after a key rotation)\n"
     "  keys create --user U [--name N] [--admin] [--json]\n"
@@ -341,6 +345,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "prices") == 0) return ctl_prices(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "keys") == 0) return ctl_keys(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "limits") == 0) return ctl_limits(argc - 2, argv + 2, connect_db);
+  if (strcmp(cmd, "providers") == 0) return ctl_providers(argc - 2, argv + 2);
   if (strcmp(cmd, "sweep") == 0) return ctl_sweep(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "status") == 0) return ctl_status(argc - 2, argv + 2, connect_db);
   if (strcmp(cmd, "workers") == 0) return ctl_workers(argc - 2, argv + 2);

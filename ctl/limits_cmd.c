@@ -18,8 +18,8 @@
 #include "ctl.h"
 
 static const char *const limit_fields[] = {"max_unfinished_jobs", "submit_per_minute",
-                                           "submit_burst", "upload_bytes_per_day",
-                                           "uploads_per_day"};
+                                           "submit_burst",        "upload_bytes_per_day",
+                                           "uploads_per_day",     "provider_weight"};
 #define NFIELDS (sizeof limit_fields / sizeof limit_fields[0])
 
 static int usage(const char *fmt, const char *arg) {
@@ -145,7 +145,7 @@ int ctl_limits(int argc, char **argv, PGconn *(*connect)(void)) {
       f++;
     if (f == NFIELDS)
       return usage("field: '%s' is not a limit (max_unfinished_jobs, submit_per_minute, "
-                   "submit_burst, upload_bytes_per_day, uploads_per_day)",
+                   "submit_burst, upload_bytes_per_day, uploads_per_day, provider_weight)",
                    pos[1]);
     const char *v = pos[2];
     size_t n = strlen(v);

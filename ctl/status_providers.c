@@ -1,37 +1,24 @@
 /* status_providers.c — the providers section of `genqctl status`: each
- * provider's window, slots in use and breaker (SPEC §5, fleet-wide provider
- * limits).
- *
- * This is the one place where the fleet-wide provider limits report: read
- * their state from the Redis keys they keep (r, a connection of genqctl's;
- * ctl_redis_call runs a command) into status's "providers" array — one
- * object per provider, e.g. {provider, window, slots_in_use, paused_until,
- * breaker} — and print it below. Until those limits exist, the array is
- * empty and the table says so. */
+ * provider's window, slots in use, pause, rate and breaker (SPEC §5), as
+ * `genqctl providers show` reads them from Redis (providers_cmd.c). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ctl.h"
 
 int ctl_status_providers(ctl_redis *r, cJSON *status) {
-  (void)r;
-  cJSON *providers = cJSON_AddArrayToObject(status, "providers");
-  if (!providers) {
-    fprintf(stderr, "genqctl status: out of memory\n");
-    return -1;
-  }
+  /* r: NULL when Redis could not be reached (already said): no section */
+  cJSON *providers = r ? ctl_providers_state(getenv("GENQ_REDIS_URL")) : cJSON_CreateArray();
+  if (!providers) return -1; /* ctl_providers_state said why */
+  cJSON_AddItemToObject(status, "providers", providers);
   return 0;
 }
 
 void ctl_status_print_providers(const cJSON *providers) {
   printf("providers\n");
   if (cJSON_GetArraySize(providers) == 0) {
-    printf("  (no fleet-wide provider limits: each worker limits its own requests)\n");
+    printf("  (unknown: Redis could not be reached)\n");
     return;
   }
-  const cJSON *p;
-  cJSON_ArrayForEach(p, providers) {
-    char *s = cJSON_PrintUnformatted(p);
-    printf("  %s\n", s ? s : "?");
-    cJSON_free(s);
-  }
+  ctl_providers_print(providers);
 }

@@ -4,6 +4,7 @@
  *   /hedra/v3/...                 sim_hedra.c
  *   GET|HEAD /files/<name>        sim_media.c: generated media and uploads
  *   GET /_sim/stats  counters; POST /_sim/reset zeroes them
+ *   POST /_sim/luma/rate_limit, /_sim/luma/peak_reset  test knobs (sim_luma.c)
  *   GET /healthz     liveness
  * Requests under the three provider prefixes draw a fault first (faults.c,
  * through provsim_begin of respond.c);
@@ -69,6 +70,10 @@ static void on_request(http_request *req, void *arg) {
     static const char ok[] = "{\"reset\":true}";
     simstats_reset(a->ps.stats);
     http_respond(req, 200, "application/json", NULL, ok, sizeof ok - 1);
+  } else if (!strcmp(path, "/_sim/luma/rate_limit") && post) {
+    sim_luma_rate_limit(&a->ps, req);
+  } else if (!strcmp(path, "/_sim/luma/peak_reset") && post) {
+    sim_luma_peak_reset(&a->ps, req);
   } else if (!strcmp(path, "/_sim/stats") || !strcmp(path, "/_sim/reset")) {
     provsim_error(req, 405, "method_not_allowed", "method not allowed", NULL);
   } else {

@@ -303,6 +303,9 @@ void simcb_free(simcb *s);
 /* Reads PROVSIM_LUMA_VIDEO_MS (default 10000) and PROVSIM_LUMA_IMAGE_MS
  * (default 4000) and declares the counters. Returns 0, or -1 with a message. */
 int sim_luma_init(provsim *ps, char *err, size_t errlen);
+/* The test knobs POST /_sim/luma/rate_limit and /_sim/luma/peak_reset. */
+void sim_luma_rate_limit(provsim *ps, http_request *req);
+void sim_luma_peak_reset(provsim *ps, http_request *req);
 void sim_luma_free(provsim *ps);
 /* Shutdown: callbacks still to send are dropped, those in flight canceled. */
 void sim_luma_stop(provsim *ps);

@@ -60,7 +60,10 @@ typedef struct {
 typedef struct {
   unsigned video_ms, image_ms;
   simtab gens;
-  simcb *callbacks; /* the sender of create's callback_url POSTs */
+  simcb *callbacks;         /* the sender of create's callback_url POSTs */
+  long long peak;           /* most generations in flight at once (in_flight_peak) */
+  long long limited_until;  /* mono ms: creates answer 429 until then (/_sim/luma/rate_limit) */
+  unsigned limited_retry_s; /* their Retry-After */
 } luma_state;
 
 static const char *const video_models[] = {"ray-2", "ray-flash-2", NULL};
@@ -94,6 +97,10 @@ static long long in_flight(void *arg) {
   for (const simtab_node *p = ls->gens.oldest; p; p = p->newer)
     n += !gen_finished(SIMTAB_ENTRY(p, const luma_gen, node), now);
   return n;
+}
+
+static long long in_flight_peak(void *arg) {
+  return ((const luma_state *)arg)->peak;
 }
 
 /* The Generation object; NULL on OOM. */
@@ -428,6 +435,15 @@ static void create(provsim *ps, http_request *req, lg_type type) {
     lu_detail(ps, req, 500, NULL, "Internal Server Error");
     return;
   }
+  if (sim_mono_ms() < ls->limited_until) {
+    char ra[48];
+    const char *const hdr[] = {ra, NULL};
+    snprintf(ra, sizeof ra, "Retry-After: %u", ls->limited_retry_s);
+    cJSON_Delete(root);
+    simstats_incr(ps->stats, "luma", "rate_limited", NULL);
+    lu_detail(ps, req, 429, hdr, "Rate limit reached; try again later");
+    return;
+  }
   if (make_room(ls) < 0) {
     static const char *const retry[] = {"Retry-After: 1", NULL};
     cJSON_Delete(root);
@@ -467,6 +483,8 @@ static void create(provsim *ps, http_request *req, lg_type type) {
     return;
   }
   simtab_add(&ls->gens, &g->node, g->id);
+  long long now_in_flight = in_flight(ls);
+  if (now_in_flight > ls->peak) ls->peak = now_in_flight;
   count_create(ps, req, prompt);
   cb_schedule(ls, g, root);
   log_debug("luma generation created", LS("id", g->id), LS("model", model),
@@ -562,6 +580,39 @@ static void one(provsim *ps, http_request *req, const char *id, const char *meth
   provsim_reply(ps, req, -1, 204, NULL, NULL, NULL, 0);
 }
 
+/* POST /_sim/luma/rate_limit {"seconds": S, "retry_after_s": R}: every
+ * create answers 429 with Retry-After R (default 1) for the next S seconds
+ * (0 ends it); counted in luma.rate_limited. */
+void sim_luma_rate_limit(provsim *ps, http_request *req) {
+  luma_state *ls = ps->luma;
+  size_t blen;
+  const char *body = http_req_body(req, &blen);
+  cJSON *root = cJSON_ParseWithLength(body, blen);
+  const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "seconds");
+  const cJSON *ra = cJSON_GetObjectItemCaseSensitive(root, "retry_after_s");
+  if (!cJSON_IsNumber(sec) || sec->valuedouble < 0 || sec->valuedouble > 3600 ||
+      (ra && (!cJSON_IsNumber(ra) || ra->valuedouble < 0 || ra->valuedouble > 3600))) {
+    cJSON_Delete(root);
+    provsim_error(req, 400, "invalid_request",
+                  "body: {\"seconds\": 0..3600, \"retry_after_s\"?: 0..3600}", NULL);
+    return;
+  }
+  ls->limited_until = sim_mono_ms() + (long long)(sec->valuedouble * 1000);
+  ls->limited_retry_s = ra ? (unsigned)ra->valuedouble : 1;
+  cJSON_Delete(root);
+  static const char ok[] = "{\"rate_limit\":true}";
+  http_respond(req, 200, "application/json", NULL, ok, sizeof ok - 1);
+}
+
+/* POST /_sim/luma/peak_reset: in_flight_peak starts again from what is in
+ * flight now. */
+void sim_luma_peak_reset(provsim *ps, http_request *req) {
+  luma_state *ls = ps->luma;
+  ls->peak = in_flight(ls);
+  static const char ok[] = "{\"peak_reset\":true}";
+  http_respond(req, 200, "application/json", NULL, ok, sizeof ok - 1);
+}
+
 /* ---- setup and routing ----------------------------------------------- */
 
 int sim_luma_init(provsim *ps, char *err, size_t errlen) {
@@ -580,7 +631,9 @@ int sim_luma_init(provsim *ps, char *err, size_t errlen) {
       simstats_declare(ps->stats, "luma", "deletes", 0) < 0 ||
       simstats_declare(ps->stats, "luma", "gets", 0) < 0 ||
       simcb_new(&ls->callbacks, ps, cb_due, cb_body, ps) < 0 ||
-      simstats_declare_gauge(ps->stats, "luma", "in_flight", in_flight, ls) < 0) {
+      simstats_declare(ps->stats, "luma", "rate_limited", 0) < 0 ||
+      simstats_declare_gauge(ps->stats, "luma", "in_flight", in_flight, ls) < 0 ||
+      simstats_declare_gauge(ps->stats, "luma", "in_flight_peak", in_flight_peak, ls) < 0) {
     simtab_free(&ls->gens);
     simcb_stop(ls->callbacks);
     simcb_free(ls->callbacks);

@@ -53,6 +53,7 @@ static void close_all(worker *w) {
   uv_close((uv_handle_t *)&w->sweep_timer, NULL);
   uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
   uv_close((uv_handle_t *)&w->trim_timer, NULL);
+  uv_close((uv_handle_t *)&w->provlimit_timer, NULL);
   if (w->storage) storage_close(w->storage);
   w->storage = NULL;
   if (w->http) httpc_close(w->http);
@@ -89,6 +90,7 @@ static void trim_cb(uv_timer_t *t) {
 void worker_start(worker *w) {
   w->executors = executors;
   w->job_left = job_left;
+  w->step_ended = provlimit_release;
   uv_timer_init(w->loop, &w->grace_timer);
   w->grace_timer.data = w;
   uv_timer_init(w->loop, &w->trim_timer);
@@ -97,6 +99,7 @@ void worker_start(worker *w) {
   uv_unref((uv_handle_t *)&w->trim_timer);
   fetch_start(w);
   lease_start(w);
+  provlimit_start(w);
   sweep_start(w);
   webhooks_start(w);
   presence_start(w);

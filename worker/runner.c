@@ -95,6 +95,7 @@ void runner_job_finish(wjob *j) {
   free(j->input);
   cJSON_Delete(j->steps);
   cJSON_Delete(j->uploads);
+  free(j->user);
   if (j->fail != &fail_no_memory) free(j->fail);
   free(j);
   w->inflight--;
@@ -250,6 +251,7 @@ static void step_closed(uv_handle_t *h) {
 /* Unlinks s from its job and frees it (after its timer closed). */
 static void step_end(wstep *s) {
   wjob *j = s->j;
+  if (j->w->step_ended) j->w->step_ended(s);
   for (wstep **pp = &j->running; *pp; pp = &(*pp)->next) {
     if (*pp == s) {
       *pp = s->next;
@@ -432,6 +434,11 @@ void runner_step_poll_later(wstep *s, void (*cb)(wstep *s)) {
   s->polls++;
   s->poll_cb = cb;
   uv_timer_start(&s->timer, poll_fire, d, 0);
+}
+
+void runner_step_wait(wstep *s, uint64_t ms, void (*cb)(wstep *s)) {
+  s->poll_cb = cb;
+  uv_timer_start(&s->timer, poll_fire, ms, 0);
 }
 
 /* A step polls early for a wake at most this often, whatever the callbacks. */

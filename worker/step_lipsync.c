@@ -175,10 +175,18 @@ static void checkpointed(wstep *s, int ok) {
   runner_step_poll_later(s, poll_now);
 }
 
+static void slot_taken(wstep *s, int ok);
+
 static void submitted(const hedra_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
   s->paid_xfer = 0;
+  if (provlimit_report(s, PROV_HEDRA, r->status, r->code, r->retry_after_ms) == PROVLIMIT_LIMITED &&
+      provlimit_on(s->j->w, PROV_HEDRA) && !runner_step_should_stop(s)) {
+    /* not submitted: wait out the fleet's pause for a slot, then again */
+    provlimit_acquire(s, PROV_HEDRA, slot_taken);
+    return;
+  }
   /* A submit under a key Hedra has seen answers that key's job, which may
    * have failed meanwhile: it is checkpointed and polled like any other, so
    * that its result says why and a failed one is forgotten (a fresh key). */
@@ -250,7 +258,7 @@ static void uploaded(const hedra_result *r, void *arg) {
   if (s->phase < 2)
     read_input(s);
   else
-    submit(s);
+    provlimit_acquire(s, PROV_HEDRA, slot_taken); /* the submit is the paid part */
 }
 
 static void input_read(const char *data, size_t len, int not_found, const char *err, void *arg) {
@@ -287,13 +295,28 @@ static void read_input(wstep *s) {
     fail_with(s, 1, "storage_error", "an uploaded input could not be read");
 }
 
-int step_lipsync_run(wstep *s) {
-  worker *w = s->j->w;
-  if (!w->http || !w->storage) return -1;
+/* A slot of Hedra's is held (provlimit.c): a checkpointed job is polled,
+ * else the submit goes out. */
+static void slot_taken(wstep *s, int ok) {
+  if (!ok) {
+    fail_with(s, 1, "internal", "no provider slot");
+    return;
+  }
   if (s->ref[0]) {
     log_info("resuming hedra job", LS("job_id", s->j->id), LS("step", s->name),
              LS("hedra_job_id", s->ref));
     poll_now(s);
+    return;
+  }
+  submit(s);
+}
+
+int step_lipsync_run(wstep *s) {
+  worker *w = s->j->w;
+  if (!w->http || !w->storage) return -1;
+  if (s->ref[0]) {
+    /* a resumed job is in flight at Hedra too: it holds a slot */
+    provlimit_acquire(s, PROV_HEDRA, slot_taken);
     return 0;
   }
   s->phase = 0;

@@ -156,10 +156,19 @@ static void checkpointed(wstep *s, int ok) {
   runner_step_poll_later(s, poll_now);
 }
 
+static void slot_taken(wstep *s, int ok);
+
 static void created(const luma_result *r, void *arg) {
   wstep *s = arg;
   s->xfer = 0;
   s->paid_xfer = 0;
+  if (provlimit_report(s, PROV_LUMA, r->status, r->code, r->retry_after_ms) == PROVLIMIT_LIMITED &&
+      provlimit_on(s->j->w, PROV_LUMA) && !runner_step_should_stop(s)) {
+    /* nothing was created: wait out the fleet's pause for a slot, then
+     * create again, without spending an attempt */
+    provlimit_acquire(s, PROV_LUMA, slot_taken);
+    return;
+  }
   if (!r->ok || !r->id) {
     if (r->ok) {
       step_result e = {
@@ -291,18 +300,30 @@ static void create_now(wstep *s, int ok) {
   cJSON_Delete(in);
 }
 
+/* A slot of Luma's is held (provlimit.c): a generation resumed (its id is
+ * checkpointed) is polled, else one is created. */
+static void slot_taken(wstep *s, int ok) {
+  if (!ok) {
+    step_result e = {.ok = 0, .retryable = 1, .code = "internal", .message = "no provider slot"};
+    runner_step_done(s, &e);
+    return;
+  }
+  if (s->ref[0]) {
+    log_info("resuming luma generation", LS("job_id", s->j->id), LS("step", s->name),
+             LS("generation_id", s->ref));
+    poll_now(s);
+    return;
+  }
+  lease_confirm(s, create_now);
+}
+
 int step_luma_run(wstep *s) {
   worker *w = s->j->w;
   if (!w->http) return -1;
   /* with callbacks configured, Luma's POST wakes the step (a resumed
    * generation is assumed to have been created with its callback_url) */
   s->wakeable = w->cfg.callback_url != NULL;
-  if (s->ref[0]) {
-    log_info("resuming luma generation", LS("job_id", s->j->id), LS("step", s->name),
-             LS("generation_id", s->ref));
-    poll_now(s);
-    return 0;
-  }
-  lease_confirm(s, create_now);
+  /* a resumed generation is in flight at Luma too: it holds a slot */
+  provlimit_acquire(s, PROV_LUMA, slot_taken);
   return 0;
 }

@@ -95,6 +95,7 @@ typedef struct worker {
   worker_state state;
   const step_executor *executors;     /* by step kind (process.c) */
   void (*job_left)(struct worker *w); /* after a job left the in-flight list (process.c) */
+  void (*step_ended)(wstep *s);       /* as a step ends: frees its provider slot (process.c) */
   wjob *jobs;                         /* in flight, doubly linked */
   wjob **jobs_by_id;                  /* the same, hashed by id (runner_job_find) */
   size_t jobs_mask;                   /* buckets - 1; jobs_by_id NULL: scan the list */
@@ -104,6 +105,7 @@ typedef struct worker {
   uv_timer_t grace_timer;             /* shutdown deadline, then the last flush's */
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
   uv_timer_t trim_timer;              /* returns freed heap pages to the system (process.c) */
+  uv_timer_t provlimit_timer;         /* renews the provider slots held (provlimit.c) */
   int sweeping;
   batch_queue batches[BATCH_KINDS]; /* batch.c */
   int redis_closed;                 /* close_all has closed the Redis connections */
@@ -143,6 +145,12 @@ struct wstep {
   int wakeable;    /* a provider callback may wake it (runner_job_wake); its fallback
                       polls then back off to GENQ_CALLBACK_POLL_MAX_INTERVAL_MS */
   int aborted;     /* stop: report as soon as the current wait ends */
+
+  /* provlimit.c: 1 + the provider whose slot it holds (slot), or waits for
+   * (slot_want), 0: none; slot_cb is what the grant calls */
+  uint8_t slot, slot_want;
+  void (*slot_cb)(wstep *s, int ok);
+
   int reported;
   /* executor scratch (worker/step_*.c), allocated only by the steps that
    * need it: a waiting step stays small (thousands wait at once) */
@@ -170,6 +178,12 @@ struct wjob {
   cJSON *steps;   /* as claimed, compacted (stage_compact_steps): [{name, step_kind, stage?,
                      status? (only "succeeded"), provider_ref?, retry_key?, index?, output?}] */
   cJSON *uploads; /* role → {id, content_type, bytes, storage_key, deleted}; NULL: none */
+
+  /* provlimit.c: the job's user and its plan's provider_weight, read when a
+   * step first wants a slot; NULL before */
+  char *user;
+  int weight;
+
   wstep *running; /* steps in flight */
   int nrunning;
   int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
@@ -191,13 +205,14 @@ static inline int worker_stopping(const worker *w) {
 
 /* Calls between the files go one way (no circle):
  *   main → worker → fetch, lease, sweep, presence, runner, state, the step executors
- *   step executors → output, lease, cleanup, runner
+ *   step executors → output, lease, cleanup, provlimit, runner
+ *   provlimit → runner
  *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
  *   sweep → cleanup
  *   webhooks stands alone: the outbox in PostgreSQL, its own HTTP client
- * runner reaches the executors and process.c only through w->executors and
- * w->job_left; presence reaches main.c and process.c only through
- * w->request_quiet and w->request_stop. */
+ * runner reaches the executors, provlimit and process.c only through
+ * w->executors, w->step_ended and w->job_left; presence reaches main.c and
+ * process.c only through w->request_quiet and w->request_stop. */
 
 /* ---- process.c: start and stop ---- */
 void worker_start(worker *w);
@@ -300,6 +315,42 @@ int output_fetch(wstep *s, const char *url, const char *media, const char *asset
 /* Ends s as an output_cb's asset or err says: with the output {<ref_name>:
  * s->ref, "asset_id"} and the asset, or with err when there is no asset. */
 void output_done(wstep *s, const cJSON *asset, const step_result *err, const char *ref_name);
+
+/* Calls cb after ms on the step's timer (an abort stops it: the step then
+ * reports stopped). */
+void runner_step_wait(wstep *s, uint64_t ms, void (*cb)(wstep *s));
+
+/* ---- provlimit.c: fleet-wide provider limits (docs/providers.md) ---- */
+typedef enum { PROV_OPENAI, PROV_LUMA, PROV_HEDRA, PROV_COUNT } prov_id;
+typedef enum {
+  PROVLIMIT_OK,      /* 2xx */
+  PROVLIMIT_LIMITED, /* 429: the fleet's window shrinks and pauses */
+  PROVLIMIT_FAILED,  /* 5xx, 408, timeouts, network: counts toward the breaker */
+  PROVLIMIT_NEUTRAL, /* another 4xx: says nothing about the provider's health */
+} provlimit_outcome;
+const char *provlimit_name(prov_id p);
+/* 1 when p has a limit, a rate or the breaker configured (else no call to
+ * Redis is made for it). */
+int provlimit_on(const worker *w, prov_id p);
+/* Takes a slot of p for the step (waiting on its timer while none is free,
+ * p is paused, its breaker is open or its rate is spent) and calls cb(s, 1);
+ * at once when p has no limit or the step holds its slot already. An abort
+ * meanwhile reports the step stopped instead. The slot is renewed while
+ * the step runs and freed when it ends (provlimit_release). The first ask
+ * of a job reads its user and plan weight (genq_job_fair_share). */
+void provlimit_acquire(wstep *s, prov_id p, void (*cb)(wstep *s, int ok));
+/* What a provider's answer (HTTP status, or 0 with the transfer's error
+ * code) says about it. */
+provlimit_outcome provlimit_classify(int status, const char *code);
+/* Records the answer to a paid call for the whole fleet (window, pause,
+ * breaker) and returns its class. LIMITED frees the step's slot: nothing
+ * was created, and the step should provlimit_acquire again (it waits out
+ * the pause) instead of failing. */
+provlimit_outcome provlimit_report(wstep *s, prov_id p, int status, const char *code,
+                                   long retry_after_ms);
+/* Frees the step's slot, if it holds one (runner.c, when a step ends). */
+void provlimit_release(wstep *s);
+void provlimit_start(worker *w);
 
 /* ---- lease.c ---- */
 void lease_start(worker *w);

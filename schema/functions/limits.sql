@@ -234,8 +234,9 @@ begin
       column = 'plan';
   end if;
   if p_field is null or p_field not in ('max_unfinished_jobs', 'submit_per_minute', 'submit_burst',
-                                        'upload_bytes_per_day', 'uploads_per_day') then
-    raise exception '%: not a limit (max_unfinished_jobs, submit_per_minute, submit_burst, upload_bytes_per_day, uploads_per_day)',
+                                        'upload_bytes_per_day', 'uploads_per_day',
+                                        'provider_weight') then
+    raise exception '%: not a limit (max_unfinished_jobs, submit_per_minute, submit_burst, upload_bytes_per_day, uploads_per_day, provider_weight)',
       coalesce(p_field, '(none)') using errcode = '22023', column = coalesce(p_field, 'field');
   end if;
   if p_value is null or p_value !~ '^[0-9]{1,19}$' then
@@ -246,6 +247,10 @@ begin
   v_max := 2147483647;
   if p_field = 'upload_bytes_per_day' then
     v_max := 9223372036854775807;
+  end if;
+  if p_field = 'provider_weight' and (v < 1 or v > 1000) then
+    raise exception '%: must be 1..1000 (docs/providers.md)', p_field using errcode = '22023',
+      column = p_field;
   end if;
   if v > v_max then
     raise exception '%: % is too large', p_field, p_value using errcode = '22023', column = p_field;
