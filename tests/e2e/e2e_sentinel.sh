@@ -151,8 +151,7 @@ sleep 0.5
 wait "$SUB_PID" 2>/dev/null
 check "genqctl keys revoke announced it on the new primary, found through the Sentinels" \
   grep -qx "key $KEY_ID" "$TMP/access.out"
-# Submissions go on once the API follows the new primary (its plan limits
-# live in Redis: until then it answers 503, and submit tries again).
+# More submissions once the replica is promoted (a 503 would be tried again).
 check "6 more jobs submitted after the failover" wave 2 after
 
 all_done() {
