@@ -501,6 +501,11 @@ int rds_open(rds **out, uv_loop_t *loop, const char *url, char *err, size_t errl
 
 /* ---- commands ---- */
 
+static int rds_replica_error(const char *e) {
+  return strncmp(e, "READONLY", 8) == 0 || strncmp(e, "MASTERDOWN", 10) == 0 ||
+         (strncmp(e, "UNBLOCKED", 9) == 0 && strstr(e, "replica"));
+}
+
 static void rds_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   rds_pending *p = privdata;
   rds *r = p->r;
@@ -508,11 +513,15 @@ static void rds_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   redisReply *rep = reply;
   if (!reply)
     err = r->closing ? "closed" : (ac->err && ac->errstr[0]) ? ac->errstr : "connection lost";
-  /* Sentinel mode: a primary that became a replica refuses writes; the
-   * next connection asks the Sentinels which server is the primary now. */
+  /* Sentinel mode: a primary that became a replica refuses writes
+   * (READONLY), ends blocking reads (UNBLOCKED ... master -> replica) or,
+   * cut off from its own primary, everything (MASTERDOWN); the next
+   * connection asks the Sentinels which server is the primary now. */
   else if (r->url.sentinel && ac == r->ac && rep->type == REDIS_REPLY_ERROR &&
-           strncmp(rep->str, "READONLY", 8) == 0)
-    rds_drop_node(r, "READONLY: the server is a replica now");
+           rds_replica_error(rep->str))
+    rds_drop_node(r, rep->str[0] == 'R'   ? "READONLY: the server is a replica now"
+                     : rep->str[0] == 'U' ? "UNBLOCKED: the server is a replica now"
+                                          : "MASTERDOWN: the server is a replica");
   if (p->cb) p->cb(reply, err, p->arg);
   free(p);
 }

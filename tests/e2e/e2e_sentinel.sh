@@ -14,6 +14,10 @@
 #   its price captured exactly (no second capture), each Luma generation
 #   created once at the simulator (no generation paid twice);
 # - API and workers connected to the new primary, which holds genq's keys;
+# - a Sentinel naming a replica (a stale answer) is not believed: ROLE is
+#   checked and the API stays away (/readyz 503);
+# - a primary demoted by hand (REPLICAOF, its clients not cut off) is left
+#   at its first READONLY or UNBLOCKED answer;
 # - genqctl audit is clean; every process exits 0 on SIGTERM.
 #
 # Needs what mini_stack.bash needs (scripts/test sets it); the Redis servers
@@ -68,8 +72,8 @@ sentinels_ready() {
   done
 }
 genq_wait_for "$SPID1" 40 sentinels_ready
-# named_primary PORT: the Sentinel at PORT names the primary's port
-named_primary() { redis-cli -p "$1" sentinel get-master-addr-by-name "$MASTER" 2>/dev/null | sed -n 2p; }
+# named_primary PORT [NAME]: the port the Sentinel at PORT names for NAME
+named_primary() { redis-cli -p "$1" sentinel get-master-addr-by-name "${2:-$MASTER}" 2>/dev/null | sed -n 2p; }
 check "three Sentinels watch the primary (:$RP) and its replica (:$RR)" \
   eval '[ "$(named_primary "$S1")" = "$RP" ] && [ "$(named_primary "$S3")" = "$RP" ]'
 
@@ -82,6 +86,43 @@ export GENQ_REDIS_URL="redis-sentinel://127.0.0.1:$DEAD_PORT,127.0.0.1:$S1,127.0
 rcli() { redis-cli -p "$(named_primary "$S2")" -n "$RDB" "$@"; }
 
 mini_stack_start
+
+# A Sentinel that names a replica (a stale answer, as during a failover):
+# genq checks ROLE and does not take it for the primary. A fourth Sentinel
+# watches the replica under another name; an API given only that one stays
+# away from Redis (/readyz 503) and says why.
+S4=""
+genq_free_port S4
+mkdir -p "$STATE/redis/s4"
+printf 'port %s\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor stale 127.0.0.1 %s 1\n' \
+  "$S4" "$STATE/redis/s4" "$RR" >"$STATE/redis/s4/sentinel.conf"
+genq_start sentinel4 "$STATE/logs/sentinel4.log" redis-server "$STATE/redis/s4/sentinel.conf" --sentinel
+S4_PID=$GENQ_LAST_PID
+genq_wait_for "$S4_PID" 15 eval '[ "$(named_primary "$S4" stale)" = "$RR" ]'
+API3_PORT=""
+genq_free_port API3_PORT
+genq_start api-stale "$STATE/logs/api-stale.log" env GENQ_API_LISTEN="127.0.0.1:$API3_PORT" \
+  GENQ_REDIS_URL="redis-sentinel://127.0.0.1:$S4/stale/$RDB" "$BIN/genq-api"
+STALE_PID=$GENQ_LAST_PID
+genq_wait_for "$STALE_PID" 30 curl -fsS -o /dev/null "http://127.0.0.1:$API3_PORT/healthz"
+left_replica() { grep '"redis: leaving the server"' "$STATE/logs/api-stale.log" | grep -q '"why":"slave"'; }
+within() { # SECONDS CMD...: CMD true within SECONDS
+  local i n=$(($1 * 5))
+  shift
+  for ((i = 0; i < n; i++)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+check "an API whose Sentinel names a replica checks ROLE and leaves it (\"why\":\"slave\")" within 10 left_replica
+check "... it never counts as connected: /readyz is 503" \
+  eval '[ "$(curl -sS -o /dev/null -w "%{http_code}" "http://127.0.0.1:$API3_PORT/readyz")" = 503 ] &&
+        ! grep -q "\"redis connected\"" "$STATE/logs/api-stale.log"'
+genq_stop_pid "$STALE_PID"
+check "... and exits 0 on SIGTERM, no sanitizer report" \
+  eval '[ "${GENQ_PID_RC[$STALE_PID]}" = 0 ] && no_sanitizer_report "$STALE_PID"'
+genq_stop_pid "$S4_PID"
 start_worker worker1
 start_worker worker2
 mini_stack_user 500
@@ -186,6 +227,38 @@ for pid in "${SERVICES[@]}"; do
 done
 check "the new primary holds genq's queue" eval '[ "$(redis-cli -p "$RR" -n "$RDB" exists "genq:{q}:incarnation")" = 1 ]'
 check "the API answers a poll after the failover" eval 'req GET "/v1/jobs/${JOBS[0]}" "$TOKEN"; status_is 200'
+
+# A primary demoted without its clients being cut off (REPLICAOF by hand:
+# no Sentinel CLIENT KILL) answers writes with READONLY: genq leaves it at
+# the first one and asks the Sentinels again. A worker (it writes at once:
+# XREADGROUP) on a Redis of its own, watched by a fifth Sentinel.
+SOLO="" S5=""
+genq_free_port SOLO
+genq_free_port S5
+mkdir -p "$STATE/redis/solo" "$STATE/redis/s5"
+genq_start redis-solo "$STATE/logs/redis-solo.log" redis-server --port "$SOLO" --bind 127.0.0.1 \
+  --dir "$STATE/redis/solo" --save "" --appendonly no --daemonize no
+SOLO_PID=$GENQ_LAST_PID
+genq_wait_for "$SOLO_PID" 15 genq_redis_pong "$SOLO"
+printf 'port %s\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor solo 127.0.0.1 %s 1\nsentinel down-after-milliseconds solo 60000\n' \
+  "$S5" "$STATE/redis/s5" "$SOLO" >"$STATE/redis/s5/sentinel.conf"
+genq_start sentinel5 "$STATE/logs/sentinel5.log" redis-server "$STATE/redis/s5/sentinel.conf" --sentinel
+S5_PID=$GENQ_LAST_PID
+genq_wait_for "$S5_PID" 15 eval '[ "$(named_primary "$S5" solo)" = "$SOLO" ]'
+genq_start worker-solo "$STATE/logs/worker-solo.log" env GENQ_REDIS_URL="redis-sentinel://127.0.0.1:$S5/solo/$RDB" \
+  "$BIN/genq-worker" --kinds storyboard
+WSOLO_PID=$GENQ_LAST_PID
+genq_wait_for "$WSOLO_PID" 30 grep -q "\"redis connected\".*\"port\":$SOLO" "$STATE/logs/worker-solo.log"
+redis-cli -p "$SOLO" replicaof 127.0.0.1 "$RR" >/dev/null
+left_readonly() { grep '"redis: leaving the server"' "$STATE/logs/worker-solo.log" | grep -q '"why":"READONLY'; }
+check "a demoted primary's READONLY answer makes the worker leave it" within 10 left_readonly
+left_slave() { grep '"redis: leaving the server"' "$STATE/logs/worker-solo.log" | grep -q '"why":"slave"'; }
+check "... and the next connect refuses it as a replica (ROLE)" within 10 left_slave
+genq_stop_pid "$WSOLO_PID"
+check "... the worker exits 0 on SIGTERM, no sanitizer report" \
+  eval '[ "${GENQ_PID_RC[$WSOLO_PID]}" = 0 ] && no_sanitizer_report "$WSOLO_PID"'
+genq_stop_pid "$S5_PID"
+genq_stop_pid "$SOLO_PID"
 
 check "the books are clean (genqctl audit)" eval '"$GENQCTL" audit >/dev/null'
 mini_stack_stop
