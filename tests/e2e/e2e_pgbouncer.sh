@@ -17,7 +17,7 @@
 #
 # Needs what mini_stack.bash needs (scripts/test sets it) and pgbouncer
 # (scripts/lib.sh installs it).
-# shellcheck disable=SC2016,SC2034 # $names in single quotes: jq's, or eval's
+# shellcheck disable=SC2016,SC2034,SC2119 # $names in single quotes: jq's, or eval's; mini_stack_stop takes no script argument
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}

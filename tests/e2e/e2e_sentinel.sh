@@ -22,7 +22,7 @@
 #
 # Needs what mini_stack.bash needs (scripts/test sets it); the Redis servers
 # are its own (the stack's Redis is not used).
-# shellcheck disable=SC2016,SC2034 # $names in single quotes: jq's, or eval's
+# shellcheck disable=SC2016,SC2034,SC2119 # $names in single quotes: jq's, or eval's; mini_stack_stop takes no script argument
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/mini_stack.bash
