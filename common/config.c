@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "net_guard.h"
+#include "redis_url.h"
 #include "secret_box.h"
 
 #include <ctype.h>
@@ -23,7 +24,7 @@ typedef enum {
   T_STR,      /* any non-empty text */
   T_SECRET,   /* like T_STR, never echoed */
   T_DBURL,    /* postgres:// postgresql:// or key=value conninfo */
-  T_REDISURL, /* redis:// */
+  T_REDISURL, /* redis:// or redis-sentinel:// */
   T_BASEURL,  /* http(s)://, trailing '/' dropped */
   T_STORAGE,  /* file:///abs or s3://bucket */
   T_PEM,      /* PEM public key with "\n" escapes */
@@ -313,12 +314,25 @@ static int apply(genq_config *c, const config_var *v, const char *val, char *err
       return -1;
     }
     break;
-  case T_REDISURL:
-    if (!starts(val, "redis://") || !val[8] || !clean_token(val)) {
-      seterr(err, errlen, "%s must be a redis:// URL", n);
+  case T_REDISURL: {
+    if (!(starts(val, "redis://") || starts(val, "redis-sentinel://")) || !clean_token(val)) {
+      seterr(err, errlen, "%s must be a redis:// or redis-sentinel:// URL", n);
+      return -1;
+    }
+    rds_url u;
+    char why[128];
+    int bad = rds_url_parse(&u, val, why, sizeof why);
+    rds_url_wipe(&u);
+    if (bad) {
+      /* why never echoes the URL: it may carry a password */
+      seterr(err, errlen,
+             "%s: %s (redis://[[user]:password@]host[:port][/db] or "
+             "redis-sentinel://host[:port][,host[:port]...]/master[/db])",
+             n, why);
       return -1;
     }
     break;
+  }
   case T_BASEURL: {
     const char *rest = starts(val, "https://") ? val + 8 : starts(val, "http://") ? val + 7 : NULL;
     if (!rest || !*rest || *rest == '/' || !clean_token(val)) {

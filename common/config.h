@@ -19,7 +19,8 @@ typedef struct {
   /* shared */
   char *database_url; /* GENQ_DATABASE_URL  (api, worker, ctl) postgres:// or postgresql:// or
                          key=value conninfo */
-  char *redis_url;    /* GENQ_REDIS_URL     (api, worker) redis://[:pass@]host[:port][/db] */
+  char *redis_url;    /* GENQ_REDIS_URL     (api, worker) redis://[:pass@]host[:port][/db] or
+                         redis-sentinel://h1:p1,h2:p2/master[/db] */
   int log_level;      /* GENQ_LOG_LEVEL     debug|info|warn|error, default info */
   int db_pool_size;   /* GENQ_DB_POOL       1..64, default 4 */
 

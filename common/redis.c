@@ -12,12 +12,15 @@
  * unsubscribed, so they are sent again every time the setup completes.
  * hiredis keeps a subscription's callback for the life of its context and
  * calls it once more with a NULL reply when the context goes; the rds_sub
- * it points to lives until r is freed. */
-#define _GNU_SOURCE /* memrchr */
+ * it points to lives until r is freed.
+ *
+ * Sentinel mode (redis-sentinel://): a second, short-lived context (sac)
+ * asks one Sentinel at a time for the primary's address before each
+ * connect; see "Sentinel discovery" below. */
 #include "redis.h"
 #include "log.h"
+#include "redis_url.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
@@ -28,6 +31,10 @@
 
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
+/* Sentinel mode: how long one Sentinel may take to name the primary, and
+ * the primary to connect and answer the setup, before the next try. */
+#define RDS_SENTINEL_TIMEOUT_MS 1000
+#define RDS_NODE_TIMEOUT_MS 3000
 
 typedef struct rds_sub rds_sub;
 struct rds_sub {
@@ -40,19 +47,22 @@ struct rds_sub {
 
 struct rds {
   uv_loop_t *loop;
-  char host[256];
+  rds_url url;    /* GENQ_REDIS_URL */
+  char host[256]; /* the server: the URL's, or the primary a Sentinel named */
   int port;
-  int db;
-  char user[128];
-  char password[512];
-  int has_password;
 
   redisAsyncContext *ac; /* NULL while waiting to reconnect */
   int up;                /* setup replies all in: commands allowed */
-  int setup_pending;     /* AUTH/SELECT/PING replies still to come */
+  int setup_pending;     /* AUTH/SELECT/PING (ROLE) replies still to come */
   unsigned backoff_ms;
-  uv_timer_t timer; /* reconnect */
-  int timer_closed;
+  uv_timer_t timer;    /* reconnect; in Sentinel mode also "ask the next one" */
+  uv_timer_t deadline; /* Sentinel mode: the current attempt's time limit */
+  int timers_open;
+
+  /* Sentinel mode: asking r->url.sentinels[sent_cur] (sac) during a round
+   * (discovering) that has tried sent_tried of them. */
+  redisAsyncContext *sac;
+  int sent_cur, sent_tried, discovering;
 
   void (*on_connect)(rds *r, void *arg);
   void *on_connect_arg;
@@ -73,88 +83,11 @@ typedef struct {
 
 static void rds_connect(rds *r);
 static void rds_sub_send(rds *r, rds_sub *sub);
-
-/* ---- URL ---- */
+static void rds_sentinel_ask(rds *r);
 
 static int rds_fail(char *err, size_t errlen, const char *msg) {
   if (err && errlen) snprintf(err, errlen, "%s", msg);
   return -1;
-}
-
-/* Percent-decodes [s, s+n) into dst (size dstlen). */
-static int rds_unescape(char *dst, size_t dstlen, const char *s, size_t n) {
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (ch == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
-        isxdigit((unsigned char)s[i + 2])) {
-      char hex[3] = {s[i + 1], s[i + 2], 0};
-      ch = (char)strtol(hex, NULL, 16);
-      i += 2;
-    }
-    if (o + 1 >= dstlen) return -1;
-    dst[o++] = ch;
-  }
-  dst[o] = '\0';
-  return 0;
-}
-
-static int rds_parse_url(rds *r, const char *url, char *err, size_t errlen) {
-  static const char scheme[] = "redis://";
-  if (!url || strncmp(url, scheme, sizeof scheme - 1) != 0)
-    return rds_fail(err, errlen, "redis url: scheme must be redis://");
-  const char *p = url + sizeof scheme - 1;
-  const char *slash = strchr(p, '/');
-  const char *hostend = slash ? slash : p + strlen(p);
-  const char *at = memrchr(p, '@', (size_t)(hostend - p));
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    if (!colon) return rds_fail(err, errlen, "redis url: credentials must be [user]:password@");
-    if (rds_unescape(r->user, sizeof r->user, p, (size_t)(colon - p)) != 0 ||
-        rds_unescape(r->password, sizeof r->password, colon + 1, (size_t)(at - colon - 1)) != 0)
-      return rds_fail(err, errlen, "redis url: credentials too long");
-    r->has_password = 1;
-    p = at + 1;
-  }
-  const char *portp = NULL;
-  const char *hend = hostend;
-  if (*p == '[') { /* [ipv6] */
-    const char *rb = memchr(p, ']', (size_t)(hostend - p));
-    if (!rb) return rds_fail(err, errlen, "redis url: bad host");
-    if (rb + 1 < hostend) {
-      if (rb[1] != ':') return rds_fail(err, errlen, "redis url: bad host");
-      portp = rb + 2;
-    }
-    p++;
-    hend = rb;
-  } else {
-    const char *colon = memchr(p, ':', (size_t)(hostend - p));
-    if (colon) {
-      portp = colon + 1;
-      hend = colon;
-    }
-  }
-  size_t hl = (size_t)(hend - p);
-  if (hl == 0 || hl >= sizeof r->host) return rds_fail(err, errlen, "redis url: bad host");
-  memcpy(r->host, p, hl);
-  r->host[hl] = '\0';
-  r->port = 6379;
-  if (portp) {
-    char *e;
-    long v = strtol(portp, &e, 10);
-    if (e == portp || e != hostend || !isdigit((unsigned char)*portp) || v < 1 || v > 65535)
-      return rds_fail(err, errlen, "redis url: bad port");
-    r->port = (int)v;
-  }
-  r->db = 0;
-  if (slash && slash[1]) {
-    char *e;
-    long v = strtol(slash + 1, &e, 10);
-    if (*e || !isdigit((unsigned char)slash[1]) || v < 0 || v > 100000)
-      return rds_fail(err, errlen, "redis url: bad db number");
-    r->db = (int)v;
-  }
-  return 0;
 }
 
 /* ---- poll glue ---- */
@@ -204,7 +137,7 @@ static void rds_del_write(void *d) {
 /* ---- lifecycle ---- */
 
 static void rds_maybe_free(rds *r) {
-  if (!r->closing || r->ac || !r->timer_closed) return;
+  if (!r->closing || r->ac || r->sac || r->timers_open) return;
   void (*done)(void *) = r->done;
   void *arg = r->done_arg;
   while (r->subs) {
@@ -212,18 +145,23 @@ static void rds_maybe_free(rds *r) {
     free(r->subs);
     r->subs = next;
   }
+  rds_url_wipe(&r->url);
   free(r);
   if (done) done(arg);
 }
 
 static void rds_timer_closed(uv_handle_t *h) {
   rds *r = h->data;
-  r->timer_closed = 1;
+  r->timers_open--;
   rds_maybe_free(r);
 }
 
 static void rds_on_timer(uv_timer_t *t) {
-  rds_connect(t->data);
+  rds *r = t->data;
+  if (r->discovering)
+    rds_sentinel_ask(r);
+  else
+    rds_connect(r);
 }
 
 static void rds_schedule_reconnect(rds *r) {
@@ -232,12 +170,31 @@ static void rds_schedule_reconnect(rds *r) {
   r->backoff_ms = r->backoff_ms * 2 > RDS_BACKOFF_MAX_MS ? RDS_BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
+/* Gives up the server connection (a replica answering, no setup in time):
+ * the next attempt asks the Sentinels again. Safe inside its callbacks (the
+ * free is deferred until they return); a connected context reports its end
+ * through rds_on_disconnect, which reconnects and runs on_down. */
+static void rds_drop_node(rds *r, const char *why) {
+  redisAsyncContext *ac = r->ac;
+  if (!ac || (ac->c.flags & REDIS_FREEING)) return;
+  log_warn("redis: leaving the server", LS("host", r->host), LI("port", r->port), LS("why", why));
+  int connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+  int in_cb = (ac->c.flags & REDIS_IN_CALLBACK) != 0;
+  redisAsyncFree(ac);
+  if (!connected && !in_cb) {
+    r->ac = NULL;
+    r->up = 0;
+    rds_schedule_reconnect(r);
+  }
+}
+
 static void rds_on_disconnect(const redisAsyncContext *ac, int status) {
   rds *r = ac->data;
   if (!r) return;
   int was_up = r->up;
   r->ac = NULL;
   r->up = 0;
+  uv_timer_stop(&r->deadline);
   if (r->closing) {
     rds_maybe_free(r);
     return;
@@ -256,10 +213,23 @@ static void rds_on_connected(const redisAsyncContext *ac, int status) {
            LS("error", ac->errstr));
   r->ac = NULL;
   r->up = 0;
+  uv_timer_stop(&r->deadline);
   if (r->closing)
     rds_maybe_free(r);
   else
     rds_schedule_reconnect(r);
+}
+
+static void rds_setup_ok(rds *r) {
+  if (r->setup_pending <= 0 || --r->setup_pending > 0) return;
+  r->up = 1;
+  r->backoff_ms = RDS_BACKOFF_MIN_MS;
+  uv_timer_stop(&r->deadline);
+  log_info("redis connected", LS("host", r->host), LI("port", r->port), LI("db", r->url.db),
+           LS("via", r->url.sentinel ? "sentinel" : "url"));
+  for (rds_sub *sub = r->subs; sub; sub = sub->next)
+    rds_sub_send(r, sub);
+  if (r->on_connect) r->on_connect(r, r->on_connect_arg);
 }
 
 static void rds_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -272,17 +242,44 @@ static void rds_setup_reply(redisAsyncContext *ac, void *reply, void *privdata) 
     redisAsyncDisconnect(ac); /* reconnects via rds_on_disconnect */
     return;
   }
-  if (r->setup_pending <= 0 || --r->setup_pending > 0) return;
-  r->up = 1;
-  r->backoff_ms = RDS_BACKOFF_MIN_MS;
-  log_info("redis connected", LS("host", r->host), LI("port", r->port), LI("db", r->db));
-  for (rds_sub *sub = r->subs; sub; sub = sub->next)
-    rds_sub_send(r, sub);
-  if (r->on_connect) r->on_connect(r, r->on_connect_arg);
+  rds_setup_ok(r);
 }
 
-static void rds_connect(rds *r) {
-  if (r->closing || r->ac) return;
+/* Sentinel mode: the server a Sentinel named must say it is the primary
+ * (ROLE: "master"); a stale answer during a failover names the old one. */
+static void rds_role_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  rds *r = privdata;
+  redisReply *rep = reply;
+  if (!rep || r->closing || ac != r->ac) return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    rds_setup_reply(ac, reply, privdata);
+    return;
+  }
+  const redisReply *role =
+      rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 ? rep->element[0] : NULL;
+  if (!role || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0) {
+    r->setup_pending = -1;
+    rds_drop_node(r, role && role->type == REDIS_REPLY_STRING ? role->str : "no ROLE");
+    return;
+  }
+  rds_setup_ok(r);
+}
+
+static void rds_on_deadline(uv_timer_t *t);
+
+static int rds_attach(rds *r, redisAsyncContext *ac) {
+  if (redisLibuvAttach(ac, r->loop) != REDIS_OK) return -1;
+  ac->ev.addRead = rds_add_read;
+  ac->ev.delRead = rds_del_read;
+  ac->ev.addWrite = rds_add_write;
+  ac->ev.delWrite = rds_del_write;
+  ac->data = r;
+  return 0;
+}
+
+/* Connects to r->host:r->port and sends the setup (AUTH, SELECT, and ROLE in
+ * Sentinel mode, else PING when there is nothing else). */
+static void rds_connect_node(rds *r) {
   redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
   if (!ac) {
     rds_schedule_reconnect(r);
@@ -295,16 +292,11 @@ static void rds_connect(rds *r) {
     rds_schedule_reconnect(r);
     return;
   }
-  if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+  if (rds_attach(r, ac) != 0) {
     redisAsyncFree(ac);
     rds_schedule_reconnect(r);
     return;
   }
-  ac->ev.addRead = rds_add_read;
-  ac->ev.delRead = rds_del_read;
-  ac->ev.addWrite = rds_add_write;
-  ac->ev.delWrite = rds_del_write;
-  ac->data = r;
   /* A subscriber only listens: keepalive is how it notices a dead peer. */
   if (r->subs) redisEnableKeepAlive(&ac->c);
   redisAsyncSetConnectCallback(ac, rds_on_connected);
@@ -313,16 +305,21 @@ static void rds_connect(rds *r) {
   r->up = 0;
   /* Pipelined ahead of anything else this connection will carry. */
   r->setup_pending = 0;
-  if (r->has_password) {
-    if (r->user[0])
-      redisAsyncCommand(ac, rds_setup_reply, r, "AUTH %s %s", r->user, r->password);
+  if (r->url.has_password) {
+    if (r->url.user[0])
+      redisAsyncCommand(ac, rds_setup_reply, r, "AUTH %s %s", r->url.user, r->url.password);
     else
-      redisAsyncCommand(ac, rds_setup_reply, r, "AUTH %s", r->password);
+      redisAsyncCommand(ac, rds_setup_reply, r, "AUTH %s", r->url.password);
     r->setup_pending++;
   }
-  if (r->db != 0) {
-    redisAsyncCommand(ac, rds_setup_reply, r, "SELECT %d", r->db);
+  if (r->url.db != 0) {
+    redisAsyncCommand(ac, rds_setup_reply, r, "SELECT %d", r->url.db);
     r->setup_pending++;
+  }
+  if (r->url.sentinel) {
+    redisAsyncCommand(ac, rds_role_reply, r, "ROLE");
+    r->setup_pending++;
+    uv_timer_start(&r->deadline, rds_on_deadline, RDS_NODE_TIMEOUT_MS, 0);
   }
   if (r->setup_pending == 0) {
     redisAsyncCommand(ac, rds_setup_reply, r, "PING");
@@ -330,18 +327,173 @@ static void rds_connect(rds *r) {
   }
 }
 
+/* ---- Sentinel discovery ----
+ * Before every (re)connect: ask the Sentinels in turn, starting with the one
+ * that answered last, SENTINEL get-master-addr-by-name; the first address
+ * named is connected to (and must answer ROLE "master"). A round in which
+ * none answers waits the reconnect backoff and starts again. The Sentinel
+ * connection (sac) carries only that; its context's data is cleared before
+ * it is freed, so its late callbacks find nothing to do. */
+
+static void rds_sentinel_free(rds *r) {
+  redisAsyncContext *ac = r->sac;
+  if (!ac) return;
+  r->sac = NULL;
+  ac->data = NULL;
+  redisAsyncFree(ac); /* deferred when inside its callback */
+}
+
+/* The current Sentinel did not name the primary: the next one, or a pause. */
+static void rds_sentinel_failed(rds *r, const char *why) {
+  uv_timer_stop(&r->deadline);
+  const rds_addr *s = &r->url.sentinels[r->sent_cur];
+  if (r->closing) {
+    rds_maybe_free(r);
+    return;
+  }
+  log_warn("redis sentinel did not name the primary", LS("sentinel", s->host), LI("port", s->port),
+           LS("master", r->url.master), LS("error", why));
+  r->sent_cur = (r->sent_cur + 1) % r->url.nsentinels;
+  if (++r->sent_tried < r->url.nsentinels) {
+    uv_timer_start(&r->timer, rds_on_timer, 0, 0); /* out of hiredis' callback */
+    return;
+  }
+  r->discovering = 0;
+  rds_schedule_reconnect(r);
+}
+
+static void rds_sentinel_connected(const redisAsyncContext *ac, int status) {
+  rds *r = ac->data;
+  if (!r || status == REDIS_OK) return;
+  r->sac = NULL; /* hiredis frees it after this returns */
+  rds_sentinel_failed(r, ac->errstr[0] ? ac->errstr : "connect failed");
+}
+
+static void rds_sentinel_disconnected(const redisAsyncContext *ac, int status) {
+  (void)status;
+  rds *r = ac->data;
+  if (!r) return;
+  r->sac = NULL;
+  rds_sentinel_failed(r, ac->errstr[0] ? ac->errstr : "closed before answering");
+}
+
+static void rds_sentinel_auth_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)privdata;
+  rds *r = ac->data;
+  redisReply *rep = reply;
+  if (!r || !rep || rep->type != REDIS_REPLY_ERROR) return;
+  char why[160];
+  snprintf(why, sizeof why, "AUTH: %.140s", rep->str);
+  rds_sentinel_free(r);
+  rds_sentinel_failed(r, why);
+}
+
+static void rds_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)privdata;
+  rds *r = ac->data;
+  redisReply *rep = reply;
+  if (!r || !rep) return;
+  char why[160] = "";
+  long port = 0;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    snprintf(why, sizeof why, "%.150s", rep->str);
+  } else if (rep->type == REDIS_REPLY_NIL) {
+    snprintf(why, sizeof why, "it does not know that primary");
+  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+             rep->element[0]->type != REDIS_REPLY_STRING ||
+             rep->element[1]->type != REDIS_REPLY_STRING || rep->element[0]->len == 0 ||
+             rep->element[0]->len >= sizeof r->host ||
+             memchr(rep->element[0]->str, '\0', rep->element[0]->len)) {
+    snprintf(why, sizeof why, "unexpected answer");
+  } else {
+    char *e;
+    errno = 0;
+    port = strtol(rep->element[1]->str, &e, 10);
+    if (errno || *e || port < 1 || port > 65535) snprintf(why, sizeof why, "bad port in answer");
+  }
+  if (why[0]) {
+    rds_sentinel_free(r);
+    rds_sentinel_failed(r, why);
+    return;
+  }
+  int changed = strcmp(r->host, rep->element[0]->str) != 0 || r->port != (int)port;
+  snprintf(r->host, sizeof r->host, "%s", rep->element[0]->str);
+  r->port = (int)port;
+  const rds_addr *s = &r->url.sentinels[r->sent_cur];
+  if (changed)
+    log_info("redis sentinel named the primary", LS("sentinel", s->host),
+             LI("sentinel_port", s->port), LS("master", r->url.master), LS("host", r->host),
+             LI("port", r->port));
+  rds_sentinel_free(r);
+  uv_timer_stop(&r->deadline);
+  r->discovering = 0;
+  rds_connect_node(r);
+}
+
+static void rds_sentinel_ask(rds *r) {
+  if (r->closing || r->sac || r->ac) return;
+  const rds_addr *s = &r->url.sentinels[r->sent_cur];
+  redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+  if (!ac || ac->err || rds_attach(r, ac) != 0) {
+    char why[128];
+    snprintf(why, sizeof why, "%s", ac && ac->err ? ac->errstr : "cannot connect");
+    if (ac) redisAsyncFree(ac);
+    rds_sentinel_failed(r, why);
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, rds_sentinel_connected);
+  redisAsyncSetDisconnectCallback(ac, rds_sentinel_disconnected);
+  r->sac = ac;
+  if (r->url.has_sentinel_password)
+    redisAsyncCommand(ac, rds_sentinel_auth_reply, NULL, "AUTH %s", r->url.sentinel_password);
+  redisAsyncCommand(ac, rds_sentinel_reply, NULL, "SENTINEL get-master-addr-by-name %s",
+                    r->url.master);
+  uv_timer_start(&r->deadline, rds_on_deadline, RDS_SENTINEL_TIMEOUT_MS, 0);
+}
+
+/* Sentinel mode: a Sentinel or the server took too long. */
+static void rds_on_deadline(uv_timer_t *t) {
+  rds *r = t->data;
+  if (r->closing) return;
+  if (r->sac) {
+    rds_sentinel_free(r);
+    rds_sentinel_failed(r, "no answer in time");
+  } else if (r->ac && !r->up) {
+    rds_drop_node(r, "no answer in time");
+  }
+}
+
+static void rds_connect(rds *r) {
+  if (r->closing || r->ac || r->sac) return;
+  if (r->url.sentinel) {
+    r->discovering = 1;
+    r->sent_tried = 0;
+    rds_sentinel_ask(r);
+    return;
+  }
+  rds_connect_node(r);
+}
+
 int rds_open(rds **out, uv_loop_t *loop, const char *url, char *err, size_t errlen) {
   *out = NULL;
   rds *r = calloc(1, sizeof *r);
   if (!r) return rds_fail(err, errlen, "out of memory");
-  if (rds_parse_url(r, url, err, errlen) != 0) {
+  if (rds_url_parse(&r->url, url, err, errlen) != 0) {
+    rds_url_wipe(&r->url);
     free(r);
     return -1;
+  }
+  if (!r->url.sentinel) {
+    snprintf(r->host, sizeof r->host, "%s", r->url.node.host);
+    r->port = r->url.node.port;
   }
   r->loop = loop;
   r->backoff_ms = RDS_BACKOFF_MIN_MS;
   uv_timer_init(loop, &r->timer);
   r->timer.data = r;
+  uv_timer_init(loop, &r->deadline);
+  r->deadline.data = r;
+  r->timers_open = 2;
   *out = r;
   rds_connect(r);
   return 0;
@@ -349,12 +501,27 @@ int rds_open(rds **out, uv_loop_t *loop, const char *url, char *err, size_t errl
 
 /* ---- commands ---- */
 
+static int rds_replica_error(const char *e) {
+  return strncmp(e, "READONLY", 8) == 0 || strncmp(e, "MASTERDOWN", 10) == 0 ||
+         (strncmp(e, "UNBLOCKED", 9) == 0 && strstr(e, "replica"));
+}
+
 static void rds_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   rds_pending *p = privdata;
   rds *r = p->r;
   const char *err = NULL;
+  redisReply *rep = reply;
   if (!reply)
     err = r->closing ? "closed" : (ac->err && ac->errstr[0]) ? ac->errstr : "connection lost";
+  /* Sentinel mode: a primary that became a replica refuses writes
+   * (READONLY), ends blocking reads (UNBLOCKED ... master -> replica) or,
+   * cut off from its own primary, everything (MASTERDOWN); the next
+   * connection asks the Sentinels which server is the primary now. */
+  else if (r->url.sentinel && ac == r->ac && rep->type == REDIS_REPLY_ERROR &&
+           rds_replica_error(rep->str))
+    rds_drop_node(r, rep->str[0] == 'R'   ? "READONLY: the server is a replica now"
+                     : rep->str[0] == 'U' ? "UNBLOCKED: the server is a replica now"
+                                          : "MASTERDOWN: the server is a replica");
   if (p->cb) p->cb(reply, err, p->arg);
   free(p);
 }
@@ -457,6 +624,9 @@ void rds_close(rds *r, void (*done)(void *arg), void *arg) {
   r->up = 0;
   uv_timer_stop(&r->timer);
   uv_close((uv_handle_t *)&r->timer, rds_timer_closed);
+  uv_timer_stop(&r->deadline);
+  uv_close((uv_handle_t *)&r->deadline, rds_timer_closed);
+  rds_sentinel_free(r);
   redisAsyncContext *ac = r->ac;
   if (!ac) return;
   int connected = (ac->c.flags & REDIS_CONNECTED) != 0;

@@ -18,8 +18,17 @@ typedef struct rds rds;
  * err says why. reply is valid only during the call. */
 typedef void (*rds_cb)(redisReply *reply, const char *err, void *arg);
 
-/* url: redis://[[user]:password@]host[:port][/db]. Returns 0 or -1 (bad URL,
- * with a message in err). The connection comes up asynchronously. */
+/* url: redis://[[user]:password@]host[:port][/db], or
+ * redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]
+ * [?sentinel_password=...] (common/redis_url.h). Returns 0 or -1 (bad URL,
+ * with a message in err). The connection comes up asynchronously.
+ *
+ * With Sentinels, every (re)connect first asks them in turn (SENTINEL
+ * get-master-addr-by-name, 1 s each) for the primary, connects there and
+ * checks ROLE is "master" before the connection counts as up (3 s for
+ * connect and setup); a READONLY answer (the primary was demoted) drops the
+ * connection, so the next one follows the failover. No call blocks: the
+ * Sentinels' answers are hiredis async replies like any other. */
 int rds_open(rds **out, uv_loop_t *loop, const char *url, char *err, size_t errlen);
 /* Returns 0, or -1 when not connected right now (cb never runs). cb may be
  * NULL (fire and forget). argvlen may be NULL (strlen of each argv). */

@@ -21,6 +21,10 @@ GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
 # comes with clang (its runtime in libclang-rt-14-dev).
 # shellcheck disable=SC2034 # used by the scripts that source this file
 GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
+# scripts/test's: tests/e2e/e2e_pgbouncer.sh runs genq through PgBouncer
+# (Debian 12: 1.18; docs/scaling.md). Sentinel is redis-server's own mode.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+GENQ_TEST_DEB_PACKAGES=(pgbouncer)
 
 GENQ_PIDS=()              # started pids, in start order
 declare -A GENQ_PID_NAME  # pid -> service name

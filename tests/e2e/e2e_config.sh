@@ -30,6 +30,12 @@ check "genq-api: a CLERK_JWT_KEY that is not a PEM key is named" \
   refuses CLERK_JWT_KEY env CLERK_JWT_KEY=not-a-key "$BIN/genq-api"
 check "genq-api: a non-redis GENQ_REDIS_URL is named" \
   refuses GENQ_REDIS_URL env GENQ_REDIS_URL=http://127.0.0.1:1 "$BIN/genq-api"
+check "genq-api: a redis-sentinel:// GENQ_REDIS_URL without the primary's name is named" \
+  refuses "GENQ_REDIS_URL: redis url: the primary's name is missing" \
+  env GENQ_REDIS_URL=redis-sentinel://:hunter2@127.0.0.1:26379 "$BIN/genq-api"
+check "... and the message does not repeat the URL's password" eval '! grep -q hunter2 "$TMP/err"'
+check "genqctl: a bad sentinel port in GENQ_REDIS_URL is named" \
+  refuses GENQ_REDIS_URL env GENQ_REDIS_URL=redis-sentinel://127.0.0.1:0/genq "$GENQCTL" credits show nobody
 check "genq-api: a bad GENQ_API_LISTEN is named" \
   refuses GENQ_API_LISTEN env GENQ_API_LISTEN=nonsense "$BIN/genq-api"
 check "genq-api: a missing GENQ_DATABASE_URL is named" \

@@ -200,6 +200,52 @@ static void command_when_not_connected_returns_minus_one(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Sentinel mode with no Sentinel up: every round fails fast, nothing is
+ * connected, commands are refused, and rds_close frees everything (ASan). */
+static void sentinel_url_without_sentinels_keeps_asking(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rds *r = NULL;
+  char err[128];
+  assert_int_equal(
+      rds_open(&r, &loop, "redis-sentinel://127.0.0.1:1,127.0.0.1:2/genq/3", err, sizeof err), 0);
+  reply x = {0};
+  assert_int_equal(rds_command(r, on_reply, &x, "PING"), -1);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, stop_loop, 350, 0);
+  uv_run(&loop, UV_RUN_DEFAULT); /* a few rounds over both */
+  assert_false(rds_connected(r));
+  assert_int_equal(x.calls, 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  rds_close(r, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A Sentinel URL whose "Sentinel" is a plain Redis (it answers the SENTINEL
+ * command with an error): refused, skipped, never connected. */
+static void sentinel_that_is_not_one_is_skipped(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *u = redis_url();
+  const char *hp = strstr(u, "://") + 3;
+  char url[256];
+  snprintf(url, sizeof url, "redis-sentinel://%.*s/genq", (int)strcspn(hp, "/"), hp);
+  rds *r = NULL;
+  char err[128];
+  assert_int_equal(rds_open(&r, &loop, url, err, sizeof err), 0);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, stop_loop, 400, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_false(rds_connected(r));
+  uv_close((uv_handle_t *)&t, NULL);
+  rds_close(r, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void reconnects_after_client_kill(void **state) {
   fixture *f = *state;
   reply id = {0};
@@ -427,6 +473,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(error_reply_is_delivered_as_reply_error, setup, teardown),
       cmocka_unit_test_setup_teardown(selects_the_db_of_the_url, setup, teardown),
       cmocka_unit_test(bad_urls_are_rejected_with_a_message),
+      cmocka_unit_test(sentinel_url_without_sentinels_keeps_asking),
+      cmocka_unit_test(sentinel_that_is_not_one_is_skipped),
       cmocka_unit_test(command_when_not_connected_returns_minus_one),
       cmocka_unit_test_setup_teardown(reconnects_after_client_kill, setup, teardown),
       cmocka_unit_test_setup_teardown(close_fails_pending_commands_with_closed, setup, teardown),

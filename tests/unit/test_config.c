@@ -307,9 +307,25 @@ static void test_bad_urls_are_rejected(void **state) {
   expect_bad(CONFIG_API, "GENQ_DATABASE_URL", "mysql://localhost/genq", dbmsg);
   expect_bad(CONFIG_API, "GENQ_DATABASE_URL", "localhost", dbmsg);
   expect_bad(CONFIG_API, "GENQ_REDIS_URL", "127.0.0.1:6379",
-             "GENQ_REDIS_URL must be a redis:// URL");
+             "GENQ_REDIS_URL must be a redis:// or redis-sentinel:// URL");
   expect_bad(CONFIG_API, "GENQ_REDIS_URL", "redis://", NULL);
   expect_bad(CONFIG_API, "GENQ_REDIS_URL", "redis://a b", NULL);
+  expect_bad(CONFIG_API, "GENQ_REDIS_URL", "redis://127.0.0.1:6379/x", NULL);
+  /* Sentinels: the reason, never the URL (it may carry a password) */
+  expect_bad(CONFIG_WORKER, "GENQ_REDIS_URL", "redis-sentinel://:hunter2@127.0.0.1:26379", NULL);
+  assert_non_null(strstr(err, "GENQ_REDIS_URL: redis url: the primary's name is missing"));
+  assert_null(strstr(err, "hunter2"));
+  expect_bad(CONFIG_CTL, "GENQ_REDIS_URL", "redis-sentinel://127.0.0.1:99999/mymaster", NULL);
+  assert_non_null(strstr(err, "bad port"));
+  {
+    fakeenv se = full_env();
+    put(&se, "GENQ_REDIS_URL", "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/2");
+    genq_config sc;
+    assert_int_equal(load(&se, CONFIG_WORKER, &sc), 0);
+    assert_string_equal(sc.redis_url,
+                        "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/2");
+    config_free(&sc);
+  }
   expect_bad(CONFIG_WORKER, "OPENAI_BASE_URL", "api.openai.com/v1",
              "OPENAI_BASE_URL must be an http:// or https:// URL");
   expect_bad(CONFIG_WORKER, "LUMA_BASE_URL", "ftp://luma", NULL);
