@@ -459,9 +459,10 @@ void runner_job_wake(wjob *j) {
 static void progress_written(const db_result *r, void *arg) {
   wjob *j = arg;
   j->db_busy--;
-  if (r->ok && !db_fenced_ok(r))
+  if (r->ok && !db_fenced_ok(r)) {
+    log_warn("job fenced at progress", LS("job_id", j->id), LI("epoch", j->epoch));
     runner_job_lost(j); /* canceled or reclaimed: stop paying for it */
-  else if (r->ok)
+  } else if (r->ok)
     job_changed(j);
   job_maybe_end(j);
 }
