@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     if (*c <= ' ' || *c > '~') *c = '-';
   unsigned char rnd[3] = {0};
   uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
-  snprintf(w->id, sizeof(w->id), "%s:%d:%02x%02x%02x", w->host, (int)getpid(), rnd[0], rnd[1],
+  snprintf(w->id, sizeof(w->id), "%.63s:%d:%02x%02x%02x", w->host, (int)getpid(), rnd[0], rnd[1],
            rnd[2]);
   time_t now = time(NULL);
   struct tm tm;
