@@ -295,8 +295,9 @@ end $$;
 
 -- genq_admin_credits_grant(actor, request_id, user, credits, reason,
 -- ledger_key) → {"user_id", "granted", "credits": genq_credits(user),
--- "replayed", "action"}: genq_grant (credits.sql) under ledger_key, and its
--- action row. The same ledger_key again for the same user and amount
+-- "replayed", "action"}: genq_grant (credits.sql) under ledger_key (NULL:
+-- a fresh admin:<uuid>, a grant that is never replayed), and its action
+-- row. The same ledger_key again for the same user and amount
 -- changes nothing and answers replayed true (with the first grant's action
 -- when it was recorded); for another user or amount it is GQ409 and
 -- nothing changes. credits 1..10^12 and a reason of 1..500 characters, else
@@ -321,9 +322,10 @@ begin
   if p_reason is null or length(p_reason) not between 1 and 500 then
     raise exception 'reason must be 1 to 500 characters' using errcode = '22023', column = 'reason';
   end if;
-  if p_ledger_key is null or p_ledger_key = '' then
+  if p_ledger_key = '' then
     raise exception 'a grant needs a ledger key' using errcode = '22023';
   end if;
+  p_ledger_key := coalesce(p_ledger_key, 'admin:' || gen_random_uuid());
   perform pg_advisory_xact_lock(hashtextextended('genq:grant:' || p_ledger_key, 0));
   select * into l from ledger where idem_key = p_ledger_key;
   if found then
