@@ -112,9 +112,10 @@ const char *ctl_actor(void) {
   char id[300];
   snprintf(id, sizeof id, "%.120s@%.170s", user && *user ? user : "unknown", host);
   cJSON *o = cJSON_CreateObject();
-  char *s = o && cJSON_AddStringToObject(o, "kind", "genqctl") && cJSON_AddStringToObject(o, "id", id)
-                ? cJSON_PrintUnformatted(o)
-                : NULL;
+  char *s =
+      o && cJSON_AddStringToObject(o, "kind", "genqctl") && cJSON_AddStringToObject(o, "id", id)
+          ? cJSON_PrintUnformatted(o)
+          : NULL;
   snprintf(actor, sizeof actor, "%s", s ? s : "{\"kind\":\"genqctl\",\"id\":\"unknown\"}");
   cJSON_free(s);
   cJSON_Delete(o);

@@ -64,8 +64,8 @@ int ctl_dead_list(PGconn *c, const ctl_filter *f, int json) {
  * line in code/msg: admin.sql names them (not_found, not_failed,
  * insufficient_credits, inputs_gone, invalid_argument); "error" for a
  * failure of the database. */
-static char *dead_retry_one(PGconn *c, const char *id, const char *max_attempts,
-                            const char **code, char *msg, size_t msglen) {
+static char *dead_retry_one(PGconn *c, const char *id, const char *max_attempts, const char **code,
+                            char *msg, size_t msglen) {
   static char refusal[32];
   const char *p[3] = {ctl_actor(), id, max_attempts};
   *code = "error";

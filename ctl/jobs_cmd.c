@@ -50,8 +50,8 @@ int ctl_jobs_cancel(PGconn *c, const char *id, int json) {
   const char *p[2] = {ctl_actor(), id};
   /* as its user would: genq_job_cancel prices what had started; recorded
    * in admin_actions when it canceled (genq_admin_job_cancel) */
-  PGresult *r = ctl_query(c, "jobs cancel",
-                          "SELECT genq_admin_job_cancel($1::jsonb, NULL, $2::uuid)", 2, p);
+  PGresult *r =
+      ctl_query(c, "jobs cancel", "SELECT genq_admin_job_cancel($1::jsonb, NULL, $2::uuid)", 2, p);
   if (!r) return CTL_FAIL;
   cJSON *o = PQgetisnull(r, 0, 0) ? NULL : cJSON_Parse(PQgetvalue(r, 0, 0));
   PQclear(r);

@@ -94,5 +94,35 @@ check "the retried job now succeeds" eval 'poll_job "$TOKEN" "$DEAD" && jqt ".st
 check "the queued job succeeds" eval 'poll_job "$TOKEN" "$QUEUED" && jqt ".status == \"succeeded\""'
 check "genqctl audit is clean" "$GENQCTL" audit
 
+# --- a worker made quiet, then stopped, through the admin API --------------------
+W2=$(curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/v1/admin/workers" |
+  jq -r '.workers[] | select(.pid == '"$WPID"') | .id')
+check "the admin API lists worker-2" [ -n "$W2" ]
+worker_state_is() { # STATE: the registry shows it within 10 s
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/v1/admin/workers" |
+      jq -r --arg w "$W2" '.workers[] | select(.id == $w) | .state')" == "$1" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+req POST "/v1/admin/workers/$W2/quiet" "$ADMIN_TOKEN"
+check "POST .../quiet: 202 with its action" jqt '.worker_id == $w and .command == "quiet" and .action.action == "worker.quiet"' --arg w "$W2"
+check "the worker says quiet in the registry" worker_state_is quiet
+req POST "/v1/admin/workers/$W2/stop" "$ADMIN_TOKEN"
+check "POST .../stop: 202" eval 'status_is 202 && jqt ".command == \"stop\""'
+stopped() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    genq_alive "$WPID" || return 0
+    sleep 0.2
+  done
+  return 1
+}
+check "the worker exits" stopped
+check "both commands are in admin_actions, by the admin" \
+  [ "$(psql_db -c "select string_agg(action || ' ' || actor_id, ',' order by id) from admin_actions where target = '$W2'")" == "worker.quiet $ADMIN,worker.stop $ADMIN" ]
+
 mini_stack_stop
 finish
