@@ -17,7 +17,8 @@
 
 void api_admin_page(api_ctx *ctx, http_request *req) {
   (void)ctx;
-  static const char *const headers[] = {ADMIN_CSP,
+  static const char csp[] = ADMIN_CSP;
+  static const char *const headers[] = {csp,
                                         "X-Content-Type-Options: nosniff",
                                         "X-Frame-Options: DENY",
                                         "Referrer-Policy: no-referrer",

@@ -100,6 +100,7 @@ static void on_show(redisReply *reply, const char *err, void *arg) {
 }
 
 int provlimit_state_read(rds *r, provlimit_state_cb cb, void *arg) {
+  static const char show_lua[] = PROVLIMIT_SHOW_LUA;
   if (!rds_connected(r)) return -1;
   state_read *rd = calloc(1, sizeof *rd);
   if (!rd) return -1;
@@ -110,7 +111,7 @@ int provlimit_state_read(rds *r, provlimit_state_cb cb, void *arg) {
     char ks[64], kst[64];
     snprintf(ks, sizeof ks, PROVLIMIT_KEY_FMT, provlimit_providers[i], "slots");
     snprintf(kst, sizeof kst, PROVLIMIT_KEY_FMT, provlimit_providers[i], "state");
-    const char *argv[] = {"EVAL", PROVLIMIT_SHOW_LUA, "2", ks, kst};
+    const char *argv[] = {"EVAL", show_lua, "2", ks, kst};
     state_part *part = malloc(sizeof *part);
     if (part) {
       part->rd = rd;

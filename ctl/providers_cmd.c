@@ -52,7 +52,7 @@ static void on_set(redisReply *reply, const char *err, void *arg) {
   st->pending--;
   if (!reply || reply->type == REDIS_REPLY_ERROR) {
     fprintf(stderr, "genqctl providers: Redis: %s\n",
-            err ? err : (reply->str ? reply->str : "error"));
+            err ? err : (reply && reply->str ? reply->str : "error"));
     st->failed = 1;
   }
 }
