@@ -12,12 +12,13 @@
 #include "ctl.h"
 #include "log.h"
 #include "provlimit_lua.h"
+#include "provlimit_state.h"
 #include "redis.h"
 
 #define PROVIDERS_TIMEOUT_MS 5000
 
-static const char *const providers[] = {"openai", "luma", "hedra"};
-#define NPROV 3
+#define NPROV PROVLIMIT_NPROVIDERS
+static const char *const *const providers = provlimit_providers;
 
 typedef struct {
   int pending, timed_out, closed, failed;
@@ -32,55 +33,18 @@ static void on_closed(void *arg) {
   ((run_state *)arg)->closed = 1;
 }
 
-static const char *field(const redisReply *h, const char *name) {
-  for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-    if (h->element[i]->type == REDIS_REPLY_STRING && !strcmp(h->element[i]->str, name) &&
-        h->element[i + 1]->type == REDIS_REPLY_STRING)
-      return h->element[i + 1]->str;
-  return NULL;
-}
-
-static long long num(const redisReply *h, const char *name) {
-  const char *v = field(h, name);
-  return v ? strtoll(v, NULL, 10) : 0;
-}
-
-/* One provider's EVAL of PROVLIMIT_SHOW_LUA: {now, in use, state hash}. */
-static void on_show(redisReply *reply, const char *err, void *arg) {
+/* show: every provider's state (provlimit_state.c). */
+static void on_show(const cJSON *arr, const char *err, void *arg) {
   run_state *st = arg;
   st->pending--;
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-      reply->element[2]->type != REDIS_REPLY_ARRAY) {
-    fprintf(stderr, "genqctl providers: Redis: %s\n",
-            err ? err : (reply && reply->str ? reply->str : "unexpected reply"));
+  if (!arr) {
+    fprintf(stderr, "genqctl providers: %s\n", err ? err : "unexpected reply");
     st->failed = 1;
     return;
   }
-  long long now = reply->element[0]->integer;
-  const redisReply *h = reply->element[2];
-  int i = cJSON_GetArraySize(st->out);
-  cJSON *p = cJSON_CreateObject();
-  cJSON_AddStringToObject(p, "provider", providers[i]);
-  long long max = num(h, "max"), window = field(h, "window") ? num(h, "window") : max;
-  long long paused = num(h, "paused_until"), open_until = num(h, "open_until");
-  const char *br = field(h, "breaker");
-  if (!br || !*br) br = "closed";
-  /* an open breaker past its cool-down lets the next probe through */
-  if (!strcmp(br, "open") && open_until <= now) br = "half_open";
-  cJSON_AddNumberToObject(p, "max_in_flight", (double)max);
-  cJSON_AddNumberToObject(p, "window", (double)window);
-  cJSON_AddNumberToObject(p, "in_use", (double)reply->element[1]->integer);
-  cJSON_AddBoolToObject(p, "paused", paused > now);
-  if (paused > now)
-    cJSON_AddNumberToObject(p, "paused_for_ms", (double)(paused - now));
-  else
-    cJSON_AddNullToObject(p, "paused_for_ms");
-  cJSON_AddNumberToObject(p, "rate_per_minute", (double)num(h, "rate"));
-  cJSON_AddStringToObject(p, "breaker", br);
-  cJSON_AddNumberToObject(p, "failures", (double)num(h, "failures"));
-  cJSON_AddNumberToObject(p, "breaker_trips", (double)num(h, "trips"));
-  cJSON_AddNumberToObject(p, "rate_limited", (double)num(h, "limited"));
-  cJSON_AddItemToArray(st->out, p);
+  cJSON_Delete(st->out);
+  st->out = cJSON_Duplicate(arr, 1);
+  if (!st->out) st->failed = 1;
 }
 
 static void on_set(redisReply *reply, const char *err, void *arg) {
@@ -88,7 +52,7 @@ static void on_set(redisReply *reply, const char *err, void *arg) {
   st->pending--;
   if (!reply || reply->type == REDIS_REPLY_ERROR) {
     fprintf(stderr, "genqctl providers: Redis: %s\n",
-            err ? err : (reply->str ? reply->str : "error"));
+            err ? err : (reply && reply->str ? reply->str : "error"));
     st->failed = 1;
   }
 }
@@ -110,16 +74,16 @@ static int run(const char *url, const char *provider, int open, run_state *st) {
   } else {
     while (!rds_connected(r) && !st->timed_out)
       uv_run(&loop, UV_RUN_ONCE);
-    char ks[64], kst[64];
-    for (int i = 0; i < NPROV && rds_connected(r); i++) {
-      if (provider && strcmp(provider, providers[i]) != 0) continue;
-      snprintf(ks, sizeof ks, PROVLIMIT_KEY_FMT, providers[i], "slots");
+    char kst[64];
+    if (!provider && rds_connected(r)) {
+      st->pending++;
+      if (provlimit_state_read(r, on_show, st) != 0) st->pending--;
+    }
+    for (int i = 0; i < NPROV && provider && rds_connected(r); i++) {
+      if (strcmp(provider, providers[i]) != 0) continue;
       snprintf(kst, sizeof kst, PROVLIMIT_KEY_FMT, providers[i], "state");
       int sent;
-      if (!provider) {
-        const char *argv[] = {"EVAL", PROVLIMIT_SHOW_LUA, "2", ks, kst};
-        sent = rds_command_argv(r, on_show, st, 5, argv, NULL) == 0;
-      } else if (open) {
+      if (open) {
         sent = rds_command(r, on_set, st, "HSET %s breaker forced_open probe %s", kst, "") == 0;
       } else {
         sent = rds_command(r, on_set, st, "HSET %s breaker closed failures 0 open_until 0 probe %s",

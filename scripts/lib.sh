@@ -23,8 +23,10 @@ GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
 GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
 # scripts/test's: tests/e2e/e2e_pgbouncer.sh runs genq through PgBouncer
 # (Debian 12: 1.18; docs/scaling.md). Sentinel is redis-server's own mode.
+# tests/e2e/e2e_admin_browser.sh drives the dashboard in Debian's headless
+# Chromium (/usr/bin/chromium).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-GENQ_TEST_DEB_PACKAGES=(pgbouncer)
+GENQ_TEST_DEB_PACKAGES=(pgbouncer chromium)
 
 GENQ_PIDS=()              # started pids, in start order
 declare -A GENQ_PID_NAME  # pid -> service name
