@@ -51,8 +51,12 @@ upload() {
   if [[ $type == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $type"); fi
   : >"$TMP/body"
   : >"$TMP/headers"
-  STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
-    "${args[@]}" "$@" --data-binary @"$file" "$API/v1/uploads" 2>"$TMP/curl.err") || curl_status
+  if STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
+    "${args[@]}" "$@" --data-binary @"$file" "$API/v1/uploads" 2>"$TMP/curl.err"); then
+    api_record POST /v1/uploads
+  else
+    curl_status
+  fi
   BODY=$(cat "$TMP/body")
 }
 
@@ -205,6 +209,7 @@ ASSET=$(jq -c '.output.assets[0] // {}' <<<"$BODY" 2>/dev/null)
 AURL=$(jq -r '.url // "/v1/assets/none"' <<<"$ASSET")
 STATUS=$(curl -sS --max-time 30 -o "$TMP/asset" -D "$TMP/headers" -w '%{http_code}' \
   -H "Authorization: Bearer $ERIN_TOKEN" "$API$AURL" 2>"$TMP/curl.err") || curl_status
+api_record GET "$AURL" "$TMP/headers" "$TMP/asset"
 BODY=""
 asset_bytes_match() {
   [[ $(stat -c %s "$TMP/asset") == "$(jq -r .bytes <<<"$ASSET")" ]] &&
