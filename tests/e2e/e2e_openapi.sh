@@ -188,7 +188,7 @@ check "... a 429 without its Retry-After" \
   "sed -i '1s/ 404 / 429 /' retry.headers; sed -i 's#^GET /v1/jobs/[^ ]*#POST /v1/jobs#' retry.req"
 check "... an event whose job is not a Job" \
   bad event events 'event job id [0-9]*: /kind must be equal to one of the allowed values' \
-  "sed -i '0,/^data: /s/\"kind\":\"storyboard\"/\"kind\":\"movie\"/' event.body"
+  "sed -i '0,/^data: /s/\"kind\": *\"storyboard\"/\"kind\": \"movie\"/' event.body"
 check "... an event the stream does not document" \
   bad evname events 'event "jobs" is not one of x-event-data' "sed -i '0,/^event: job/s//event: jobs/' evname.body"
 
