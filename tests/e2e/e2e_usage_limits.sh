@@ -48,6 +48,7 @@ new_user() {
 }
 # fire N NAME CURL-ARGS...: N requests at once, alternately to each API
 # process; answer i's status in $TMP/NAME.i.code, headers and body beside.
+# Every fire is a POST (CURL-ARGS say -X POST); each answer is recorded.
 fire() {
   local n=$1 name=$2 i base pids=()
   shift 2
@@ -60,6 +61,10 @@ fire() {
     pids+=($!)
   done
   for i in "${pids[@]}"; do wait "$i"; done
+  for ((i = 0; i < n; i++)); do
+    [[ $(cat "$TMP/$name.$i.code") =~ ^[1-5][0-9]{2}$ ]] &&
+      api_record POST "$FIRE_PATH" "$TMP/$name.$i.headers" "$TMP/$name.$i.body"
+  done
 }
 # count NAME STATUS: how many answers of NAME had STATUS.
 count() {

@@ -768,8 +768,66 @@ export interface components {
         };
     };
     responses: {
-        /** @description An error. */
-        Error: {
+        /**
+         * @description No valid session token or API key (`unauthorized`), or any of a
+         *     deleted account (`account_deleted`). Counts against the caller's
+         *     address (see 429).
+         */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `cross_site_request`: authenticated by the `__session` cookie from a
+         *     site that is not allowed (see the `session_cookie` scheme); nothing
+         *     changed.
+         */
+        CrossSite: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `too_many_requests`, in place of a 401: the caller's address used
+         *     up its refused unauthenticated requests (GENQ_IP_REFUSALS_BURST,
+         *     refilling at GENQ_IP_REFUSALS_PER_MINUTE).
+         */
+        RefusalsExceeded: {
+            headers: {
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `unavailable`: PostgreSQL, Redis or storage cannot be reached, or
+         *     this process is at a bound (large downloads, exports at once);
+         *     nothing was written. Retry, after `Retry-After` seconds when given.
+         */
+        Unavailable: {
+            headers: {
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `payload_too_large`: the body is over the route's limit (answered
+         *     on its `Content-Length` before it is read, or as soon as it passes
+         *     the limit); the connection is closed.
+         */
+        PayloadTooLarge: {
             headers: {
                 [name: string]: unknown;
             };
@@ -875,8 +933,18 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
+            /** @description `invalid_request`: a bad `status`, `kind`, `limit` or `cursor`; the message names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     submitJob: {
@@ -924,12 +992,39 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            401: components["responses"]["Error"];
-            402: components["responses"]["Error"];
-            403: components["responses"]["Error"];
-            409: components["responses"]["Error"];
-            413: components["responses"]["Error"];
-            415: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            /**
+             * @description `insufficient_credits` (the price is over what is available), or
+             *     `credit_debt` while a refund's debt is unpaid; nothing created.
+             */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: components["responses"]["CrossSite"];
+            /** @description `idempotency_conflict`: the Idempotency-Key named another request's job (another body). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description `unsupported_media_type`: the body is not sent as `application/json`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /**
              * @description A limit of the caller's plan; nothing was written (no job, no
              *     hold). `too_many_unfinished_jobs`: the plan's
@@ -949,7 +1044,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            503: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getJob: {
@@ -972,7 +1067,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            401: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such job for this caller (another user's job is 404 too). */
             404: {
                 headers: {
@@ -982,6 +1077,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     cancelJob: {
@@ -1004,8 +1101,8 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            401: components["responses"]["Error"];
-            403: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["CrossSite"];
             /** @description No such job for this caller. */
             404: {
                 headers: {
@@ -1015,8 +1112,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            405: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     streamJobEvents: {
@@ -1039,7 +1136,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            401: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such job for this caller. */
             404: {
                 headers: {
@@ -1059,7 +1156,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            503: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createUpload: {
@@ -1098,9 +1195,9 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            401: components["responses"]["Error"];
-            403: components["responses"]["Error"];
-            413: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["CrossSite"];
+            413: components["responses"]["PayloadTooLarge"];
             /** @description A Content-Type not accepted, or bytes that are not what it says. */
             415: {
                 headers: {
@@ -1125,7 +1222,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            503: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getUploadContent: {
@@ -1174,7 +1271,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            503: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
         };
     };
     headUploadContent: {
@@ -1258,8 +1355,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            405: components["responses"]["Error"];
-            413: components["responses"]["Error"];
+            413: components["responses"]["PayloadTooLarge"];
             /** @description In place of the 404 of a forged token, when the caller's address has used up its refusals (`too_many_requests`). A valid token is never refused so. */
             429: {
                 headers: {
@@ -1305,7 +1401,7 @@ export interface operations {
                     "audio/*": string;
                 };
             };
-            401: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such asset for this caller, or its bytes are gone. */
             404: {
                 headers: {
@@ -1315,7 +1411,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            503: components["responses"]["Error"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getCredits: {
@@ -1346,7 +1443,9 @@ export interface operations {
                     };
                 };
             };
-            401: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listLedger: {
@@ -1399,9 +1498,18 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            /** @description `invalid_request`: a bad `limit` or `cursor`; the message names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteMe: {
@@ -1437,9 +1545,10 @@ export interface operations {
                     };
                 };
             };
-            401: components["responses"]["Error"];
-            403: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["CrossSite"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     exportMe: {
@@ -1537,8 +1646,9 @@ export interface operations {
                     };
                 };
             };
-            401: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getUsage: {
@@ -1564,10 +1674,18 @@ export interface operations {
                     "application/json": components["schemas"]["Usage"];
                 };
             };
-            400: components["responses"]["Error"];
-            401: components["responses"]["Error"];
-            405: components["responses"]["Error"];
-            503: components["responses"]["Error"];
+            /** @description `invalid_request`: a bad date, `from` after `to`, or more than 366 days; the message names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RefusalsExceeded"];
+            503: components["responses"]["Unavailable"];
         };
     };
     stripeWebhook: {
@@ -1636,8 +1754,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            405: components["responses"]["Error"];
-            413: components["responses"]["Error"];
+            413: components["responses"]["PayloadTooLarge"];
             /** @description `stripe_disabled` (no STRIPE_WEBHOOK_SECRET), or the database is unavailable: Stripe delivers again. */
             503: {
                 headers: {
