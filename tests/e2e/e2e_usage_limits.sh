@@ -178,7 +178,8 @@ codes=""
 for ((i = 0; i < 7; i++)); do
   base=$API
   ((i % 2)) && base=$API2
-  c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' --max-time 10 "${BAD[@]}" "$base/v1/credits")
+  c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' --max-time 10 "${BAD[@]}" "$base/v1/credits") &&
+    api_record GET /v1/credits "$TMP/ip.headers" "$TMP/ip.body"
   codes+="$c "
 done
 check "bad tokens to both processes: 5 are 401, then 429 ($codes)" \
@@ -186,9 +187,12 @@ check "bad tokens to both processes: 5 are 401, then 429 ($codes)" \
 check "... too_many_requests with Retry-After 1 (60 a minute)" \
   eval 'jq -e ".error.code == \"too_many_requests\"" "$TMP/ip.body" >/dev/null &&
         tr -d "\r" <"$TMP/ip.headers" | grep -qix "retry-after: 1"'
-c=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API2/v1/callbacks/luma/forged-token")
+c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' -X POST "$API2/v1/callbacks/luma/forged-token") &&
+  api_record POST /v1/callbacks/luma/forged-token "$TMP/ip.headers" "$TMP/ip.body"
 check "a forged callback token from the address is 429 too ($c)" [ "$c" = 429 ]
-c=$(curl -sS -o /dev/null -w '%{http_code}' "$API/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00")
+c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' \
+  "$API/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00") &&
+  api_record GET "/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00" "$TMP/ip.headers" "$TMP/ip.body"
 check "a forged signed URL from the address is 429 too ($c)" [ "$c" = 429 ]
 req GET /v1/credits "$FIVE_T"
 check "a valid token from the same address is still served" status_is 200
