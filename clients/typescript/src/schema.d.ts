@@ -498,6 +498,33 @@ export interface components {
         };
         /** @enum {unknown} */
         Kind: "storyboard" | "image" | "video" | "lipsync" | "campaign";
+        LedgerRow: {
+            /** @description The row's id (also a cursor). */
+            id: string;
+            /**
+             * @description grant (credits added: sign-up, operator, Stripe purchase or
+             *     subscription invoice), hold and release (a job's price held and
+             *     let go), capture (a step's price spent), reversal (a refund taking
+             *     credits back; what was spent becomes debt), repay (a grant paying
+             *     a debt), adjust (an operator's correction), carry (the sums of
+             *     rows older than 2 years, folded into one row per account).
+             * @enum {string}
+             */
+            movement: "grant" | "hold" | "capture" | "release" | "adjust" | "reversal" | "repay" | "carry";
+            /** @description The change of the balance. */
+            amount: number;
+            /** @description The change of what is held. */
+            held: number;
+            /** @description The change of the debt. */
+            debt: number;
+            /** Format: uuid */
+            job_id: string | null;
+            /** @description The Stripe Checkout Session or invoice of a purchase, subscription grant or refund. */
+            ref: string | null;
+            note: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
         Usage: {
             /** Format: date */
             from: string;
@@ -1468,33 +1495,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         next_cursor: string | null;
-                        data: {
-                            /** @description The row's id (also a cursor). */
-                            id: string;
-                            /**
-                             * @description grant (credits added: sign-up, operator, Stripe purchase or
-                             *     subscription invoice), hold and release (a job's price held and
-                             *     let go), capture (a step's price spent), reversal (a refund taking
-                             *     credits back; what was spent becomes debt), repay (a grant paying
-                             *     a debt), adjust (an operator's correction), carry (the sums of
-                             *     rows older than 2 years, folded into one row per account).
-                             * @enum {string}
-                             */
-                            movement: "grant" | "hold" | "capture" | "release" | "adjust" | "reversal" | "repay" | "carry";
-                            /** @description The change of the balance. */
-                            amount: number;
-                            /** @description The change of what is held. */
-                            held: number;
-                            /** @description The change of the debt. */
-                            debt: number;
-                            /** Format: uuid */
-                            job_id: string | null;
-                            /** @description The Stripe Checkout Session or invoice of a purchase, subscription grant or refund. */
-                            ref: string | null;
-                            note: string | null;
-                            /** Format: date-time */
-                            created_at: string;
-                        }[];
+                        data: components["schemas"]["LedgerRow"][];
                     };
                 };
             };
@@ -1587,7 +1588,7 @@ export interface operations {
                         /** @description every job, oldest first */
                         jobs: components["schemas"]["Job"][];
                         /** @description every ledger row, oldest first, as GET /v1/credits/ledger shows them */
-                        ledger: Record<string, never>[];
+                        ledger: components["schemas"]["LedgerRow"][];
                         uploads: {
                             /** Format: uuid */
                             id: string;
