@@ -31,7 +31,7 @@ check() {
 # validator reads only complete exchanges.
 API_RECORDS=0
 api_record() {
-  [[ -n ${GENQ_API_RECORD:-} ]] || return 0
+  [[ -n ${GENQ_API_RECORD:-} && -s ${3:-$TMP/headers} ]] || return 0 # no answer: nothing to check
   local p=$2 f=${0##*/}
   [[ $p == *://* ]] && p=/${p#*://*/}
   API_RECORDS=$((API_RECORDS + 1))
