@@ -11,6 +11,7 @@
 #include "jwt.h"
 #include "redis.h"
 #include "relay.h"
+#include "routes.h"
 #include "storage.h"
 #include "uuid.h"
 
@@ -49,8 +50,6 @@ typedef struct api_ctx {
 #define API_MAX_STREAMS 10000
 #define API_STORED_STREAMS 64 /* large downloads at once (one 256 KiB piece each) */
 
-/* A path id (or callback token) longer than this is none genq ever gave. */
-#define API_PATH_ID_MAX 80
 #define API_KEY_ID_LEN 37 /* an API key's id (a UUID) and its NUL */
 
 /* The authenticated caller of one request. */

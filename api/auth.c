@@ -161,7 +161,7 @@ typedef struct {
   http_request *req;
   api_auth_cb done;
   int route;
-  char id[API_PATH_ID_MAX];
+  char id[API_ROUTE_PARAM_MAX];
   api_user u; /* the caller when known (a session token), else user "" */
 } pending_auth;
 

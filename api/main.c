@@ -14,118 +14,11 @@
 #include "api.h"
 #include "log.h"
 
-#define JOBS_PREFIX "/v1/jobs/"
-#define ASSETS_PREFIX "/v1/assets/"
-#define UPLOADS_PREFIX "/v1/uploads/"
-#define CALLBACK_LUMA_PREFIX "/v1/callbacks/luma/"
-#define ADMIN_API_PREFIX "/v1/admin" /* admin.c routes what is under it */
-#define ADMIN_PAGE_PREFIX "/admin"   /* the dashboard (admin_page.c) */
-#define ID_MAX API_PATH_ID_MAX
-
 static void method_not_allowed(http_request *req, const char *allow) {
   char hdr[64];
   snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
   const char *const headers[] = {hdr, NULL};
   api_reply_error(req, 405, "method_not_allowed", "method not allowed", headers);
-}
-
-/* The routes genq-api serves, and the methods each allows. */
-typedef enum {
-  R_NONE,
-  R_HEALTHZ,
-  R_READYZ,
-  R_JOBS,
-  R_JOB,
-  R_JOB_CANCEL,
-  R_JOB_EVENTS,
-  R_CREDITS,
-  R_LEDGER,
-  R_USAGE,
-  R_UPLOADS,
-  R_ASSET,
-  R_UPLOAD_CONTENT,
-  R_CALLBACK_LUMA,
-  R_WEBHOOK_STRIPE,
-  R_ME,
-  R_ME_EXPORT,
-  R_ADMIN,
-  R_ADMIN_PAGE,
-} route_id;
-
-static const char *const route_allow[] = {
-    [R_HEALTHZ] = "GET",        [R_READYZ] = "GET",
-    [R_JOBS] = "GET, POST",     [R_JOB] = "GET",
-    [R_JOB_CANCEL] = "POST",    [R_JOB_EVENTS] = "GET",
-    [R_CREDITS] = "GET",        [R_LEDGER] = "GET",
-    [R_USAGE] = "GET",          [R_UPLOADS] = "POST",
-    [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
-    [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
-    [R_ME] = "DELETE",          [R_ME_EXPORT] = "GET",
-    [R_ADMIN] = "GET, POST",    [R_ADMIN_PAGE] = "GET, HEAD",
-};
-
-/* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
- * id and returns the rest of the path after it, or NULL when p does not
- * start with prefix. An id too long for the buffer is left empty: the
- * handler answers 404 for it like for any other id that is not a UUID. */
-static const char *path_id(const char *p, const char *prefix, char id[ID_MAX]) {
-  size_t n = strlen(prefix);
-  if (strncmp(p, prefix, n) != 0) return NULL;
-  p += n;
-  size_t len = strcspn(p, "/");
-  if (len == 0) return NULL;
-  id[0] = 0;
-  if (len < ID_MAX) {
-    memcpy(id, p, len);
-    id[len] = 0;
-  }
-  return p + len;
-}
-
-/* 1 when p is prefix or under it (prefix/...). */
-static int under(const char *p, const char *prefix) {
-  size_t n = strlen(prefix);
-  return strncmp(p, prefix, n) == 0 && (p[n] == '\0' || p[n] == '/');
-}
-
-static route_id match(const char *p, char id[ID_MAX]) {
-  const char *rest;
-  if (under(p, ADMIN_API_PREFIX)) return R_ADMIN;
-  if (under(p, ADMIN_PAGE_PREFIX)) return R_ADMIN_PAGE;
-  if (strcmp(p, "/healthz") == 0) return R_HEALTHZ;
-  if (strcmp(p, "/readyz") == 0) return R_READYZ;
-  if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
-  if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
-  if (strcmp(p, "/v1/credits/ledger") == 0) return R_LEDGER;
-  if (strcmp(p, "/v1/usage") == 0) return R_USAGE;
-  if (strcmp(p, "/v1/uploads") == 0) return R_UPLOADS;
-  if (strcmp(p, "/v1/webhooks/stripe") == 0) return R_WEBHOOK_STRIPE;
-  if (strcmp(p, "/v1/me") == 0) return R_ME;
-  if (strcmp(p, "/v1/me/export") == 0) return R_ME_EXPORT;
-  if ((rest = path_id(p, JOBS_PREFIX, id))) {
-    if (!*rest) return R_JOB;
-    if (strcmp(rest, "/cancel") == 0) return R_JOB_CANCEL;
-    if (strcmp(rest, "/events") == 0) return R_JOB_EVENTS;
-    return R_NONE;
-  }
-  if ((rest = path_id(p, ASSETS_PREFIX, id)) && !*rest) return R_ASSET;
-  if ((rest = path_id(p, UPLOADS_PREFIX, id)) && strcmp(rest, "/content") == 0)
-    return R_UPLOAD_CONTENT;
-  if ((rest = path_id(p, CALLBACK_LUMA_PREFIX, id)) && !*rest) return R_CALLBACK_LUMA;
-  return R_NONE;
-}
-
-/* 1 when method is one of allow's comma-separated methods. */
-static int method_allowed(const char *allow, const char *method) {
-  size_t n = strlen(method);
-  for (const char *a = allow; *a;) {
-    size_t len = strcspn(a, ",");
-    if (len == n && strncmp(a, method, n) == 0) return 1;
-    a += len;
-    while (*a == ',' || *a == ' ')
-      a++;
-  }
-  return 0;
 }
 
 static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int route_no,
@@ -134,41 +27,43 @@ static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int rou
 static void route(http_request *req, void *arg) {
   api_ctx *ctx = arg;
   const char *m = http_req_method(req);
-  char id[ID_MAX];
-  route_id r = match(http_req_path(req), id);
+  char id[API_ROUTE_PARAM_MAX];
+  const api_route *rt = api_route_match(http_req_path(req), id);
   api_user u;
 
-  if (r == R_NONE) {
+  if (!rt) {
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
     return;
   }
   /* admin.c answers every method under /v1/admin itself: a caller who is
    * not an admin learns nothing there, not even which methods exist */
-  if (r != R_ADMIN && !method_allowed(route_allow[r], m)) {
-    method_not_allowed(req, route_allow[r]);
+  if (rt->id != API_ROUTE_ADMIN && !api_route_allows(rt->methods, m)) {
+    method_not_allowed(req, rt->methods);
     return;
   }
-  if (r == R_HEALTHZ) {
+  api_route_id r = rt->id;
+  if (r == API_ROUTE_HEALTHZ) {
     api_healthz(ctx, req);
     return;
   }
-  if (r == R_READYZ) {
+  if (r == API_ROUTE_READYZ) {
     api_readyz(ctx, req);
     return;
   }
-  if (r == R_UPLOAD_CONTENT) { /* fetched by providers: the signed URL is the capability */
+  if (r == API_ROUTE_UPLOAD_CONTENT) { /* fetched by providers: the signed URL is the capability */
     api_upload_content(ctx, req, id);
     return;
   }
-  if (r == R_CALLBACK_LUMA) { /* posted by Luma: the token in the path is the capability */
+  if (r == API_ROUTE_CALLBACK_LUMA) { /* posted by Luma: the token in the path is the capability */
     api_callback_luma(ctx, req, id);
     return;
   }
-  if (r == R_ADMIN_PAGE) { /* static files: the page signs in with a pasted token */
+  if (r == API_ROUTE_ADMIN_PAGE) { /* static files: the page signs in with a pasted token */
     api_admin_page(ctx, req);
     return;
   }
-  if (r == R_WEBHOOK_STRIPE) { /* posted by Stripe: the Stripe-Signature is the capability */
+  /* posted by Stripe: the Stripe-Signature is the capability */
+  if (r == API_ROUTE_WEBHOOK_STRIPE) {
     api_webhook_stripe(ctx, req);
     return;
   }
@@ -180,44 +75,44 @@ static void route(http_request *req, void *arg) {
 static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int route_no,
                      const char *id) {
   const char *m = http_req_method(req);
-  switch ((route_id)route_no) {
-  case R_JOBS:
+  switch ((api_route_id)route_no) {
+  case API_ROUTE_JOBS:
     if (strcmp(m, "POST") == 0)
       api_jobs_submit(ctx, req, u);
     else
       api_jobs_list(ctx, req, u);
     break;
-  case R_JOB:
+  case API_ROUTE_JOB:
     api_jobs_get(ctx, req, u, id);
     break;
-  case R_JOB_CANCEL:
+  case API_ROUTE_JOB_CANCEL:
     api_jobs_cancel(ctx, req, u, id);
     break;
-  case R_JOB_EVENTS:
+  case API_ROUTE_JOB_EVENTS:
     api_jobs_events(ctx, req, u, id);
     break;
-  case R_CREDITS:
+  case API_ROUTE_CREDITS:
     api_credits_get(ctx, req, u);
     break;
-  case R_LEDGER:
+  case API_ROUTE_LEDGER:
     api_credits_ledger(ctx, req, u);
     break;
-  case R_USAGE:
+  case API_ROUTE_USAGE:
     api_usage_get(ctx, req, u);
     break;
-  case R_UPLOADS:
+  case API_ROUTE_UPLOADS:
     api_uploads_create(ctx, req, u);
     break;
-  case R_ASSET:
+  case API_ROUTE_ASSET:
     api_assets_get(ctx, req, u, id);
     break;
-  case R_ME:
+  case API_ROUTE_ME:
     api_me_delete(ctx, req, u);
     break;
-  case R_ME_EXPORT:
+  case API_ROUTE_ME_EXPORT:
     api_me_export(ctx, req, u);
     break;
-  case R_ADMIN:
+  case API_ROUTE_ADMIN:
     api_admin(ctx, req, u);
     break;
   default:
@@ -225,20 +120,22 @@ static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int rou
   }
 }
 
-/* Uploads carry media and get their own, larger limit; every other body
- * (JSON) keeps GENQ_MAX_BODY_BYTES. Runs before any body byte is read. */
-/* Uploads may be large, but only for a caller with a valid token: anyone
- * else cannot make the API buffer more than a JSON body (their request is
- * answered 401 once read). */
+/* Uploads carry media and get their own, larger limit, but only for a
+ * caller with a valid token: anyone else cannot make the API buffer more
+ * than a JSON body (their request is answered 401 once read). Every other
+ * body (JSON) keeps GENQ_MAX_BODY_BYTES, Luma's callbacks and Stripe's
+ * events their own. Runs before any body byte is read. */
 static size_t body_limit(const http_request *req, void *arg) {
   api_ctx *ctx = arg;
-  if (strcmp(http_req_method(req), "POST") == 0 && strcmp(http_req_path(req), "/v1/uploads") == 0 &&
+  char param[API_ROUTE_PARAM_MAX];
+  const api_route *rt = api_route_match(http_req_path(req), param);
+  api_route_id r = rt ? rt->id : API_ROUTE_NONE;
+  if (r == API_ROUTE_UPLOADS && strcmp(http_req_method(req), "POST") == 0 &&
       api_authenticated(ctx, req))
     return ctx->cfg.upload_max_bytes;
-  if (strncmp(http_req_path(req), CALLBACK_LUMA_PREFIX, strlen(CALLBACK_LUMA_PREFIX)) == 0 &&
-      ctx->cfg.max_body_bytes > API_CALLBACK_MAX_BODY)
+  if (r == API_ROUTE_CALLBACK_LUMA && ctx->cfg.max_body_bytes > API_CALLBACK_MAX_BODY)
     return API_CALLBACK_MAX_BODY;
-  if (strcmp(http_req_path(req), "/v1/webhooks/stripe") == 0) return API_STRIPE_MAX_BODY;
+  if (r == API_ROUTE_WEBHOOK_STRIPE) return API_STRIPE_MAX_BODY;
   return ctx->cfg.max_body_bytes;
 }
 
@@ -260,7 +157,8 @@ static unsigned connection_cap(void) {
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
   }
   if (rl.rlim_cur >= want) return API_MAX_CONNECTIONS;
-  unsigned cap = rl.rlim_cur > 2 * API_SPARE_FDS ? (unsigned)(rl.rlim_cur - API_SPARE_FDS) : 64;
+  unsigned cap =
+      rl.rlim_cur > 2 * (rlim_t)API_SPARE_FDS ? (unsigned)(rl.rlim_cur - API_SPARE_FDS) : 64;
   log_warn("open files limited: fewer connections", LI("limit", (long long)rl.rlim_cur),
            LI("connections", cap));
   return cap;
@@ -308,10 +206,26 @@ static void on_signal(uv_signal_t *s, int signum) {
   http_server_close(ctx->server, http_closed, ctx);
 }
 
+/* genq-api --routes: "METHOD TEMPLATE" for every method of every route, in
+ * table order, the list tests/e2e/e2e_openapi.sh compares with
+ * api/openapi.yaml. Needs no configuration. */
+static int print_routes(void) {
+  for (size_t i = 0; i < api_routes_count; i++) {
+    for (const char *m = api_routes[i].methods; *m;) {
+      size_t len = strcspn(m, ", ");
+      printf("%.*s %s\n", (int)len, m, api_routes[i].path);
+      m += len;
+      while (*m == ',' || *m == ' ')
+        m++;
+    }
+  }
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
-  (void)argv;
+  if (argc == 2 && strcmp(argv[1], "--routes") == 0) return print_routes();
   if (argc > 1) {
-    fprintf(stderr, "usage: genq-api  (configured by environment, see README)\n");
+    fprintf(stderr, "usage: genq-api [--routes]  (configured by environment, see README)\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);

@@ -548,3 +548,24 @@ genq_archive_logs() {
   find "$dir" -maxdepth 2 -type f \( -name 'api*.log' -o -name 'worker*.log' \) \
     -exec cp {} "$dest/" \; 2>/dev/null || true
 }
+
+# genq_npm_ci DIR LOG: installs DIR's npm packages exactly as its
+# package-lock.json pins them (npm ci, from the npm registry), output in LOG
+# (its tail on stderr when it fails). Needs node 20.19 or later (the OpenAPI
+# tools' least) and npm; fails naming what is missing.
+genq_npm_ci() {
+  local dir=$1 log=$2 v
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "genq_npm_ci: node and npm are needed (node 20.19 or later)" >&2
+    return 1
+  fi
+  v=$(node -p 'process.versions.node')
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 19) ? 0 : 1)'; then
+    echo "genq_npm_ci: node $v is too old: 20.19 or later is needed" >&2
+    return 1
+  fi
+  (cd "$dir" && timeout 600 npm ci --no-audit --no-fund) >"$log" 2>&1 || {
+    tail -n 30 "$log" >&2
+    return 1
+  }
+}

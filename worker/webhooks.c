@@ -79,8 +79,10 @@ struct wh_delivery {
   char resolve[320]; /* "host:port:address" */
 };
 
+/* Frees wh once it is stopping, its timer is closed, no delivery is left
+ * and no claim is on its way (its answer still names wh). */
 static void wh_maybe_free_all(webhooks *wh) {
-  if (!wh->closing || !wh->timer_closed || wh->n > 0) return;
+  if (!wh->closing || !wh->timer_closed || wh->n > 0 || wh->claiming) return;
   secret_keyring_wipe(&wh->keys);
   free(wh);
 }
@@ -405,9 +407,10 @@ static char *wh_dup(const db_result *r, int row, int col) {
 
 static void wh_claimed(const db_result *r, void *arg) {
   webhooks *wh = arg;
-  wh->claiming = 0;
   if (!r->ok) {
     log_warn("webhook claim failed", LS("error", r->error));
+    wh->claiming = 0;
+    wh_maybe_free_all(wh); /* a stop may have waited for this answer */
     return;
   }
   int rows = PQntuples(r->res);
@@ -437,7 +440,11 @@ static void wh_claimed(const db_result *r, void *arg) {
     else
       wh_route(d);
   }
-  if (rows == WH_CLAIM_MAX) wh_claim(wh); /* more may be due */
+  wh->claiming = 0; /* only now: a wh_free above must not free wh under this loop */
+  if (wh->closing)
+    wh_maybe_free_all(wh);
+  else if (rows == WH_CLAIM_MAX)
+    wh_claim(wh); /* more may be due */
 }
 
 static void wh_claim(webhooks *wh) {

@@ -119,8 +119,9 @@ VIDEO=$(jq -r '.id // empty' <<<"$BODY")
 SHORT=$("$GENQCTL" token --user "$STREAMER" --ttl 1 | tr -d '[:space:]')
 started=$SECONDS
 curl -sS -N --max-time 30 -H "Authorization: Bearer $SHORT" -o "$TMP/short.body" \
-  "$API/v1/jobs/$VIDEO/events" 2>"$TMP/short.err"
+  -D "$TMP/short.headers" "$API/v1/jobs/$VIDEO/events" 2>"$TMP/short.err"
 rc=$? took=$((SECONDS - started))
+api_record GET "/v1/jobs/$VIDEO/events" "$TMP/short.headers" "$TMP/short.body"
 check "the server ended the stream (curl exit $rc after ${took}s)" [ "$rc" -eq 0 ]
 check "... within 20 s of its token's 1 s" [ "$took" -le 20 ]
 check "... without a terminal event (the token's end, not the job's)" \

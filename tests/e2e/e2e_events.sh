@@ -31,9 +31,10 @@ API_PORT=$(sed -nE 's#^[a-z]+://[^/:]+:([0-9]+)(/.*)?$#\1#p' <<<"$API")
 # $TMP/NAME.body and $TMP/NAME.headers; sse_wait NAME sets SSE_RC (curl's
 # exit status: 0 when the server ended the stream, 28 at MAXTIME) and
 # SSE_STATUS.
-declare -A SSE_PID
+declare -A SSE_PID SSE_PATH
 sse_start() {
   local token=$1 id=$2 max=$3 name=$4
+  SSE_PATH[$name]=/v1/jobs/$id/events
   : >"$TMP/$name.body"
   curl -sS -N --max-time "$max" -H "Authorization: Bearer $token" -o "$TMP/$name.body" \
     -D "$TMP/$name.headers" -w '%{http_code}' "$API/v1/jobs/$id/events" \
@@ -45,6 +46,8 @@ sse_wait() {
   SSE_RC=0
   { wait "${SSE_PID[$1]}"; } 2>/dev/null || SSE_RC=$? # no "Killed" notice on stderr
   SSE_STATUS=$(cat "$TMP/$1.status")
+  # what arrived: its complete events are checked, a cut-off last one is not
+  api_record GET "${SSE_PATH[$1]}" "$TMP/$1.headers" "$TMP/$1.body"
 }
 
 # sse_wait_event NAME N: true once event id N of stream NAME is out (10 s

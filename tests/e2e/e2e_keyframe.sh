@@ -60,7 +60,8 @@ FRAME_BYTES=$(stat -c %s "$TMP/frame.png")
 upload() { # TOKEN FILE TYPE → sets STATUS, BODY, UPLOAD (the id)
   : >"$TMP/headers"
   STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
-    -H "Authorization: Bearer $1" -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads")
+    -H "Authorization: Bearer $1" -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads") &&
+    api_record POST /v1/uploads
   BODY=$(cat "$TMP/body")
   UPLOAD=$(jq -r '.id // empty' <<<"$BODY" 2>/dev/null)
   [[ $STATUS == 201 && -n $UPLOAD ]]
@@ -70,13 +71,22 @@ upload() { # TOKEN FILE TYPE → sets STATUS, BODY, UPLOAD (the id)
 # Sets STATUS; the bytes go to $TMP/got, headers to $TMP/headers; BODY is
 # set only for error answers (JSON).
 fetch() {
-  local url=$1
+  local url=$1 method=GET a prev="" got=$TMP/got
   shift
+  for a in "$@"; do # the method, for the record
+    [[ $a == -I || $a == --head ]] && method=HEAD got=/dev/null
+    [[ $prev == -X ]] && method=$a
+    prev=$a
+  done
   : >"$TMP/got"
   : >"$TMP/headers"
   BODY=""
-  STATUS=$(curl -sS --max-time 10 -o "$TMP/got" -D "$TMP/headers" -w '%{http_code}' "$@" "$url" \
-    2>"$TMP/curl.err") || STATUS="curl-error: $(cat "$TMP/curl.err")"
+  if STATUS=$(curl -sS --max-time 10 -o "$TMP/got" -D "$TMP/headers" -w '%{http_code}' "$@" "$url" \
+    2>"$TMP/curl.err"); then
+    api_record "$method" "$url" "$TMP/headers" "$got"
+  else
+    STATUS="curl-error: $(cat "$TMP/curl.err")"
+  fi
   RESPONSES=$((RESPONSES + 1))
   grep -qiE '^x-request-id: *[^[:space:]]+' "$TMP/headers" || NO_REQUEST_ID=$((NO_REQUEST_ID + 1))
   [[ $STATUS == 200 ]] || BODY=$(cat "$TMP/got")

@@ -79,7 +79,7 @@ check "64 clients that never read hold the API to +$(((RSS1 - RSS0) / 1024)) MB 
   [ $((RSS1 - RSS0)) -lt $((48 * 1024)) ]
 check "... while another user is served" served
 STATUS=$(curl -sS -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' --max-time 10 \
-  -H "Authorization: Bearer $TOKEN" "$API/v1/assets/$ASSET")
+  -H "Authorization: Bearer $TOKEN" "$API/v1/assets/$ASSET") && api_record GET "/v1/assets/$ASSET"
 BODY=$(cat "$TMP/body")
 check "a 65th large download at once is 503 unavailable" error_is 503 unavailable
 check "... with Retry-After" grep -qi '^retry-after:' "$TMP/headers"

@@ -28,7 +28,8 @@ base64 -d >"$TMP/avatar.png" <<<'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAA
 upload() { # TOKEN FILE TYPE → sets STATUS, BODY
   : >"$TMP/headers"
   STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
-    -H "Authorization: Bearer $1" -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads")
+    -H "Authorization: Bearer $1" -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads") &&
+    api_record POST /v1/uploads
   BODY=$(cat "$TMP/body")
 }
 sim_stats() { curl -sS --max-time 5 "$SIM/_sim/stats"; }
@@ -46,7 +47,8 @@ assets_ok() {
     bytes=$(jq -r ".output.assets[$i].bytes" <<<"$job")
     sha=$(jq -r ".output.assets[$i].sha256" <<<"$job")
     got=$(curl -sS --max-time 10 -D "$TMP/ah" -o "$TMP/asset" -w '%{http_code}' \
-      -H "Authorization: Bearer $token" "$API/v1/assets/$id")
+      -H "Authorization: Bearer $token" "$API/v1/assets/$id") &&
+      api_record GET "/v1/assets/$id" "$TMP/ah" "$TMP/asset"
     [[ $got == 200 ]] || { echo "       asset $id: HTTP $got"; return 1; }
     tr -d '\r' <"$TMP/ah" | grep -qixF "content-type: $type" || { echo "       asset $id: type"; return 1; }
     tr -d '\r' <"$TMP/ah" | grep -qixF "content-length: $bytes" || { echo "       asset $id: length"; return 1; }

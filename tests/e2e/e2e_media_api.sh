@@ -51,8 +51,12 @@ upload() {
   if [[ $type == - ]]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $type"); fi
   : >"$TMP/body"
   : >"$TMP/headers"
-  STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
-    "${args[@]}" "$@" --data-binary @"$file" "$API/v1/uploads" 2>"$TMP/curl.err") || curl_status
+  if STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
+    "${args[@]}" "$@" --data-binary @"$file" "$API/v1/uploads" 2>"$TMP/curl.err"); then
+    api_record POST /v1/uploads
+  else
+    curl_status
+  fi
   BODY=$(cat "$TMP/body")
 }
 
@@ -111,9 +115,10 @@ upload "$ERIN_TOKEN" image/png "$TMP/over.png"
 check "an upload 1 MiB over GENQ_UPLOAD_MAX_BYTES ($UPLOAD_MAX) is 413" error_is 413 "*"
 # A Content-Length over the limit and no body at all: answered at once from
 # the headers (a server that waited for the body would hit curl's 10 s).
-STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' -X POST \
+STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' -X POST \
   -H "Authorization: Bearer $ERIN_TOKEN" -H 'Content-Type: image/png' \
   -H "Content-Length: $((UPLOAD_MAX + 1))" "$API/v1/uploads" 2>"$TMP/curl.err") || curl_status
+[[ $STATUS =~ ^[0-9]{3}$ ]] && api_record POST /v1/uploads
 BODY=$(cat "$TMP/body")
 check "a Content-Length over the limit is 413 before any body byte" error_is 413 "*"
 if ((UPLOAD_MAX > JSON_MAX + 65536)); then
@@ -121,9 +126,10 @@ if ((UPLOAD_MAX > JSON_MAX + 65536)); then
   upload "$ERIN_TOKEN" image/png "$TMP/mid.png"
   check "an upload over the JSON body limit but under the upload limit is 201" \
     uploaded_as image/png "$TMP/mid.png"
-  STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' \
+  STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
     -H "Authorization: Bearer $ERIN_TOKEN" -H 'Content-Type: application/json' \
     --data-binary @"$TMP/mid.png" "$API/v1/jobs" 2>"$TMP/curl.err") || curl_status
+  [[ $STATUS =~ ^[0-9]{3}$ ]] && api_record POST /v1/jobs
   BODY=$(cat "$TMP/body")
   check "the same size to POST /v1/jobs is still 413" error_is 413 "*"
 fi
@@ -205,6 +211,7 @@ ASSET=$(jq -c '.output.assets[0] // {}' <<<"$BODY" 2>/dev/null)
 AURL=$(jq -r '.url // "/v1/assets/none"' <<<"$ASSET")
 STATUS=$(curl -sS --max-time 30 -o "$TMP/asset" -D "$TMP/headers" -w '%{http_code}' \
   -H "Authorization: Bearer $ERIN_TOKEN" "$API$AURL" 2>"$TMP/curl.err") || curl_status
+api_record GET "$AURL" "$TMP/headers" "$TMP/asset"
 BODY=""
 asset_bytes_match() {
   [[ $(stat -c %s "$TMP/asset") == "$(jq -r .bytes <<<"$ASSET")" ]] &&

@@ -157,8 +157,8 @@ req POST /v1/jobs "$T" '{"kind":"video","input":{"prompt":"the streamed video '"
 SSE_JOB=$(jq -r '.id // empty' <<<"$BODY" 2>/dev/null)
 check "a video job submitted on API 1" eval 'status_is 202 && [ -n "$SSE_JOB" ]'
 [[ -n $SSE_JOB ]] && JOBS[$SSE_JOB]=video JOBTOK[$SSE_JOB]=$T
-curl -sS -N --max-time 60 -H "Authorization: Bearer $T" -o "$TMP/sse.body" -w '%{http_code}' \
-  "$API2/v1/jobs/$SSE_JOB/events" >"$TMP/sse.status" 2>/dev/null &
+curl -sS -N --max-time 60 -H "Authorization: Bearer $T" -o "$TMP/sse.body" -D "$TMP/sse.headers" \
+  -w '%{http_code}' "$API2/v1/jobs/$SSE_JOB/events" >"$TMP/sse.status" 2>/dev/null &
 SSE_PID=$!
 
 # ---- a plan's submission bucket, shared by both API processes ------------------
@@ -236,6 +236,7 @@ check "... and at Hedra (2 lip-syncs)" \
   eval '[ "$(sim_stats | jq "[.hedra.creates_by_idempotency_key // {} | to_entries[] | .value] | (length == 2 and all(. == 1))")" = true ]'
 
 wait "$SSE_PID" 2>/dev/null
+api_record GET "/v1/jobs/$SSE_JOB/events" "$TMP/sse.headers" "$TMP/sse.body"
 check "the stream on API 2 answered 200 and ended" [ "$(cat "$TMP/sse.status")" = 200 ]
 sse_jobs() { sed -n 's/^data: //p' "$TMP/sse.body" | jq -s -e "$1" >/dev/null 2>&1; }
 check "... it followed the job from API 1 to succeeded" \

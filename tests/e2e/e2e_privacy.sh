@@ -46,8 +46,9 @@ BOB_T=$(token "$BOB")
 
 base64 -d >"$TMP/face.png" <<<'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
 upload() { # TOKEN FILE TYPE → STATUS, BODY
-  STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $1" \
-    -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads")
+  STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
+    -H "Authorization: Bearer $1" -H "Content-Type: $3" --data-binary "@$2" "$API/v1/uploads") &&
+    api_record POST /v1/uploads
   BODY=$(cat "$TMP/body")
 }
 submit() { # TOKEN JOB-JSON → JOB (its id)
@@ -104,7 +105,8 @@ export_of() { # TOKEN [CURL ARGS] → STATUS, $TMP/export.json
   local tok=$1
   shift
   STATUS=$(curl -sS --max-time 120 -o "$TMP/export.json" -D "$TMP/headers" -w '%{http_code}' \
-    "$@" -H "Authorization: Bearer $tok" "$API/v1/me/export")
+    "$@" -H "Authorization: Bearer $tok" "$API/v1/me/export") &&
+    api_record GET /v1/me/export "$TMP/headers" "$TMP/export.json"
   BODY=$(head -c 2000 "$TMP/export.json")
 }
 ej() { jq -e "$@" "$TMP/export.json" >/dev/null 2>&1; }

@@ -89,7 +89,8 @@ captures() {
 upload() { # FILE TYPE → sets STATUS, BODY
   : >"$TMP/headers"
   STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' \
-    -H "Authorization: Bearer $TOKEN" -H "Content-Type: $2" --data-binary "@$1" "$API/v1/uploads")
+    -H "Authorization: Bearer $TOKEN" -H "Content-Type: $2" --data-binary "@$1" "$API/v1/uploads") &&
+    api_record POST /v1/uploads
   BODY=$(cat "$TMP/body")
 }
 # tiny valid inputs: a 1x1 PNG and one second of 8 kHz 8-bit WAV

@@ -18,8 +18,8 @@ check "genqctl grants keyed 5 credits" "$GENQCTL" credits grant "$KEYED" 5 --key
 token() { "$GENQCTL" token --user "$1" | tr -d '[:space:]'; }
 T_RICH=$(token "$RICH") T_POOR=$(token "$POOR") T_BROKE=$(token "$BROKE") T_KEYED=$(token "$KEYED")
 
-# one curl config entry per request: its answer in $TMP/r-<n>.body, its
-# status on stdout as "<n> <status>"
+# one curl config entry per request: its answer in $TMP/r-<n>.body (headers
+# in r-<n>.headers), its status on stdout as "<n> <status>"
 N=0
 add() { # TOKEN BODY [IDEMPOTENCY-KEY]
   N=$((N + 1))
@@ -28,7 +28,8 @@ add() { # TOKEN BODY [IDEMPOTENCY-KEY]
   printf 'header = "Content-Type: application/json"\n'
   [[ -n ${3:-} ]] && printf 'header = "Idempotency-Key: %s"\n' "$3"
   printf 'data = "%s"\n' "${2//\"/\\\"}"
-  printf 'output = "%s/r-%d.body"\nwrite-out = "%d %%{http_code}\\n"\nsilent\nshow-error\n' "$TMP" "$N" "$N"
+  printf 'output = "%s/r-%d.body"\ndump-header = "%s/r-%d.headers"\n' "$TMP" "$N" "$TMP" "$N"
+  printf 'write-out = "%d %%{http_code}\\n"\nsilent\nshow-error\n' "$N"
 }
 sb() { printf '{"kind":"storyboard","input":{"prompt":"%s","scenes":1}}' "$1"; }
 KEYED_BODY=$(sb "keyed once")
@@ -45,6 +46,9 @@ KEYED_BODY=$(sb "keyed once")
 } >"$TMP/batch.curl"
 curl -Z --parallel-max 48 -K "$TMP/batch.curl" >"$TMP/codes" 2>"$TMP/curl.err"
 check "every request was answered" [ "$(wc -l <"$TMP/codes")" -eq "$(grep -c '^url' "$TMP/batch.curl")" ]
+while read -r n code; do
+  [[ $code =~ ^[1-5][0-9]{2}$ ]] && api_record POST /v1/jobs "$TMP/r-$n.headers" "$TMP/r-$n.body"
+done <"$TMP/codes"
 
 # the n-th entry's prompt, as sent, from the config
 sent_prompt() { awk -v n="$1" '/^url/ {i++} i == n && /^data/ {print; exit}' "$TMP/batch.curl" | sed -E 's/.*prompt\\":\\"([^\\]*)\\".*/\1/'; }

@@ -48,6 +48,7 @@ new_user() {
 }
 # fire N NAME CURL-ARGS...: N requests at once, alternately to each API
 # process; answer i's status in $TMP/NAME.i.code, headers and body beside.
+# Every fire is a POST (CURL-ARGS say -X POST); each answer is recorded.
 fire() {
   local n=$1 name=$2 i base pids=()
   shift 2
@@ -60,6 +61,10 @@ fire() {
     pids+=($!)
   done
   for i in "${pids[@]}"; do wait "$i"; done
+  for ((i = 0; i < n; i++)); do
+    [[ $(cat "$TMP/$name.$i.code") =~ ^[1-5][0-9]{2}$ ]] &&
+      api_record POST "$FIRE_PATH" "$TMP/$name.$i.headers" "$TMP/$name.$i.body"
+  done
 }
 # count NAME STATUS: how many answers of NAME had STATUS.
 count() {
@@ -173,7 +178,8 @@ codes=""
 for ((i = 0; i < 7; i++)); do
   base=$API
   ((i % 2)) && base=$API2
-  c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' --max-time 10 "${BAD[@]}" "$base/v1/credits")
+  c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' --max-time 10 "${BAD[@]}" "$base/v1/credits") &&
+    api_record GET /v1/credits "$TMP/ip.headers" "$TMP/ip.body"
   codes+="$c "
 done
 check "bad tokens to both processes: 5 are 401, then 429 ($codes)" \
@@ -181,9 +187,12 @@ check "bad tokens to both processes: 5 are 401, then 429 ($codes)" \
 check "... too_many_requests with Retry-After 1 (60 a minute)" \
   eval 'jq -e ".error.code == \"too_many_requests\"" "$TMP/ip.body" >/dev/null &&
         tr -d "\r" <"$TMP/ip.headers" | grep -qix "retry-after: 1"'
-c=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API2/v1/callbacks/luma/forged-token")
+c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' -X POST "$API2/v1/callbacks/luma/forged-token") &&
+  api_record POST /v1/callbacks/luma/forged-token "$TMP/ip.headers" "$TMP/ip.body"
 check "a forged callback token from the address is 429 too ($c)" [ "$c" = 429 ]
-c=$(curl -sS -o /dev/null -w '%{http_code}' "$API/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00")
+c=$(curl -sS -o "$TMP/ip.body" -D "$TMP/ip.headers" -w '%{http_code}' \
+  "$API/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00") &&
+  api_record GET "/v1/uploads/00000000-0000-4000-8000-000000000000/content?expires=1&sig=00" "$TMP/ip.headers" "$TMP/ip.body"
 check "a forged signed URL from the address is 429 too ($c)" [ "$c" = 429 ]
 req GET /v1/credits "$FIVE_T"
 check "a valid token from the same address is still served" status_is 200

@@ -20,19 +20,46 @@ check() {
   fi
 }
 
+# api_record METHOD PATH [HEADERS [BODY]]: with GENQ_API_RECORD set (scripts/test
+# sets it to a folder of its state), keeps one exchange with genq-api for
+# tests/openapi/validate.mjs, which checks every kept response against
+# api/openapi.yaml once every e2e script ran: the method, the raw PATH (its
+# query included; a full URL is cut to its path), the response's headers as
+# curl -D wrote them (default $TMP/headers) and its body (default
+# $TMP/body). req calls it; so does any test with a curl of its own to
+# genq-api, after the curl succeeded. The .req file is written last: the
+# validator reads only complete exchanges.
+API_RECORDS=0
+api_record() {
+  [[ -n ${GENQ_API_RECORD:-} && -s ${3:-$TMP/headers} ]] || return 0 # no answer: nothing to check
+  local p=$2 f=${0##*/}
+  [[ $p == *://* ]] && p=/${p#*://*/}
+  API_RECORDS=$((API_RECORDS + 1))
+  f=$GENQ_API_RECORD/${f%.sh}-$BASHPID-$API_RECORDS
+  cp "${3:-$TMP/headers}" "$f.headers" && cp "${4:-$TMP/body}" "$f.body" &&
+    printf '%s %s\n' "$1" "$p" >"$f.req"
+}
+
 # req METHOD PATH TOKEN [BODY]: sets STATUS and BODY; TOKEN "-" sends no
-# Authorization. Counts responses without an X-Request-Id header.
+# Authorization; METHOD HEAD reads no body. Counts responses without an
+# X-Request-Id header; records the exchange (api_record).
 STATUS="" BODY="" RESPONSES=0 NO_REQUEST_ID=0
 REQ_HEADERS=()
 req() {
-  local method=$1 path=$2 token=$3 args=()
+  local method=$1 path=$2 token=$3 args=(-X "$1")
+  [[ $method == HEAD ]] && args=(--head) # curl -X HEAD would wait for a body
   [[ $token != - ]] && args+=(-H "Authorization: Bearer $token")
   args+=("${REQ_HEADERS[@]}") # extra curl arguments for this request, if set
   (($# > 3)) && args+=(-H 'Content-Type: application/json' --data-binary "$4")
   : >"$TMP/body"
   : >"$TMP/headers"
-  STATUS=$(curl -sS --max-time 10 -X "$method" -o "$TMP/body" -D "$TMP/headers" \
-    -w '%{http_code}' "${args[@]}" "$API$path" 2>"$TMP/curl.err") || STATUS="curl-error: $(cat "$TMP/curl.err")"
+  if STATUS=$(curl -sS --max-time 10 -o "$TMP/body" -D "$TMP/headers" \
+    -w '%{http_code}' "${args[@]}" "$API$path" 2>"$TMP/curl.err"); then
+    [[ $method == HEAD ]] && : >"$TMP/body" # --head writes the headers there too
+    api_record "$method" "$path"
+  else
+    STATUS="curl-error: $(cat "$TMP/curl.err")"
+  fi
   BODY=$(cat "$TMP/body")
   RESPONSES=$((RESPONSES + 1))
   if ! grep -qiE '^x-request-id: *[^[:space:]]+' "$TMP/headers"; then

@@ -9,8 +9,11 @@
 //
 // Each --secret adds one v1 (Stripe sends one per active secret while a
 // secret is rolled); --timestamp signs for that time (default now);
-// --tamper changes one byte of the body after signing.
-import { readFileSync } from 'node:fs';
+// --tamper changes one byte of the body after signing. With GENQ_API_RECORD
+// set (scripts/test), the exchange is kept there as tests/e2e/helpers.bash's
+// api_record keeps one, for tests/openapi/validate.mjs.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Stripe from 'stripe';
 
 const args = process.argv.slice(2);
@@ -47,7 +50,15 @@ const headers = { 'Content-Type': 'application/json' };
 if (!unsigned) headers['Stripe-Signature'] = header;
 try {
   const res = await fetch(url, { method: 'POST', headers, body });
-  console.log(`${res.status} ${await res.text()}`);
+  const text = await res.text();
+  if (process.env.GENQ_API_RECORD) {
+    const base = join(process.env.GENQ_API_RECORD, `stripe-send-${process.pid}-${Date.now()}`);
+    const head = [`HTTP/1.1 ${res.status} ${res.statusText}`, ...[...res.headers].map(([k, v]) => `${k}: ${v}`)];
+    writeFileSync(`${base}.headers`, head.join('\r\n') + '\r\n\r\n');
+    writeFileSync(`${base}.body`, text);
+    writeFileSync(`${base}.req`, `POST ${new URL(url).pathname}\n`);
+  }
+  console.log(`${res.status} ${text}`);
 } catch (e) {
   console.error(`send.mjs: ${e.message}`);
   process.exit(2);
