@@ -439,6 +439,281 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Queues per kind and totals
+         * @description genq_fleet_status, what `genqctl status` reads: per kind queued
+         *     (ready, waiting for a retry), the oldest ready job's age, running,
+         *     dead; the totals. Admins only: anyone else gets 404 on every
+         *     /v1/admin path (docs/admin.md).
+         */
+        get: operations["adminStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The live workers (the registry in Redis) */
+        get: operations["adminWorkers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/workers/{id}/quiet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a worker quiet (no new job; it finishes what it holds) */
+        post: operations["adminWorkerQuiet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/workers/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a worker (it finishes or hands back its jobs, exits 0) */
+        post: operations["adminWorkerStop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Provider limits (slots, window, pause, rate, breaker) */
+        get: operations["adminProviders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any user's failed, dead, canceled, queued or running jobs
+         * @description failed (the default; dead or not), dead and canceled jobs, the last
+         *     to end first; queued and running jobs, the newest first. Pass
+         *     next_cursor back as cursor for the next page.
+         */
+        get: operations["adminJobsList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry the failed or dead jobs matching a filter (bounded; dry run)
+         * @description Oldest first, at most max per request (more: true when more
+         *     matched). Each retry holds what the job has not captured again and
+         *     is recorded in the audit; a job the user cannot pay for, or whose
+         *     inputs are gone, is named in not_retried. dry_run changes nothing.
+         */
+        post: operations["adminJobsRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry one failed job (dead or not) */
+        post: operations["adminJobRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel any user's queued or running job
+         * @description As its user would cancel it; an ended job is answered as it is.
+         */
+        post: operations["adminJobCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/credits/grant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Grant credits to a user (once per Idempotency-Key) */
+        post: operations["adminCreditsGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit of admin actions, newest first */
+        get: operations["adminActions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet as server-sent events (the dashboard's stream)
+         * @description `stats` (as GET /v1/admin/stats: at once, within a second of a job's
+         *     change, at least every 5 s), `workers` and `providers` (every 2 s),
+         *     `action` (an audit row, as it is committed); `: ping` after 15 s of
+         *     silence. Counts against GENQ_MAX_STREAMS_PER_USER; ends with the
+         *     token.
+         */
+        get: operations["adminEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The admin dashboard (HTML; its files under /admin/)
+         * @description Static files compiled into genq-api, under a strict
+         *     Content-Security-Policy (this origin only, no inline script or
+         *     style). The page signs in with a pasted admin token.
+         */
+        get: operations["adminDashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** The admin dashboard's headers */
+        head: operations["headAdminDashboard"];
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description one of the page's files: admin.js, admin.css, favicon.svg, index.html */
+                file: string;
+            };
+            cookie?: never;
+        };
+        /** A file of the admin dashboard (its script, style sheet, icon) */
+        get: operations["getAdminFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** A dashboard file's headers */
+        head: operations["headAdminFile"];
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -467,6 +742,8 @@ export interface components {
                  * @example cross_site_request
                  * @example too_many_streams
                  * @example unavailable
+                 * @example not_failed
+                 * @example inputs_gone
                  */
                 code: string;
                 /** @description Names the offending field for 400s, e.g. `input.prompt is required`. */
@@ -793,6 +1070,187 @@ export interface components {
             /** @description whether genq retries it (a job's error: it did not) */
             retryable: boolean;
         };
+        AdminStats: {
+            /** Format: date-time */
+            at: string;
+            kinds: {
+                kind: components["schemas"]["Kind"];
+                queued: number;
+                /** @description queued and due now */
+                ready: number;
+                /** @description queued with next_attempt_at ahead */
+                retry_waiting: number;
+                /** Format: date-time */
+                oldest_ready_at?: string | null;
+                /** @description how long the ready job waiting longest has waited */
+                oldest_age_s?: number | null;
+                /** Format: date-time */
+                next_retry_at?: string | null;
+                running: number;
+                /** @description in the dead-letter set */
+                dead: number;
+            }[];
+            queued: number;
+            ready: number;
+            retry_waiting: number;
+            running: number;
+            dead: number;
+            running_by_worker?: {
+                worker_id?: string;
+                running?: number;
+                /** Format: date-time */
+                lease_until?: string;
+            }[];
+        };
+        AdminWorkers: {
+            /** @description Redis's clock, Unix ms */
+            at_ms: number;
+            workers: {
+                id?: string;
+                host?: string;
+                pid?: number;
+                version?: string;
+                kinds?: components["schemas"]["Kind"][];
+                concurrency?: number;
+                in_flight?: number;
+                jobs_done?: number;
+                /** @enum {unknown} */
+                state?: "running" | "quiet" | "stopping";
+                /** Format: date-time */
+                started_at?: string;
+                last_beat_ms?: number;
+                last_beat_age_ms?: number;
+                /** @description how often it beats (GENQ_WORKER_BEAT_MS) */
+                beat_ms?: number;
+                /** @description how long its record outlives its last beat (GENQ_WORKER_TTL_MS) */
+                ttl_ms?: number;
+            }[];
+        };
+        AdminProviders: {
+            providers: {
+                /** @enum {unknown} */
+                provider?: "openai" | "luma" | "hedra";
+                /** @description 0: no limit */
+                max_in_flight?: number;
+                window?: number;
+                in_use?: number;
+                paused?: boolean;
+                paused_for_ms?: number | null;
+                rate_per_minute?: number;
+                /** @enum {unknown} */
+                breaker?: "closed" | "open" | "half_open" | "forced_open";
+                failures?: number;
+                breaker_trips?: number;
+                rate_limited?: number;
+            }[];
+        };
+        AdminJobRow: {
+            /** Format: uuid */
+            id: string;
+            user_id: string;
+            kind: components["schemas"]["Kind"];
+            status: components["schemas"]["Status"];
+            attempt?: number;
+            max_attempts?: number;
+            /** @description operator retries so far */
+            retries?: number;
+            /** Format: date-time */
+            created_at?: string;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** Format: date-time */
+            finished_at?: string | null;
+            /** Format: date-time */
+            dead_at?: string | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            worker_id?: string | null;
+            price?: number;
+            error?: Record<string, never> | null;
+        };
+        AdminJobPage: {
+            data: components["schemas"]["AdminJobRow"][];
+            next_cursor: string | null;
+        };
+        AdminRetryFilter: {
+            /**
+             * @default dead
+             * @enum {unknown}
+             */
+            status: "dead" | "failed";
+            kind?: components["schemas"]["Kind"];
+            user_id?: string;
+            /** @description died (dead) or failed at or after: RFC 3339, or a duration before now */
+            since?: string;
+            /** @default 100 */
+            max: number;
+            max_attempts?: number;
+            /** @default false */
+            dry_run: boolean;
+        };
+        AdminRetryResult: {
+            dry_run: boolean;
+            /** @description jobs taken (at most max) */
+            matched: number;
+            /** @description more jobs matched than max */
+            more: boolean;
+            /** @description dry run: the jobs a retry would take */
+            jobs?: string[];
+            retried?: {
+                /** Format: uuid */
+                id?: string;
+                user_id?: string;
+                kind?: components["schemas"]["Kind"];
+            }[];
+            not_retried?: {
+                /** Format: uuid */
+                id?: string;
+                user_id?: string;
+                /** @enum {unknown} */
+                code?: "insufficient_credits" | "inputs_gone" | "not_failed" | "not_found" | "invalid_argument";
+                message?: string;
+            }[];
+        };
+        AdminGrantRequest: {
+            user_id: string;
+            credits: number;
+            reason: string;
+        };
+        AdminGrant: {
+            user_id: string;
+            granted: number;
+            credits: {
+                balance?: number;
+                held?: number;
+                available?: number;
+                debt?: number;
+            };
+            replayed: boolean;
+            action?: components["schemas"]["AdminAction"] | null;
+        };
+        /** @enum {unknown} */
+        AdminActionName: "job.retry" | "job.cancel" | "credits.grant" | "worker.quiet" | "worker.stop";
+        AdminAction: {
+            id: number;
+            /** Format: date-time */
+            at: string;
+            actor: {
+                /** @enum {unknown} */
+                kind: "user" | "api_key" | "genqctl";
+                /** @description a user id, an API key's id, or <os user>@<host> */
+                id: string;
+                /** @description an API key's user */
+                user?: string;
+            };
+            action: components["schemas"]["AdminActionName"];
+            target: string;
+            request_id?: string | null;
+            detail?: Record<string, never>;
+        };
+        AdminActionPage: {
+            data: components["schemas"]["AdminAction"][];
+            next_cursor: string | null;
+        };
     };
     responses: {
         /**
@@ -871,8 +1329,60 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description An error, in the error shape. */
+        Error: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `not_found`: no such thing — and, for a caller who is not an admin,
+         *     the answer of every /v1/admin path and method.
+         */
+        AdminNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The job as GET /v1/jobs/{id} shows it, with its user. */
+        AdminJob: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Job"] & {
+                    user_id: string;
+                };
+            };
+        };
+        /** @description Redis took the command (published, and left for the worker's next beat). */
+        AdminWorkerCommand: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    worker_id: string;
+                    /** @enum {unknown} */
+                    command: "quiet" | "stop";
+                    action: components["schemas"]["AdminAction"];
+                };
+            };
+        };
     };
-    parameters: never;
+    parameters: {
+        JobId: string;
+        /** @description a worker's id, host:pid:random (percent-encoded) */
+        WorkerId: string;
+        /** @description an RFC 3339 date-time, or a duration before now: 90s, 10m, 2h, 1d, 1w */
+        Since: string;
+    };
     requestBodies: never;
     headers: never;
     pathItems: never;
@@ -1764,6 +2274,432 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
+            };
+        };
+    };
+    adminStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queues now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminStats"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminWorkers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every live worker's record. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminWorkers"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminWorkerQuiet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a worker's id, host:pid:random (percent-encoded) */
+                id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: components["responses"]["AdminWorkerCommand"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminWorkerStop: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a worker's id, host:pid:random (percent-encoded) */
+                id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: components["responses"]["AdminWorkerCommand"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each provider's fleet-wide limits now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminProviders"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminJobsList: {
+        parameters: {
+            query?: {
+                status?: "failed" | "dead" | "canceled" | "queued" | "running";
+                kind?: components["schemas"]["Kind"];
+                user?: string;
+                /** @description an RFC 3339 date-time, or a duration before now: 90s, 10m, 2h, 1d, 1w */
+                since?: components["parameters"]["Since"];
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of jobs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminJobPage"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminJobsRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminRetryFilter"];
+            };
+        };
+        responses: {
+            /** @description What was (or, in a dry run, would be) retried. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminRetryResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            415: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminJobRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: the job's own */
+                    max_attempts?: number;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["AdminJob"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            /** @description `insufficient_credits`: the user cannot pay the hold again; nothing changed. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["AdminNotFound"];
+            /** @description `not_failed` (the job did not fail) or `inputs_gone` (an upload it needs, or the account, was deleted); nothing changed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    adminJobCancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["AdminJob"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminCreditsGrant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the grant once; the same request again is answered with Idempotent-Replayed. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminGrantRequest"];
+            };
+        };
+        responses: {
+            /** @description Granted, or a replay of the grant made with this key (then `Idempotent-Replayed: true`). */
+            200: {
+                headers: {
+                    /** @description `true` on a replay. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminGrant"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            /** @description `idempotency_conflict`: the key was used for another user or amount; nothing changed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            415: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminActions: {
+        parameters: {
+            query?: {
+                action?: components["schemas"]["AdminActionName"];
+                /** @description a job id, a user id (grants), a worker id */
+                target?: string;
+                /** @description the actor's id: a user id, an API key id, <os user>@<host> */
+                actor?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the audit. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminActionPage"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["AdminNotFound"];
+            429: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    adminDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["Error"];
+        };
+    };
+    headAdminDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What GET answers, without the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description As GET. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getAdminFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description one of the page's files: admin.js, admin.css, favicon.svg, index.html */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, under the same Content-Security-Policy as the page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                    "text/css": string;
+                    "text/javascript": string;
+                    "image/svg+xml": string;
+                };
+            };
+            404: components["responses"]["Error"];
+        };
+    };
+    headAdminFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description one of the page's files: admin.js, admin.css, favicon.svg, index.html */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What GET answers, without the body. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description As GET. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
