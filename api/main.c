@@ -32,6 +32,7 @@ typedef enum {
   R_NONE,
   R_HEALTHZ,
   R_READYZ,
+  R_METRICS,
   R_JOBS,
   R_JOB,
   R_JOB_CANCEL,
@@ -57,7 +58,35 @@ static const char *const route_allow[] = {
     [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
     [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
     [R_ME] = "DELETE",          [R_ME_EXPORT] = "GET",
+    [R_METRICS] = "GET",
 };
+
+/* Each route's template: the route label of its requests in
+ * genq_http_requests_total (never a raw path with ids in it). */
+static const char *const route_name[] = {
+    [R_NONE] = "unmatched",
+    [R_HEALTHZ] = "/healthz",
+    [R_READYZ] = "/readyz",
+    [R_METRICS] = "/metrics",
+    [R_JOBS] = "/v1/jobs",
+    [R_JOB] = "/v1/jobs/{id}",
+    [R_JOB_CANCEL] = "/v1/jobs/{id}/cancel",
+    [R_JOB_EVENTS] = "/v1/jobs/{id}/events",
+    [R_CREDITS] = "/v1/credits",
+    [R_LEDGER] = "/v1/credits/ledger",
+    [R_USAGE] = "/v1/usage",
+    [R_UPLOADS] = "/v1/uploads",
+    [R_ASSET] = "/v1/assets/{id}",
+    [R_UPLOAD_CONTENT] = "/v1/uploads/{id}/content",
+    [R_CALLBACK_LUMA] = "/v1/callbacks/luma/{token}",
+    [R_WEBHOOK_STRIPE] = "/v1/webhooks/stripe",
+    [R_ME] = "/v1/me",
+    [R_ME_EXPORT] = "/v1/me/export",
+};
+#define NROUTES (sizeof route_name / sizeof route_name[0])
+_Static_assert(sizeof route_name / sizeof route_name[0] ==
+                   sizeof route_allow / sizeof route_allow[0],
+               "every route has its template in route_name");
 
 /* "<prefix><id>[<suffix>]": copies the id (one non-empty path segment) into
  * id and returns the rest of the path after it, or NULL when p does not
@@ -81,6 +110,7 @@ static route_id match(const char *p, char id[ID_MAX]) {
   const char *rest;
   if (strcmp(p, "/healthz") == 0) return R_HEALTHZ;
   if (strcmp(p, "/readyz") == 0) return R_READYZ;
+  if (strcmp(p, "/metrics") == 0) return R_METRICS;
   if (strcmp(p, "/v1/jobs") == 0) return R_JOBS;
   if (strcmp(p, "/v1/credits") == 0) return R_CREDITS;
   if (strcmp(p, "/v1/credits/ledger") == 0) return R_LEDGER;
@@ -124,6 +154,7 @@ static void route(http_request *req, void *arg) {
   char id[ID_MAX];
   route_id r = match(http_req_path(req), id);
   api_user u;
+  http_req_set_route(req, (unsigned)r); /* its label in genq_http_requests_total */
 
   if (r == R_NONE) {
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
@@ -139,6 +170,10 @@ static void route(http_request *req, void *arg) {
   }
   if (r == R_READYZ) {
     api_readyz(ctx, req);
+    return;
+  }
+  if (r == R_METRICS) { /* for the operator's scraper, on the network it reaches */
+    api_metrics_get(ctx, req);
     return;
   }
   if (r == R_UPLOAD_CONTENT) { /* fetched by providers: the signed URL is the capability */
@@ -280,7 +315,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   log_info("shutting down", LI("signal", signum));
   close_signals();
-  api_events_stop(ctx); /* ends the open event streams */
+  api_metrics_stop(ctx); /* answers the scrapes waiting for the fleet's state */
+  api_events_stop(ctx);  /* ends the open event streams */
   api_access_stop(ctx);
   http_server_close(ctx->server, http_closed, ctx);
 }
@@ -365,6 +401,7 @@ int main(int argc, char **argv) {
       .max_per_ip = (unsigned)ctx.cfg.max_connections_per_ip,
   };
   int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
+  if (rc == 0 && api_metrics_start(&ctx, route_name, NROUTES) != 0) rc = UV_ENOMEM;
   if (rc == 0) {
     http_server_set_body_limit(ctx.server, body_limit, &ctx);
     http_server_set_error_writer(ctx.server, api_server_error, NULL);
@@ -392,6 +429,7 @@ int main(int argc, char **argv) {
 
   uv_run(ctx.loop, UV_RUN_DEFAULT);
   api_submits_free(&ctx);
+  api_metrics_free(&ctx);
   jwt_cache_free(ctx.tokens);
   jwt_verifier_free(ctx.jwt);
   config_free(&ctx.cfg);

@@ -12,12 +12,12 @@
 #include "ctl.h"
 #include "log.h"
 #include "provlimit_lua.h"
+#include "provlimit_state.h"
 #include "redis.h"
 
 #define PROVIDERS_TIMEOUT_MS 5000
 
-static const char *const providers[] = {"openai", "luma", "hedra"};
-#define NPROV 3
+#define NPROV PROVLIMIT_PROVIDERS
 
 typedef struct {
   int pending, timed_out, closed, failed;
@@ -32,54 +32,33 @@ static void on_closed(void *arg) {
   ((run_state *)arg)->closed = 1;
 }
 
-static const char *field(const redisReply *h, const char *name) {
-  for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-    if (h->element[i]->type == REDIS_REPLY_STRING && !strcmp(h->element[i]->str, name) &&
-        h->element[i + 1]->type == REDIS_REPLY_STRING)
-      return h->element[i + 1]->str;
-  return NULL;
-}
-
-static long long num(const redisReply *h, const char *name) {
-  const char *v = field(h, name);
-  return v ? strtoll(v, NULL, 10) : 0;
-}
-
-/* One provider's EVAL of PROVLIMIT_SHOW_LUA: {now, in use, state hash}. */
+/* One provider's EVAL of PROVLIMIT_SHOW_LUA (provlimit_state.h). */
 static void on_show(redisReply *reply, const char *err, void *arg) {
   run_state *st = arg;
+  provlimit_state ps;
   st->pending--;
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-      reply->element[2]->type != REDIS_REPLY_ARRAY) {
+  if (provlimit_state_read(reply, &ps) != 0) {
     fprintf(stderr, "genqctl providers: Redis: %s\n",
             err ? err : (reply && reply->str ? reply->str : "unexpected reply"));
     st->failed = 1;
     return;
   }
-  long long now = reply->element[0]->integer;
-  const redisReply *h = reply->element[2];
   int i = cJSON_GetArraySize(st->out);
   cJSON *p = cJSON_CreateObject();
-  cJSON_AddStringToObject(p, "provider", providers[i]);
-  long long max = num(h, "max"), window = field(h, "window") ? num(h, "window") : max;
-  long long paused = num(h, "paused_until"), open_until = num(h, "open_until");
-  const char *br = field(h, "breaker");
-  if (!br || !*br) br = "closed";
-  /* an open breaker past its cool-down lets the next probe through */
-  if (!strcmp(br, "open") && open_until <= now) br = "half_open";
-  cJSON_AddNumberToObject(p, "max_in_flight", (double)max);
-  cJSON_AddNumberToObject(p, "window", (double)window);
-  cJSON_AddNumberToObject(p, "in_use", (double)reply->element[1]->integer);
-  cJSON_AddBoolToObject(p, "paused", paused > now);
-  if (paused > now)
-    cJSON_AddNumberToObject(p, "paused_for_ms", (double)(paused - now));
+  cJSON_AddStringToObject(p, "provider", provlimit_providers[i]);
+  cJSON_AddNumberToObject(p, "max_in_flight", (double)ps.max_in_flight);
+  cJSON_AddNumberToObject(p, "window", (double)ps.window);
+  cJSON_AddNumberToObject(p, "in_use", (double)ps.in_use);
+  cJSON_AddBoolToObject(p, "paused", ps.paused_for_ms > 0);
+  if (ps.paused_for_ms > 0)
+    cJSON_AddNumberToObject(p, "paused_for_ms", (double)ps.paused_for_ms);
   else
     cJSON_AddNullToObject(p, "paused_for_ms");
-  cJSON_AddNumberToObject(p, "rate_per_minute", (double)num(h, "rate"));
-  cJSON_AddStringToObject(p, "breaker", br);
-  cJSON_AddNumberToObject(p, "failures", (double)num(h, "failures"));
-  cJSON_AddNumberToObject(p, "breaker_trips", (double)num(h, "trips"));
-  cJSON_AddNumberToObject(p, "rate_limited", (double)num(h, "limited"));
+  cJSON_AddNumberToObject(p, "rate_per_minute", (double)ps.rate_per_minute);
+  cJSON_AddStringToObject(p, "breaker", ps.breaker);
+  cJSON_AddNumberToObject(p, "failures", (double)ps.failures);
+  cJSON_AddNumberToObject(p, "breaker_trips", (double)ps.trips);
+  cJSON_AddNumberToObject(p, "rate_limited", (double)ps.limited);
   cJSON_AddItemToArray(st->out, p);
 }
 
@@ -112,9 +91,8 @@ static int run(const char *url, const char *provider, int open, run_state *st) {
       uv_run(&loop, UV_RUN_ONCE);
     char ks[64], kst[64];
     for (int i = 0; i < NPROV && rds_connected(r); i++) {
-      if (provider && strcmp(provider, providers[i]) != 0) continue;
-      snprintf(ks, sizeof ks, PROVLIMIT_KEY_FMT, providers[i], "slots");
-      snprintf(kst, sizeof kst, PROVLIMIT_KEY_FMT, providers[i], "state");
+      if (provider && strcmp(provider, provlimit_providers[i]) != 0) continue;
+      provlimit_state_keys(provlimit_providers[i], ks, kst);
       int sent;
       if (!provider) {
         const char *argv[] = {"EVAL", PROVLIMIT_SHOW_LUA, "2", ks, kst};
@@ -205,7 +183,7 @@ int ctl_providers(int argc, char **argv) {
   if (!show) {
     int known = 0;
     for (int i = 0; provider && i < NPROV; i++)
-      known |= !strcmp(provider, providers[i]);
+      known |= !strcmp(provider, provlimit_providers[i]);
     if (!known) return usage(provider ? "unknown provider" : "needs a provider");
   }
   genq_config cfg;

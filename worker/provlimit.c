@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "provlimit_lua.h"
+#include "provlimit_state.h"
 #include "rand.h"
 #include "worker.h"
 
@@ -32,7 +33,9 @@
 /* A wait the script asks for is capped (a pause is re-read after it). */
 #define PROVLIMIT_MAX_WAIT_MS 30000
 
-static const char *const prov_names[PROV_COUNT] = {"openai", "luma", "hedra"};
+/* prov_id order is provlimit_state.h's */
+_Static_assert(PROV_COUNT == PROVLIMIT_PROVIDERS, "one list of providers with limits");
+#define prov_names provlimit_providers
 
 const char *provlimit_name(prov_id p) {
   return p < PROV_COUNT ? prov_names[p] : "?";
@@ -44,9 +47,8 @@ int provlimit_on(const worker *w, prov_id p) {
          c->breaker_failures > 0;
 }
 
-static void keys(prov_id p, char *slots, char *state, size_t n) {
-  snprintf(slots, n, PROVLIMIT_KEY_FMT, prov_names[p], "slots");
-  snprintf(state, n, PROVLIMIT_KEY_FMT, prov_names[p], "state");
+static void keys(prov_id p, char slots[64], char state[64]) {
+  provlimit_state_keys(prov_names[p], slots, state);
 }
 
 /* "<job id>:<step>|<user>": the user's share is counted from the slots. */
@@ -145,7 +147,7 @@ static void acquire_send(wstep *s) {
   prov_id p = (prov_id)(s->slot_want - 1);
   char ks[64], kst[64], kw[64], kwt[64], m[PROVLIMIT_MEMBER_MAX], lease[24], max[16], rate[16],
       weight[16];
-  keys(p, ks, kst, sizeof ks);
+  keys(p, ks, kst);
   snprintf(kw, sizeof kw, PROVLIMIT_KEY_FMT, prov_names[p], "waiting");
   snprintf(kwt, sizeof kwt, PROVLIMIT_KEY_FMT, prov_names[p], "weights");
   member(s, m, sizeof m);
@@ -178,7 +180,7 @@ void provlimit_acquire(wstep *s, prov_id p, void (*cb)(wstep *s, int ok)) {
 static void send_report(wstep *s, prov_id p, const char *outcome, long retry_after_ms, int drop) {
   worker *w = s->j->w;
   char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX], ra[24], max[16], k[16], cool[16];
-  keys(p, ks, kst, sizeof ks);
+  keys(p, ks, kst);
   member(s, m, sizeof m);
   snprintf(ra, sizeof ra, "%ld", retry_after_ms);
   snprintf(max, sizeof max, "%d", w->cfg.provider_max_in_flight[p]);
@@ -223,7 +225,7 @@ void provlimit_release(wstep *s) {
   worker *w = s->j->w;
   if (w->redis_closed) return; /* the lease lets it lapse */
   char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX];
-  keys(p, ks, kst, sizeof ks);
+  keys(p, ks, kst);
   member(s, m, sizeof m);
   rds_command(w->redis, NULL, NULL, "ZREM %s %s", ks, m);
 }
@@ -247,7 +249,7 @@ static void renew(uv_timer_t *t) {
       continue;
     }
     char ks[64], kst[64], lease[24];
-    keys((prov_id)p, ks, kst, sizeof ks);
+    keys((prov_id)p, ks, kst);
     snprintf(lease, sizeof lease, "%d", w->cfg.lease_seconds * 1000);
     argv[0] = "EVAL";
     argv[1] = PROVLIMIT_RENEW_LUA;
