@@ -33,6 +33,16 @@ int job_kind_runnable(job_kind k) {
   return (unsigned)k < JOB_KIND_COUNT; /* every kind has its provider clients */
 }
 
+const char *job_kind_first_step(job_kind k, const char **provider) {
+  static const char *const first[JOB_KIND_COUNT][2] = {
+      {"storyboard", "openai"}, {"image", "luma"},        {"video", "luma"},
+      {"lipsync", "hedra"},     {"storyboard", "openai"},
+  };
+  if ((unsigned)k >= JOB_KIND_COUNT) return NULL;
+  if (provider) *provider = first[k][1];
+  return first[k][0];
+}
+
 const char *job_status_name(job_status s) {
   return (unsigned)s < JOB_STATUS_COUNT ? job_status_names[s] : "unknown";
 }

@@ -37,6 +37,11 @@ int job_kind_parse(const char *s, job_kind *out); /* 0 or -1 */
 /* 1 for the kinds genq-worker can run today. The API refuses the others
  * (they validate, but would wait forever) and a worker will not take them. */
 int job_kind_runnable(job_kind k);
+/* The first step of a job of kind k (what runs before anything else: the
+ * step whose provider slot a limited fleet takes before the claim), as
+ * genq_plan_steps plans it: its name and its provider ("openai", "luma",
+ * "hedra"). NULL for an unknown kind. */
+const char *job_kind_first_step(job_kind k, const char **provider);
 const char *job_status_name(job_status s);
 int job_status_parse(const char *s, job_status *out); /* 0 or -1 */
 int job_status_terminal(job_status s);

@@ -2,7 +2,7 @@
  * (worker/provlimit.c, genqctl providers; docs/providers.md).
  *
  * Per provider P two keys in one hash slot ({P}):
- *   genq:prov:{P}:slots  sorted set: member = "<job id>:<step>|<user>", score =
+ *   genq:prov:{P}:slots  sorted set: member = "<job id>:<step>@<worker id>|<user>", score =
  *                        the lease's end (Redis time, ms). A slot lives
  *                        while its holder renews it: a dead worker's slots
  *                        lapse by themselves.
@@ -28,7 +28,7 @@
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
 
 /* Acquire. KEYS: slots, state, waiting, weights. ARGV: member
- * ("<job>:<step>|<user>"), lease_ms, max (0: no slot limit), rate per
+ * ("<job>:<step>@<worker>|<user>"), lease_ms, max (0: no slot limit), rate per
  * minute (0: none), user, weight (1..1000). Answers {1, 0} granted (or
  * renewed, when member holds one already), or {0, wait_ms}: paused or
  * breaker open (wait_ms until then), rate (until the next token), every

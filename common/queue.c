@@ -219,6 +219,24 @@ int queue_reclaim(rds *r, const char *consumer, const char *kind, long min_idle_
   return 0;
 }
 
+int queue_touch(rds *r, const char *consumer, const char *kind, const char *const *msg_ids, int n) {
+  if (n < 1) return 0;
+  if (n > QUEUE_TOUCH_MAX) n = QUEUE_TOUCH_MAX;
+  char key[QUEUE_KEY_MAX];
+  queue_key(kind, key);
+  const char *argv[QUEUE_TOUCH_MAX + 6];
+  int argc = 0;
+  argv[argc++] = "XCLAIM";
+  argv[argc++] = key;
+  argv[argc++] = QUEUE_GROUP;
+  argv[argc++] = consumer;
+  argv[argc++] = "0";
+  for (int i = 0; i < n; i++)
+    argv[argc++] = msg_ids[i];
+  argv[argc++] = "JUSTID";
+  return rds_command_argv(r, NULL, NULL, argc, argv, NULL);
+}
+
 int queue_done(rds *r, const char *kind, const char *msg_id, queue_done_cb cb, void *arg) {
   char key[QUEUE_KEY_MAX];
   queue_key(kind, key);

@@ -54,6 +54,14 @@ int queue_fetch(rds *r, const char *consumer, const char *const *kinds, int nkin
 int queue_reclaim(rds *r, const char *consumer, const char *kind, long min_idle_ms, int count,
                   queue_fetch_cb cb, void *arg);
 
+/* Keeps pending messages of one kind this consumer holds on purpose (a
+ * job waiting for a provider slot before its claim) from looking
+ * abandoned: XCLAIM ... 0 JUSTID resets their idle time, so queue_reclaim
+ * (of any worker) leaves them alone while this one lives. Fire and forget;
+ * up to QUEUE_TOUCH_MAX ids per call. */
+#define QUEUE_TOUCH_MAX 512
+int queue_touch(rds *r, const char *consumer, const char *kind, const char *const *msg_ids, int n);
+
 /* XACK + XDEL of one message. cb may be NULL. */
 int queue_done(rds *r, const char *kind, const char *msg_id, queue_done_cb cb, void *arg);
 

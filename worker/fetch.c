@@ -92,6 +92,7 @@ static void claimed(const db_result *r, void *arg) {
     j->steps = cJSON_Parse(PQgetvalue(r->res, row, 5));
     stage_compact_steps(j->steps); /* held for as long as the job waits */
     j->uploads = cJSON_Parse(PQgetvalue(r->res, row, 6));
+    admit_claimed(j);
     metrics_job_claimed(j, strcmp(PQgetvalue(r->res, row, 7), "t") == 0);
     runner_job_run(j);
   }
@@ -123,8 +124,25 @@ static void claim_send(claim_batch *c) {
   free(arr);
 }
 
+/* A job that waited for its first step's slot (admit.c) holds it now. */
+static void claim_one(wjob *j, const char *msg_id) {
+  claim_batch *c = malloc(sizeof(*c) + sizeof(c->m[0]));
+  if (!c) {
+    runner_job_finish(j); /* stays pending; reclaimed later */
+    return;
+  }
+  c->w = j->w;
+  c->n = 1;
+  c->m[0].j = j;
+  snprintf(c->m[0].kind, sizeof(c->m[0].kind), "%s", j->kind);
+  snprintf(c->m[0].msg_id, sizeof(c->m[0].msg_id), "%s", msg_id);
+  j->db_busy++;
+  claim_send(c);
+}
+
 /* Claims the jobs of msgs with one statement (genq_claim_jobs) per
- * CLAIM_MAX of them. */
+ * CLAIM_MAX of them; a job whose first step's provider is limited first
+ * waits for its slot, still queued (admit.c). */
 static void claim(worker *w, const queue_msg *msgs, int n) {
   for (; n > CLAIM_MAX; msgs += CLAIM_MAX, n -= CLAIM_MAX)
     claim(w, msgs, CLAIM_MAX);
@@ -138,14 +156,17 @@ static void claim(worker *w, const queue_msg *msgs, int n) {
       queue_done(w->redis, m->kind, m->msg_id, NULL, NULL); /* malformed: drop */
       continue;
     }
+    if (admit_holds(w, m->job_id, m->kind, m->msg_id)) continue;
     wjob *j = runner_job_new(w, m->job_id, m->kind);
     if (!j) continue; /* stays pending; reclaimed later */
+    if (admit_take(w, j, m->msg_id, claim_one)) continue;
     c->m[c->n].j = j;
     snprintf(c->m[c->n].kind, sizeof(c->m[c->n].kind), "%s", m->kind);
     snprintf(c->m[c->n].msg_id, sizeof(c->m[c->n].msg_id), "%s", m->msg_id);
     j->db_busy++;
     c->n++;
   }
+  admit_flush(w);
   if (c->n == 0) {
     free(c);
     return;
@@ -225,10 +246,16 @@ static wjob *noticed_job(worker *w, const char *msg, size_t len) {
 /* A cancel committed by the API: stop that job now if it is here. */
 static void on_cancel(const char *channel, const char *msg, size_t len, void *arg) {
   (void)channel;
-  wjob *j = noticed_job(arg, msg, len);
+  worker *w = arg;
+  wjob *j = noticed_job(w, msg, len);
   if (j) {
     log_info("job canceled: stopping it", LS("job_id", j->id));
     runner_job_lost(j);
+  } else if (len == 36) {
+    char id[37];
+    memcpy(id, msg, 36);
+    id[36] = '\0';
+    admit_cancel(w, id); /* waiting for its slot here, unclaimed */
   }
 }
 

@@ -231,7 +231,8 @@ static void write_worker(worker *w, prom_buf *b) {
   prom_family(b, "genq_worker_concurrency", "gauge", "Jobs this worker may hold at once.");
   prom_sample(b, "genq_worker_concurrency", NULL, w->concurrency);
   prom_family(b, "genq_worker_jobs_in_flight", "gauge",
-              "Jobs this worker holds now (claiming, running, or writing their end).");
+              "Jobs this worker holds now: waiting for a provider slot before their claim, "
+              "claiming, running, or writing their end.");
   prom_sample(b, "genq_worker_jobs_in_flight", NULL, w->inflight);
 
   prom_family(b, "genq_worker_jobs_claimed_total", "counter",
@@ -321,22 +322,32 @@ static void write_worker(worker *w, prom_buf *b) {
                    &provider_seconds_buckets, &m->provider[p].seconds);
   }
 
-  /* what the steps in flight hold and wait for: one pass over them */
-  uint64_t held[PROV_COUNT] = {0}, waiting[PROV_COUNT] = {0};
-  for (const wjob *j = w->jobs; j; j = j->next)
+  /* what the jobs in flight hold and wait for: one pass over them */
+  uint64_t held[PROV_COUNT] = {0}, waiting[PROV_COUNT] = {0}, admitting[PROV_COUNT] = {0};
+  for (const wjob *j = w->jobs; j; j = j->next) {
+    if (j->pre_slot >= 1 && j->pre_slot <= PROV_COUNT) held[j->pre_slot - 1]++; /* not adopted */
     for (const wstep *s = j->running; s; s = s->next) {
       if (s->slot >= 1 && s->slot <= PROV_COUNT) held[s->slot - 1]++;
       if (s->slot_want >= 1 && s->slot_want <= PROV_COUNT && !s->slot) waiting[s->slot_want - 1]++;
     }
+  }
+  admit_waiting(w, admitting);
   prom_family(b, "genq_worker_provider_slots_held", "gauge",
-              "Fleet-wide provider slots this worker's steps hold now.");
+              "Fleet-wide provider slots this worker's jobs hold now.");
   for (int p = 0; p < PROV_COUNT; p++) {
     const char *const labels[] = {"provider", provlimit_providers[p], NULL};
     prom_sample_u64(b, "genq_worker_provider_slots_held", labels, held[p]);
   }
+  prom_family(b, "genq_worker_jobs_waiting_slot", "gauge",
+              "Jobs this worker read that wait for their first step's provider slot before their "
+              "claim (still queued in PostgreSQL).");
+  for (int p = 0; p < PROV_COUNT; p++) {
+    const char *const labels[] = {"provider", provlimit_providers[p], NULL};
+    prom_sample_u64(b, "genq_worker_jobs_waiting_slot", labels, admitting[p]);
+  }
   prom_family(b, "genq_worker_steps_waiting_slot", "gauge",
-              "Steps of this worker waiting for a provider slot (window full, paused, breaker "
-              "open, rate spent, or another user's turn).");
+              "Steps of claimed jobs waiting for a provider slot (a later stage's, or one whose "
+              "slot went back on a 429).");
   for (int p = 0; p < PROV_COUNT; p++) {
     const char *const labels[] = {"provider", provlimit_providers[p], NULL};
     prom_sample_u64(b, "genq_worker_steps_waiting_slot", labels, waiting[p]);

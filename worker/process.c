@@ -55,6 +55,7 @@ static void close_all(worker *w) {
   uv_close((uv_handle_t *)&w->heartbeat_timer, NULL);
   uv_close((uv_handle_t *)&w->trim_timer, NULL);
   uv_close((uv_handle_t *)&w->provlimit_timer, NULL);
+  uv_close((uv_handle_t *)&w->admit_timer, NULL);
   if (w->storage) storage_close(w->storage);
   w->storage = NULL;
   if (w->http) httpc_close(w->http);
@@ -101,6 +102,7 @@ void worker_start(worker *w) {
   fetch_start(w);
   lease_start(w);
   provlimit_start(w);
+  admit_start(w);
   sweep_start(w);
   webhooks_start(w);
   presence_start(w);
@@ -117,6 +119,7 @@ void worker_quiet(worker *w) {
   state_worker_set(w, WORKER_QUIET);
   uv_timer_stop(&w->fetch_timer);
   uv_timer_stop(&w->reclaim_timer);
+  admit_give_back(w); /* not taken yet: another worker's */
   presence_update(w);
 }
 
@@ -128,6 +131,8 @@ void worker_stop(worker *w) {
     uv_timer_stop(&w->reclaim_timer);
     uv_timer_start(&w->grace_timer, grace_over, (uint64_t)w->cfg.shutdown_grace_ms, 0);
     presence_update(w);
+    admit_give_back(w); /* may end the last job, and close_all through job_left */
+    if (w->state == WORKER_CLOSING) return;
   }
   if (w->inflight == 0) close_all(w);
 }

@@ -1,14 +1,17 @@
 /* provlimit.c — fleet-wide provider limits (SPEC §5, docs/providers.md).
  *
  * Before a step creates paid work at a provider it takes one of that
- * provider's slots: a member "<job id>:<step>" of a sorted set in Redis,
- * scored by its lease's end (common/provlimit_lua.h). The acquire script
+ * provider's slots: a member "<job id>:<step>@<worker>|<user>" of a sorted
+ * set in Redis, scored by its lease's end (common/provlimit_lua.h). The acquire script
  * grants it only while fewer than the provider's window are held, the
  * provider is not paused (a 429), its breaker lets it through and its rate
  * bucket has a token. A step that gets none waits on its own timer (with
  * jitter) and asks again; nothing spins. The slot is renewed every third
  * of the lease while the step runs, and freed when the step ends: a
  * worker that dies holds its slots only until their lease lapses.
+ *
+ * A job's first step takes its slot before the job is claimed (admit.c),
+ * so that a job waiting for one is still queued; the step adopts it.
  *
  * A provider with no limit configured (GENQ_<P>_MAX_IN_FLIGHT and
  * _RATE_PER_MINUTE 0, GENQ_BREAKER_FAILURES 0) costs nothing: no Redis
@@ -23,18 +26,8 @@
 #include "rand.h"
 #include "worker.h"
 
-/* A step that found every slot taken asks again within this (plus jitter). */
-#define PROVLIMIT_FULL_WAIT_MS 300
-#define PROVLIMIT_JITTER_MS 400
-/* "<job id>:<step>|<user>": a uuid, a step name, a user id (at most 255) */
-#define PROVLIMIT_MEMBER_MAX 400
-/* Redis unreachable or an error: ask again after this. */
-#define PROVLIMIT_ERROR_WAIT_MS 1000
-/* A wait the script asks for is capped (a pause is re-read after it). */
-#define PROVLIMIT_MAX_WAIT_MS 30000
-
-/* prov_id order is provlimit_state.h's */
-_Static_assert(PROV_COUNT == PROVLIMIT_PROVIDERS, "one list of providers with limits");
+/* prov_id order is provlimit_state.h's: one list of the providers with limits */
+_Static_assert(PROV_COUNT == PROVLIMIT_PROVIDERS, "prov_id and provlimit_providers agree");
 #define prov_names provlimit_providers
 
 const char *provlimit_name(prov_id p) {
@@ -47,13 +40,68 @@ int provlimit_on(const worker *w, prov_id p) {
          c->breaker_failures > 0;
 }
 
+int provlimit_parse(const char *name, prov_id *out) {
+  for (int p = 0; name && p < PROV_COUNT; p++)
+    if (strcmp(name, prov_names[p]) == 0) {
+      *out = (prov_id)p;
+      return 0;
+    }
+  return -1;
+}
+
 static void keys(prov_id p, char slots[64], char state[64]) {
   provlimit_state_keys(prov_names[p], slots, state);
 }
 
-/* "<job id>:<step>|<user>": the user's share is counted from the slots. */
+/* "<job id>:<step>@<worker id>|<user>": the user's share is counted from
+ * the slots; the worker's id keeps two workers that both hold a message of
+ * one job (after a Redis restart) from sharing one slot, which the loser's
+ * release would free under the winner. */
+void provlimit_member(const wjob *j, const char *step, char *out, size_t n) {
+  snprintf(out, n, "%s:%s@%s|%s", j->id, step, j->w->id, j->user ? j->user : "");
+}
+
 static void member(const wstep *s, char *out, size_t n) {
-  snprintf(out, n, "%s:%s|%s", s->j->id, s->name, s->j->user ? s->j->user : "");
+  provlimit_member(s->j, s->name, out, n);
+}
+
+long provlimit_wait_ms(long ms) {
+  if (ms > PROVLIMIT_MAX_WAIT_MS) ms = PROVLIMIT_MAX_WAIT_MS;
+  if (ms < 0) ms = 0;
+  return ms + (long)(genq_rand64() % PROVLIMIT_JITTER_MS);
+}
+
+int provlimit_answer(const redisReply *reply, long long *wait_ms) {
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+      reply->element[0]->type != REDIS_REPLY_INTEGER ||
+      reply->element[1]->type != REDIS_REPLY_INTEGER)
+    return -1;
+  *wait_ms = reply->element[1]->integer;
+  return reply->element[0]->integer == 1;
+}
+
+int provlimit_ask(wjob *j, prov_id p, const char *m, rds_cb cb, void *arg) {
+  worker *w = j->w;
+  char ks[64], kst[64], kw[64], kwt[64], lease[24], max[16], rate[16], weight[16];
+  keys(p, ks, kst);
+  snprintf(kw, sizeof kw, PROVLIMIT_KEY_FMT, prov_names[p], "waiting");
+  snprintf(kwt, sizeof kwt, PROVLIMIT_KEY_FMT, prov_names[p], "weights");
+  snprintf(lease, sizeof lease, "%d", w->cfg.lease_seconds * 1000);
+  snprintf(max, sizeof max, "%d", w->cfg.provider_max_in_flight[p]);
+  snprintf(rate, sizeof rate, "%d", w->cfg.provider_rate_per_minute[p]);
+  snprintf(weight, sizeof weight, "%d", j->weight > 0 ? j->weight : 1);
+  const char *argv[] = {"EVAL", PROVLIMIT_ACQUIRE_LUA,  "4",   ks, kst, kw, kwt, m, lease, max,
+                        rate,   j->user ? j->user : "", weight};
+  return rds_command_argv(w->redis, cb, arg, 13, argv, NULL);
+}
+
+void provlimit_free(wjob *j, prov_id p, const char *step) {
+  worker *w = j->w;
+  if (w->redis_closed) return; /* the lease lets it lapse */
+  char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX];
+  keys(p, ks, kst);
+  provlimit_member(j, step, m, sizeof m);
+  rds_command(w->redis, NULL, NULL, "ZREM %s %s", ks, m);
 }
 
 /* The job's user and plan weight (genq_job_fair_share), asked once per
@@ -92,24 +140,20 @@ static void wait_over(wstep *s) {
 }
 
 static void wait_then_ask(wstep *s, long ms) {
-  if (ms > PROVLIMIT_MAX_WAIT_MS) ms = PROVLIMIT_MAX_WAIT_MS;
-  if (ms < 0) ms = 0;
-  ms += (long)(genq_rand64() % PROVLIMIT_JITTER_MS);
-  runner_step_wait(s, (uint64_t)ms, wait_over);
+  runner_step_wait(s, (uint64_t)provlimit_wait_ms(ms), wait_over);
 }
 
 static void acquired(redisReply *reply, const char *err, void *arg) {
   wstep *s = arg;
   prov_id p = (prov_id)(s->slot_want - 1);
-  int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-           reply->element[0]->type == REDIS_REPLY_INTEGER &&
-           reply->element[1]->type == REDIS_REPLY_INTEGER;
-  if (ok && reply->element[0]->integer == 1) s->slot = s->slot_want; /* freed by step_end */
+  long long wait = 0;
+  int granted = provlimit_answer(reply, &wait);
+  if (granted == 1) s->slot = s->slot_want; /* freed by step_end */
   if (runner_step_should_stop(s)) {
     runner_step_stopped(s);
     return;
   }
-  if (!ok) {
+  if (granted < 0) {
     log_warn("provider slot: Redis did not answer, asking again", LS("job_id", s->j->id),
              LS("provider", prov_names[p]),
              LS("error", err ? err : (reply && reply->str ? reply->str : "bad reply")));
@@ -124,7 +168,6 @@ static void acquired(redisReply *reply, const char *err, void *arg) {
     cb(s, 1);
     return;
   }
-  long long wait = reply->element[1]->integer;
   if (s->polls++ == 0)
     log_info("waiting for a provider slot", LS("job_id", s->j->id), LS("step", s->name),
              LS("provider", prov_names[p]), LI("wait_ms", wait));
@@ -145,20 +188,9 @@ static void acquire_send(wstep *s) {
     return;
   }
   prov_id p = (prov_id)(s->slot_want - 1);
-  char ks[64], kst[64], kw[64], kwt[64], m[PROVLIMIT_MEMBER_MAX], lease[24], max[16], rate[16],
-      weight[16];
-  keys(p, ks, kst);
-  snprintf(kw, sizeof kw, PROVLIMIT_KEY_FMT, prov_names[p], "waiting");
-  snprintf(kwt, sizeof kwt, PROVLIMIT_KEY_FMT, prov_names[p], "weights");
+  char m[PROVLIMIT_MEMBER_MAX];
   member(s, m, sizeof m);
-  snprintf(lease, sizeof lease, "%d", w->cfg.lease_seconds * 1000);
-  snprintf(max, sizeof max, "%d", w->cfg.provider_max_in_flight[p]);
-  snprintf(rate, sizeof rate, "%d", w->cfg.provider_rate_per_minute[p]);
-  snprintf(weight, sizeof weight, "%d", s->j->weight > 0 ? s->j->weight : 1);
-  const char *argv[] = {
-      "EVAL", PROVLIMIT_ACQUIRE_LUA, "4", ks, kst, kw, kwt, m, lease, max, rate, s->j->user,
-      weight};
-  if (rds_command_argv(w->redis, acquired, s, 13, argv, NULL) != 0) {
+  if (provlimit_ask(s->j, p, m, acquired, s) != 0) {
     log_warn("provider slot: Redis is not connected, asking again", LS("job_id", s->j->id),
              LS("provider", prov_names[p]));
     wait_then_ask(s, PROVLIMIT_ERROR_WAIT_MS);
@@ -166,6 +198,11 @@ static void acquire_send(wstep *s) {
 }
 
 void provlimit_acquire(wstep *s, prov_id p, void (*cb)(wstep *s, int ok)) {
+  wjob *j = s->j;
+  if (j->pre_slot == p + 1 && j->pre_step && strcmp(j->pre_step, s->name) == 0) {
+    s->slot = j->pre_slot; /* taken before the claim (admit.c): the step's now */
+    j->pre_slot = 0;
+  }
   if (!provlimit_on(s->j->w, p) || s->slot == p + 1) {
     cb(s, 1);
     return;
@@ -222,12 +259,7 @@ void provlimit_release(wstep *s) {
   if (!s->slot) return;
   prov_id p = (prov_id)(s->slot - 1);
   s->slot = 0;
-  worker *w = s->j->w;
-  if (w->redis_closed) return; /* the lease lets it lapse */
-  char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX];
-  keys(p, ks, kst);
-  member(s, m, sizeof m);
-  rds_command(w->redis, NULL, NULL, "ZREM %s %s", ks, m);
+  provlimit_free(s->j, p, s->name);
 }
 
 /* Every third of the lease: one renewal per provider naming every slot
@@ -237,9 +269,11 @@ static void renew(uv_timer_t *t) {
   if (w->inflight == 0 || w->redis_closed) return;
   for (int p = 0; p < PROV_COUNT; p++) {
     size_t n = 0, cap = 0;
-    for (wjob *j = w->jobs; j; j = j->next)
+    for (wjob *j = w->jobs; j; j = j->next) {
+      cap += j->pre_slot == p + 1;
       for (wstep *s = j->running; s; s = s->next)
         cap += s->slot == p + 1;
+    }
     if (!cap) continue;
     const char **argv = malloc((cap + 5) * sizeof *argv);
     char *mem = malloc(cap * PROVLIMIT_MEMBER_MAX);
@@ -256,13 +290,19 @@ static void renew(uv_timer_t *t) {
     argv[2] = "1";
     argv[3] = ks;
     argv[4] = lease;
-    for (wjob *j = w->jobs; j && n < cap; j = j->next)
+    for (wjob *j = w->jobs; j && n < cap; j = j->next) {
+      if (j->pre_slot == p + 1) {
+        provlimit_member(j, j->pre_step, mem + n * PROVLIMIT_MEMBER_MAX, PROVLIMIT_MEMBER_MAX);
+        argv[5 + n] = mem + n * PROVLIMIT_MEMBER_MAX;
+        n++;
+      }
       for (wstep *s = j->running; s && n < cap; s = s->next)
         if (s->slot == p + 1) {
           member(s, mem + n * PROVLIMIT_MEMBER_MAX, PROVLIMIT_MEMBER_MAX);
           argv[5 + n] = mem + n * PROVLIMIT_MEMBER_MAX;
           n++;
         }
+    }
     rds_command_argv(w->redis, NULL, NULL, (int)(5 + n), argv, NULL);
     free(argv);
     free(mem);

@@ -55,6 +55,13 @@ wjob *runner_job_find(worker *w, const char *id) {
   return NULL;
 }
 
+wjob *runner_job_lookup(worker *w, const char *id) {
+  wjob *j = w->jobs_by_id ? w->jobs_by_id[id_hash(id) & w->jobs_mask] : w->jobs;
+  for (; j; j = w->jobs_by_id ? j->hnext : j->next)
+    if (strcmp(j->id, id) == 0) return j;
+  return NULL;
+}
+
 void runner_free(worker *w) {
   free(w->jobs_by_id);
   w->jobs_by_id = NULL;
@@ -82,6 +89,7 @@ wjob *runner_job_new(worker *w, const char *id, const char *kind) {
 void runner_job_finish(wjob *j) {
   worker *w = j->w;
   if (j->epoch) metrics_job_left(j); /* a run of it was ours */
+  if (w->job_ended) w->job_ended(j);
   if (j->prev) j->prev->next = j->next;
   if (j->next) j->next->prev = j->prev;
   if (w->jobs == j) w->jobs = j->next;

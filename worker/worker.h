@@ -144,6 +144,10 @@ typedef struct worker {
   uv_timer_t sweep_timer;             /* upload retention (sweep.c) */
   uv_timer_t trim_timer;              /* returns freed heap pages to the system (process.c) */
   uv_timer_t provlimit_timer;         /* renews the provider slots held (provlimit.c) */
+  struct wadmit *admits;              /* jobs waiting for a slot before their claim (admit.c) */
+  int nadmits;
+  uv_timer_t admit_timer;     /* keeps their messages from looking abandoned */
+  void (*job_ended)(wjob *j); /* as a job leaves: frees what admit.c holds for it */
   int sweeping;
   batch_queue batches[BATCH_KINDS]; /* batch.c */
   int redis_closed;                 /* close_all has closed the Redis connections */
@@ -229,6 +233,12 @@ struct wjob {
    * step first wants a slot; NULL before */
   char *user;
   int weight;
+  /* admit.c: the job waits for its first step's slot before its claim
+   * (admit), or holds that slot (1 + the provider) for the step named
+   * pre_step to adopt (provlimit_acquire) */
+  struct wadmit *admit;
+  const char *pre_step;
+  uint8_t pre_slot;
 
   wstep *running; /* steps in flight */
   int nrunning;
@@ -255,12 +265,12 @@ static inline int worker_stopping(const worker *w) {
  *   main → worker → fetch, lease, sweep, presence, metrics, runner, state, the step executors
  *   fetch, runner → metrics (counting only)
  *   step executors → output, lease, cleanup, provlimit, runner
- *   provlimit → runner
+ *   provlimit → runner; fetch, process → admit → provlimit, runner
  *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
  *   sweep → cleanup
  *   webhooks stands alone: the outbox in PostgreSQL, its own HTTP client
- * runner reaches the executors, provlimit and process.c only through
- * w->executors, w->step_ended and w->job_left; presence reaches main.c and
+ * runner reaches the executors, provlimit, admit and process.c only
+ * through w->executors, w->step_ended, w->job_ended and w->job_left; presence reaches main.c and
  * process.c only through w->request_quiet and w->request_stop. */
 
 /* ---- process.c: start and stop ---- */
@@ -287,6 +297,9 @@ void runner_grace_over(worker *w);
 /* The job with this id that runs here (claimed at an epoch, not lost), or
  * NULL. */
 wjob *runner_job_find(worker *w, const char *id);
+/* Any job with this id in the in-flight list, claimed or not (a job
+ * waiting for its slot before the claim), or NULL. */
+wjob *runner_job_lookup(worker *w, const char *id);
 /* A provider said something changed (a callback): each of the job's
  * wakeable steps waiting on its poll timer polls now, unless a wake already
  * polled it early within the last second, so that replayed callbacks cost
@@ -371,6 +384,16 @@ void runner_step_wait(wstep *s, uint64_t ms, void (*cb)(wstep *s));
 
 /* ---- provlimit.c: fleet-wide provider limits (docs/providers.md) ---- */
 typedef enum { PROV_OPENAI, PROV_LUMA, PROV_HEDRA, PROV_COUNT } prov_id;
+/* Asking again: every slot taken (plus jitter); Redis unreachable or an
+ * error; the cap of a wait the script asks for (a pause is re-read after
+ * it). */
+#define PROVLIMIT_FULL_WAIT_MS 300
+#define PROVLIMIT_JITTER_MS 400
+#define PROVLIMIT_ERROR_WAIT_MS 1000
+#define PROVLIMIT_MAX_WAIT_MS 30000
+/* "<job id>:<step>@<worker id>|<user>": a uuid, a step name, the worker's
+ * id (under 96), a user id (at most 255) */
+#define PROVLIMIT_MEMBER_MAX 512
 typedef enum {
   PROVLIMIT_OK,      /* 2xx */
   PROVLIMIT_LIMITED, /* 429: the fleet's window shrinks and pauses */
@@ -399,6 +422,45 @@ provlimit_outcome provlimit_report(wstep *s, prov_id p, int status, const char *
                                    long retry_after_ms);
 /* Frees the step's slot, if it holds one (runner.c, when a step ends). */
 void provlimit_release(wstep *s);
+/* The pieces admit.c shares: p by name (0, or -1); the slot member of the
+ * job's step; a wait of ms (capped, with jitter); one ask (the acquire
+ * script, with the job's user and weight; cb gets its reply, which
+ * provlimit_answer reads: 1 granted, 0 not (wait_ms set), -1 no answer);
+ * freeing the job's slot for step (fire and forget). */
+int provlimit_parse(const char *name, prov_id *out);
+void provlimit_member(const wjob *j, const char *step, char *out, size_t n);
+long provlimit_wait_ms(long ms);
+int provlimit_ask(wjob *j, prov_id p, const char *member, rds_cb cb, void *arg);
+int provlimit_answer(const redisReply *reply, long long *wait_ms);
+void provlimit_free(wjob *j, prov_id p, const char *step);
+
+/* ---- admit.c: a slot before the claim (docs/providers.md) ---- */
+/* Called for each stream message fetch.c reads: 0 when the job's first
+ * step needs no slot (claim it now), 1 when admit.c took the message: the
+ * job waits for its slot, still queued, and claim(j, msg_id) runs once it
+ * holds one (j->pre_slot), or the message is handed back or dropped. */
+int admit_take(worker *w, wjob *j, const char *msg_id, void (*claim)(wjob *j, const char *msg_id));
+/* After the messages of one read were taken: asks whose turn each is (one
+ * statement for all of them). */
+void admit_flush(worker *w);
+/* 1 when a job with this id already waits here for its slot (a message of
+ * it read again: the newer message id is kept, the older acknowledged). */
+int admit_holds(worker *w, const char *id, const char *kind, const char *msg_id);
+/* The worker goes quiet or stops: every waiting job's message goes back to
+ * its stream for another worker. */
+void admit_give_back(worker *w);
+/* A cancel notice: the job, if it waits here, is dropped (its message
+ * acknowledged: PostgreSQL has it canceled). 1 when it was. */
+int admit_cancel(worker *w, const char *id);
+/* After the claim: frees the slot when the step it was taken for is done
+ * already (a retried campaign past its storyboard). */
+void admit_claimed(wjob *j);
+/* Adds the jobs waiting for a slot before their claim to out, per
+ * provider (metrics.c). */
+void admit_waiting(const worker *w, uint64_t out[PROV_COUNT]);
+/* The job leaves (w->job_ended): its admission or unadopted slot goes. */
+void admit_job_ended(wjob *j);
+void admit_start(worker *w);
 void provlimit_start(worker *w);
 
 /* ---- lease.c ---- */

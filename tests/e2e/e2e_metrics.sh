@@ -23,8 +23,10 @@
 # - In flight: a video at Luma: the worker's in-flight gauge 1, its Luma
 #   slot held, the fleet's slots in use 1 of max 2 and the job running;
 #   all back to 0 once it succeeded.
-# - The breaker forced open and closed (genqctl providers) shows in
-#   genq_provider_breaker_state.
+# - The breaker forced open (genqctl providers): genq_provider_breaker_state
+#   says so, and an image job waits for its Luma slot before its claim
+#   (genq_worker_jobs_waiting_slot 1, in flight, still queued for the
+#   fleet); closed: it is claimed and succeeds.
 # - PostgreSQL away (a genq-api pointed at a closed port) or Redis away (a
 #   worker pointed at one): a scrape still answers within 2.5 s, promtool
 #   clean, with genq_fleet_up / genq_provider_state_up 0.
@@ -330,21 +332,33 @@ check "the video's step and its 10 credits counted" \
   eval 'expect 1 "$W3" genq_worker_steps_total step_kind=video outcome=succeeded &&
         expect 10 "$W3" genq_worker_credits_captured_total kind=video'
 
-# ---- the breaker --------------------------------------------------------------------
+# ---- the breaker, and a job waiting for its slot before its claim ----------------------
 "$GENQCTL" providers open luma >/dev/null
-sleep 1.1
+submit image '{"prompt":"e2e metrics image while the breaker is open"}'
+HELD=$JOB
 W4=$TMP/w4.prom
-scrape "$WURL" "$W4"
-check "genqctl providers open luma: genq_provider_breaker_state forced_open" \
+waiting_for_slot() { scrape "$WURL" "$W4" && expect 1 "$W4" genq_worker_jobs_waiting_slot provider=luma; }
+check "genqctl providers open luma: a new image job waits for its Luma slot before its claim" \
+  wait_for 10 waiting_for_slot
+check "... genq_provider_breaker_state says forced_open (and OpenAI's closed)" \
   eval 'expect 1 "$W4" genq_provider_breaker_state provider=luma state=forced_open &&
         expect 0 "$W4" genq_provider_breaker_state provider=luma state=closed &&
         expect 1 "$W4" genq_provider_breaker_state provider=openai state=closed'
+check "... it is in flight at the worker, not claimed" \
+  eval 'expect 1 "$W4" genq_worker_jobs_in_flight && expect 2 "$W4" genq_worker_jobs_claimed_total kind=image'
+fleet_settle
+A6=$TMP/api6.prom
+scrape "$API/metrics" "$A6"
+check "... and queued for the fleet" expect 1 "$A6" genq_queue_jobs kind=image state=ready
 "$GENQCTL" providers close luma >/dev/null
+poll_job "$TOKEN" "$HELD"
+check "genqctl providers close luma: the image job is claimed and succeeds" job_status_is "$HELD" succeeded
 sleep 1.1
 W5=$TMP/w5.prom
 scrape "$WURL" "$W5"
-check "genqctl providers close luma: closed again" \
-  expect 1 "$W5" genq_provider_breaker_state provider=luma state=closed
+check "... the breaker closed again, nothing waits" \
+  eval 'expect 1 "$W5" genq_provider_breaker_state provider=luma state=closed &&
+        expect 0 "$W5" genq_worker_jobs_waiting_slot && expect 3 "$W5" genq_worker_jobs_claimed_total kind=image'
 
 # ---- the worker's server refuses the rest in genq's error shape -------------------------
 code=$(curl -sS -o "$TMP/w404" -w '%{http_code}' "http://127.0.0.1:$MPORT/nowhere")
@@ -390,7 +404,7 @@ check "... promtool clean, genq_provider_state_up 0" \
   eval 'promtool_ok "$R0" && expect 0 "$R0" genq_provider_state_up'
 
 # ---- the dashboard uses only what genq exports -------------------------------------------
-names_of "$A0" "$A1" "$A3" "$A4" "$A5" "$W0" "$W1P" "$W2" "$W3" "$W4" "$N0" "$R0" >"$TMP/exported"
+names_of "$A0" "$A1" "$A3" "$A4" "$A5" "$A6" "$W0" "$W1P" "$W2" "$W3" "$W4" "$W5" "$N0" "$R0" >"$TMP/exported"
 jq -r '.. | objects | select(has("expr")) | .expr' "$DASHBOARD" |
   grep -oE '\b(genq|process)_[a-z0-9_]+' | sort -u >"$TMP/dashboard"
 not_exported=$(comm -23 "$TMP/dashboard" "$TMP/exported" | tr '\n' ' ')

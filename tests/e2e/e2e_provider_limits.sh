@@ -12,18 +12,26 @@
 #   wait (no attempt spent on a 429) and succeed once the 429s stop; more
 #   jobs grow the window back to 4, one step per window of successes.
 # - The breaker: `genqctl providers open luma` forces it open: a job
-#   submitted then creates nothing at Luma while it is open; `close` lets
-#   it through and it succeeds.
+#   submitted then creates nothing at Luma while it is open (36 s), stays
+#   queued, and its stream message stays with the worker that read it
+#   (delivered once: no reclaim after 30 s idle); `close` lets it through
+#   and it succeeds.
 # - The breaker, tripped: 3 consecutive 500s from Luma creates
 #   (GENQ_BREAKER_FAILURES=3) open it (a trip, shown by genqctl); once
 #   those jobs are canceled, after the 2 s cool-down one probe goes through,
 #   succeeds, and closes it.
 # - OpenAI too (GENQ_OPENAI_MAX_IN_FLIGHT=2): 6 storyboards at once
 #   succeed, some of them having waited for a slot.
-# - Fairness: user A submits 200 image jobs (every one claimed: they wait
-#   for Luma's 4 slots), then user B one: B's job is granted the next free
-#   slot (B holds fewer slots per weight than A) and succeeds while most of
-#   A's still wait; then all of A's succeed, the peak still 4.
+# - Fairness: user A submits 200 image jobs (every one read by a worker:
+#   they wait for Luma's 4 slots before their claim), then user B one: B's
+#   job is granted the next free slot (B holds fewer slots per weight than
+#   A) and succeeds while most of A's still wait; then all of A's succeed,
+#   the peak still 4.
+# - Waiting is queued: while A's jobs wait for a slot they are queued in
+#   PostgreSQL (at most the 4 holding a slot, and one finishing per worker,
+#   are running), and the API shows a waiting one queued, with a
+#   queue_position, no started_at, its step pending. A worker stopped
+#   meanwhile hands its waiting jobs back, and the other two run them.
 # - The books: every job succeeded, nothing is held, the audit is clean,
 #   no slot is left in use.
 #
@@ -46,6 +54,7 @@ check "a bad GENQ_LUMA_MAX_IN_FLIGHT stops genq-worker, naming it (exit $rc)" \
 for n in 1 2 3; do
   start_worker "worker$n" -- --concurrency 80 --kinds video,image,storyboard
 done
+W3=$WPID
 mini_stack_user 1000
 
 # submit N LABEL: N video jobs; their ids appended to $TMP/ids.
@@ -122,10 +131,21 @@ check "genqctl providers open luma: the breaker shows forced_open" \
 creates=$(sim_count luma creates)
 submit 1 f
 total=$((total + 1))
-sleep 3
+F_JOB=$(tail -n 1 "$TMP/ids")
+# past the 30 s after which any worker reclaims a message idle that long:
+# the worker holding the waiting job keeps its message fresh
+sleep 36
 check "while it is forced open a new job creates nothing at Luma" \
   [ "$(sim_count luma creates)" -eq "$creates" ]
 check "... and is not failed" [ "$(jobs_in failed)" -eq 0 ]
+req GET "/v1/jobs/$F_JOB" "$TOKEN"
+check "... and is queued, not started, after 36 s of waiting" \
+  jqt '.status == "queued" and .started_at == null and .attempt == 0'
+pending=$(rcli XPENDING 'genq:{q}:jobs:video' workers - + 10 | paste -sd' ')
+# one entry: id, consumer, idle ms, deliveries
+read -r _ _ idle deliveries _ <<<"$pending"
+check "its message is still pending with the worker that read it, delivered once, idle ${idle:-?} ms ($pending)" \
+  eval '[[ $deliveries == 1 ]] && ((idle < 20000))'
 "$GENQCTL" providers close luma >/dev/null
 check "genqctl providers close luma: closed" eval 'luma | jq -e ".breaker == \"closed\"" >/dev/null'
 check "the job then succeeds" wait_all "$total" 60
@@ -186,8 +206,8 @@ check "6 storyboards succeed under an OpenAI limit of 2" [ "$(succeeded_of "$UD"
 openai() { "$GENQCTL" providers show --json | jq -c '.providers[] | select(.provider == "openai")'; }
 check "genqctl providers show: OpenAI max 2, window 2, no slot left in use ($(openai))" \
   eval 'openai | jq -e ".max_in_flight == 2 and .window == 2 and .in_use == 0" >/dev/null'
-check "some of them waited for an OpenAI slot" \
-  eval 'cat "$STATE"/logs/worker*.log | grep "waiting for a provider slot" | grep -q "\"provider\":\"openai\""'
+waited=$(cat "$STATE"/logs/worker*.log | grep "waiting for a provider slot" | grep -c '"provider":"openai"')
+check "some of them waited for an OpenAI slot ($waited times)" [ "$waited" -gt 0 ]
 check "D holds nothing" credits_are "$TD" 4 0
 
 # --- fairness -------------------------------------------------------------------
@@ -203,11 +223,33 @@ req POST /v1/jobs "$TB" '{"kind":"image","input":{"prompt":"e2e fairness B"}}'
 B_JOB=$(jq -r '.id // empty' <<<"$BODY")
 check "user B's one job accepted" status_is 202
 a_then=$(succeeded_of "$UA")
+# while A's wait: how many are running (the most of 10 looks) and queued
+of_a() { psql_db -c "select count(*) from jobs where user_id = '$UA' and status = '$1'"; }
+most_running=0 least_queued=200
+for ((i = 0; i < 10; i++)); do
+  r=$(of_a running) q=$(of_a queued)
+  ((r > most_running)) && most_running=$r
+  ((q < least_queued)) && least_queued=$q
+  sleep 0.1
+done
+check "while A's jobs wait for Luma's 4 slots at most 7 are running ($most_running), the rest queued ($least_queued)" \
+  eval '((most_running <= 7 && least_queued >= 50))'
+LAST_A=$(psql_db -c "select id from jobs where user_id = '$UA' and status = 'queued' order by queue_no desc limit 1")
+req GET "/v1/jobs/$LAST_A" "$TA"
+check "a job waiting for its slot shows queued, with a queue_position, not started, its step pending ($(jq -c '{status, queue_position, started_at, s: .steps[0].status}' <<<"$BODY"))" \
+  jqt '.status == "queued" and .queue_position >= 1 and .started_at == null and .steps[0].status == "pending"'
 check "B's job succeeds" poll_job "$TB" "$B_JOB"
 check "... succeeded" jqt '.status == "succeeded"'
 a_done=$(succeeded_of "$UA")
 check "B's job finished while most of A's still waited (A: $a_then done at B's submit, $a_done at its end)" \
   [ "$a_done" -lt 100 ]
+# one of the three stops (SIGTERM) while it holds waiting jobs: they go
+# back to the queue for the other two
+genq_stop_pid "$W3"
+check "a worker stopped while jobs waited for their slot there exits 0 (${GENQ_PID_RC[$W3]})" \
+  [ "${GENQ_PID_RC[$W3]}" == 0 ]
+check "... having handed its waiting jobs back" \
+  grep -q "jobs waiting for a provider slot go back to their queues" "$STATE/logs/worker3.log"
 for ((i = 0; i < 600; i++)); do
   (($(succeeded_of "$UA") >= 200)) && break
   sleep 0.2
@@ -216,6 +258,10 @@ check "then all 200 of A's succeed" [ "$(succeeded_of "$UA")" -eq 200 ]
 p=$(peak)
 check "the peak of Luma generations in flight is still at most 4 ($p)" [ "$p" -le 4 ]
 check "A holds nothing" credits_are "$TA" 600 0
+waited=$(cat "$STATE"/logs/worker*.log | grep "waiting for a provider slot, still queued" | grep -c '"provider":"luma"')
+check "the workers said Luma jobs waited still queued ($waited times)" [ "$waited" -gt 0 ]
+check "every A job ran one attempt: waiting took none ($(psql_db -c "select max(attempt) from jobs where user_id = '$UA'"))" \
+  [ "$(psql_db -c "select max(attempt) from jobs where user_id = '$UA'")" -eq 1 ]
 check "B holds nothing" credits_are "$TB" 8 0
 
 # --- the books ----------------------------------------------------------------

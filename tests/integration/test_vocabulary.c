@@ -43,6 +43,17 @@ static void test_kinds_are_the_databases(void **state) {
     assert_true(sql_int("SELECT count(*) FROM genq_plan_steps($1, '{\"scenes\": 1}')",
                         P(job_kind_name((job_kind)i))) >= 1);
   assert_string_equal(sql_state("SELECT * FROM genq_plan_steps('podcast', '{}')", NOP), "22023");
+  /* the first step of each, and its provider, are the plan's */
+  for (int i = 0; i < JOB_KIND_COUNT; i++) {
+    const char *prov = NULL, *step = job_kind_first_step((job_kind)i, &prov);
+    assert_non_null(step);
+    assert_int_equal(
+        sql_int("SELECT (name = $2 AND provider = $3)::int "
+                "FROM genq_plan_steps($1, '{\"scenes\": 1}') ORDER BY stage, idx LIMIT 1",
+                P(job_kind_name((job_kind)i), step, prov)),
+        1);
+  }
+  assert_null(job_kind_first_step(JOB_KIND_COUNT, NULL));
 }
 
 static void test_statuses_are_the_databases(void **state) {
