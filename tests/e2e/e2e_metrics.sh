@@ -310,15 +310,15 @@ submit video '{"prompt":"e2e metrics video","duration":"5s"}'
 VID=$JOB
 at_luma() { req GET "/v1/jobs/$VID" "$TOKEN" && jqt '.status == "running" and (.steps[0].provider_ref // "") != ""'; }
 check "the video's generation is at Luma" wait_for 15 at_luma
+fleet_settle # both caches are stale now: the next scrapes read Redis and PostgreSQL
 W2=$TMP/w2.prom
+A5=$TMP/api5.prom
 scrape "$WURL" "$W2"
+scrape "$API/metrics" "$A5"
 check "the worker's in-flight gauge is 1, its Luma slot held" \
   eval 'expect 1 "$W2" genq_worker_jobs_in_flight &&
         expect 1 "$W2" genq_worker_provider_slots_held provider=luma'
 check "Redis: one of Luma's 2 slots in use" eval 'expect 1 "$W2" genq_provider_slots_in_use provider=luma'
-fleet_settle
-A5=$TMP/api5.prom
-scrape "$API/metrics" "$A5"
 check "fleet: the video runs" expect 1 "$A5" genq_jobs kind=video state=running
 poll_job "$TOKEN" "$VID"
 check "the video succeeded" job_status_is "$VID" succeeded
@@ -337,7 +337,11 @@ check "the video's step and its 10 credits counted" \
 submit image '{"prompt":"e2e metrics image while the breaker is open"}'
 HELD=$JOB
 W4=$TMP/w4.prom
-waiting_for_slot() { scrape "$WURL" "$W4" && expect 1 "$W4" genq_worker_jobs_waiting_slot provider=luma; }
+# (the provider state is up to a second old: both show within the wait)
+waiting_for_slot() {
+  scrape "$WURL" "$W4" && expect 1 "$W4" genq_worker_jobs_waiting_slot provider=luma &&
+    expect 1 "$W4" genq_provider_breaker_state provider=luma state=forced_open
+}
 check "genqctl providers open luma: a new image job waits for its Luma slot before its claim" \
   wait_for 10 waiting_for_slot
 check "... genq_provider_breaker_state says forced_open (and OpenAI's closed)" \
