@@ -67,7 +67,7 @@ static void on_set(redisReply *reply, const char *err, void *arg) {
   st->pending--;
   if (!reply || reply->type == REDIS_REPLY_ERROR) {
     fprintf(stderr, "genqctl providers: Redis: %s\n",
-            err ? err : (reply->str ? reply->str : "error"));
+            err ? err : (reply && reply->str ? reply->str : "error"));
     st->failed = 1;
   }
 }
@@ -95,7 +95,8 @@ static int run(const char *url, const char *provider, int open, run_state *st) {
       provlimit_state_keys(provlimit_providers[i], ks, kst);
       int sent;
       if (!provider) {
-        const char *argv[] = {"EVAL", PROVLIMIT_SHOW_LUA, "2", ks, kst};
+        static const char show[] = PROVLIMIT_SHOW_LUA;
+        const char *argv[] = {"EVAL", show, "2", ks, kst};
         sent = rds_command_argv(r, on_show, st, 5, argv, NULL) == 0;
       } else if (open) {
         sent = rds_command(r, on_set, st, "HSET %s breaker forced_open probe %s", kst, "") == 0;

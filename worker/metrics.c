@@ -195,7 +195,8 @@ static void state_read_start(prom_cache *c, void *arg) {
   for (int p = 0; p < PROV_COUNT; p++) {
     char ks[64], kst[64];
     provlimit_state_keys(provlimit_providers[p], ks, kst);
-    const char *argv[] = {"EVAL", PROVLIMIT_SHOW_LUA, "2", ks, kst};
+    static const char show[] = PROVLIMIT_SHOW_LUA;
+    const char *argv[] = {"EVAL", show, "2", ks, kst};
     r->slot[p] = (state_slot){r, p};
     if (rds_command_argv(w->redis, state_answer, &r->slot[p], 5, argv, NULL) == 0)
       r->pending++;
