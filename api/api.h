@@ -18,6 +18,7 @@ struct api_access;
 struct api_events;
 struct api_metrics;
 struct api_submits;
+struct api_admin_events;
 
 /* genq-api: the process-wide context, shared by the route handlers. */
 typedef struct api_ctx {
@@ -30,14 +31,15 @@ typedef struct api_ctx {
   job_cache *jobs;   /* what polls and event streams read (events.c keeps it fresh) */
   http_server *server;
   relay *relay;
-  httpc *http;                 /* outgoing HTTP: the s3 storage backend */
-  storage *storage;            /* uploads and assets; NULL once shutdown has closed it */
-  struct api_access *access;   /* access.c's copy of live keys and deleted accounts */
-  struct api_events *events;   /* events.c's state */
-  struct api_submits *submits; /* submit_batch.c's queue; NULL until the first submit */
-  struct api_metrics *metrics; /* metrics.c's counts and the fleet's cached state */
-  unsigned stored_streams;     /* stored.c's large downloads in progress */
-  char instance[17];           /* this process, in the names of its stream slots */
+  httpc *http;                           /* outgoing HTTP: the s3 storage backend */
+  storage *storage;                      /* uploads and assets; NULL once shutdown has closed it */
+  struct api_access *access;             /* access.c's copy of live keys and deleted accounts */
+  struct api_events *events;             /* events.c's state */
+  struct api_submits *submits;           /* submit_batch.c's queue; NULL until the first submit */
+  struct api_admin_events *admin_events; /* admin_events.c's streams */
+  struct api_metrics *metrics;           /* metrics.c's counts and the fleet's cached state */
+  unsigned stored_streams;               /* stored.c's large downloads in progress */
+  char instance[17];                     /* this process, in the names of its stream slots */
 } api_ctx;
 
 /* Slots of the verified-token cache: one per session polling at once, about
@@ -248,6 +250,27 @@ void api_metrics_free(api_ctx *ctx);
  * OOM. */
 char *api_sse_event(const char *event, const char *data, size_t len, unsigned long id,
                     size_t *out_len);
+
+/* ---- admin*.c: the operators' API and dashboard (docs/admin.md) ---- */
+/* Every request under /v1/admin, authenticated: an admin's (a Clerk
+ * session whose metadata says role admin, or an API key made with
+ * --admin) is routed (admin.c); anyone else's is 404 not_found, whatever
+ * the path and method, like a resource they may not see. */
+void api_admin(api_ctx *ctx, http_request *req, const api_user *u);
+/* GET|HEAD /admin[/...] (admin_page.c): the dashboard's static files,
+ * compiled into the binary, under a strict Content-Security-Policy. No
+ * authentication: the page holds no data; it signs in with a pasted token
+ * and calls /v1/admin. */
+void api_admin_page(api_ctx *ctx, http_request *req);
+/* admin_events.c: the admin event streams. start: after the server
+ * listens (0, or -1: genq-api exits); stop: at shutdown, ends them. */
+int api_admin_events_start(api_ctx *ctx);
+void api_admin_events_stop(api_ctx *ctx);
+/* A job changed (its change notice arrived, events.c): the streams' stats
+ * are read again soon. */
+void api_admin_events_notice(api_ctx *ctx);
+/* As api_events_revoked, for the admin streams. */
+void api_admin_events_revoked(api_ctx *ctx, const char *user, const char *key_id);
 
 /* ---- util ---- */
 /* Finds `name` in a raw query string and percent-decodes it into out.

@@ -353,6 +353,7 @@ static void ev_on_notice(const char *channel, const char *msg, size_t len, void 
   id[len] = '\0';
   if (!genq_is_uuid(id)) return;
   job_cache_forget(ctx->jobs, id);
+  api_admin_events_notice(ctx);
   ev_wake(ev_collect(NULL, *ev_bucket(ev, id), id));
 }
 
@@ -469,6 +470,7 @@ int api_events_start(api_ctx *ctx) {
 }
 
 void api_events_revoked(api_ctx *ctx, const char *user, const char *key_id) {
+  api_admin_events_revoked(ctx, user, key_id);
   struct api_events *ev = ctx->events;
   if (!ev) return;
   for (size_t i = 0; i < EV_BUCKETS; i++)

@@ -18,6 +18,8 @@
 #define ASSETS_PREFIX "/v1/assets/"
 #define UPLOADS_PREFIX "/v1/uploads/"
 #define CALLBACK_LUMA_PREFIX "/v1/callbacks/luma/"
+#define ADMIN_API_PREFIX "/v1/admin" /* admin.c routes what is under it */
+#define ADMIN_PAGE_PREFIX "/admin"   /* the dashboard (admin_page.c) */
 #define ID_MAX API_PATH_ID_MAX
 
 static void method_not_allowed(http_request *req, const char *allow) {
@@ -47,6 +49,8 @@ typedef enum {
   R_WEBHOOK_STRIPE,
   R_ME,
   R_ME_EXPORT,
+  R_ADMIN,
+  R_ADMIN_PAGE,
 } route_id;
 
 static const char *const route_allow[] = {
@@ -58,6 +62,7 @@ static const char *const route_allow[] = {
     [R_ASSET] = "GET",          [R_UPLOAD_CONTENT] = "GET, HEAD",
     [R_CALLBACK_LUMA] = "POST", [R_WEBHOOK_STRIPE] = "POST",
     [R_ME] = "DELETE",          [R_ME_EXPORT] = "GET",
+    [R_ADMIN] = "GET, POST",    [R_ADMIN_PAGE] = "GET, HEAD",
     [R_METRICS] = "GET",
 };
 
@@ -82,6 +87,8 @@ static const char *const route_name[] = {
     [R_WEBHOOK_STRIPE] = "/v1/webhooks/stripe",
     [R_ME] = "/v1/me",
     [R_ME_EXPORT] = "/v1/me/export",
+    [R_ADMIN] = "/v1/admin/*", /* admin.c routes inside it */
+    [R_ADMIN_PAGE] = "/admin/*",
 };
 #define NROUTES (sizeof route_name / sizeof route_name[0])
 _Static_assert(sizeof route_name / sizeof route_name[0] ==
@@ -106,8 +113,16 @@ static const char *path_id(const char *p, const char *prefix, char id[ID_MAX]) {
   return p + len;
 }
 
+/* 1 when p is prefix or under it (prefix/...). */
+static int under(const char *p, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(p, prefix, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
 static route_id match(const char *p, char id[ID_MAX]) {
   const char *rest;
+  if (under(p, ADMIN_API_PREFIX)) return R_ADMIN;
+  if (under(p, ADMIN_PAGE_PREFIX)) return R_ADMIN_PAGE;
   if (strcmp(p, "/healthz") == 0) return R_HEALTHZ;
   if (strcmp(p, "/readyz") == 0) return R_READYZ;
   if (strcmp(p, "/metrics") == 0) return R_METRICS;
@@ -160,7 +175,9 @@ static void route(http_request *req, void *arg) {
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
     return;
   }
-  if (!method_allowed(route_allow[r], m)) {
+  /* admin.c answers every method under /v1/admin itself: a caller who is
+   * not an admin learns nothing there, not even which methods exist */
+  if (r != R_ADMIN && !method_allowed(route_allow[r], m)) {
     method_not_allowed(req, route_allow[r]);
     return;
   }
@@ -182,6 +199,10 @@ static void route(http_request *req, void *arg) {
   }
   if (r == R_CALLBACK_LUMA) { /* posted by Luma: the token in the path is the capability */
     api_callback_luma(ctx, req, id);
+    return;
+  }
+  if (r == R_ADMIN_PAGE) { /* static files: the page signs in with a pasted token */
+    api_admin_page(ctx, req);
     return;
   }
   if (r == R_WEBHOOK_STRIPE) { /* posted by Stripe: the Stripe-Signature is the capability */
@@ -232,6 +253,9 @@ static void dispatch(api_ctx *ctx, http_request *req, const api_user *u, int rou
     break;
   case R_ME_EXPORT:
     api_me_export(ctx, req, u);
+    break;
+  case R_ADMIN:
+    api_admin(ctx, req, u);
     break;
   default:
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
@@ -317,6 +341,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   close_signals();
   api_metrics_stop(ctx); /* answers the scrapes waiting for the fleet's state */
   api_events_stop(ctx);  /* ends the open event streams */
+  api_admin_events_stop(ctx);
   api_access_stop(ctx);
   http_server_close(ctx->server, http_closed, ctx);
 }
@@ -414,6 +439,10 @@ int main(int argc, char **argv) {
   }
   if (api_events_start(&ctx) != 0) {
     fprintf(stderr, "genq-api: cannot start the job event streams\n");
+    return 1;
+  }
+  if (api_admin_events_start(&ctx) != 0) {
+    fprintf(stderr, "genq-api: cannot start the admin event streams\n");
     return 1;
   }
   if (api_access_start(&ctx) != 0) {

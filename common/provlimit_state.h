@@ -1,36 +1,31 @@
 #ifndef GENQ_PROVLIMIT_STATE_H
 #define GENQ_PROVLIMIT_STATE_H
 
-#include <hiredis/hiredis.h>
+#include <cjson/cJSON.h>
 
-/* provlimit_state.h — one provider's fleet-wide limits as they stand in
- * Redis (provlimit_lua.h, docs/providers.md): what `genqctl providers
- * show` prints and a worker's GET /metrics exports. Read with one EVAL of
- * PROVLIMIT_SHOW_LUA per provider (keys: provlimit_state_keys). */
+#include "redis.h"
 
-#define PROVLIMIT_PROVIDERS 3
-/* "openai", "luma", "hedra": the providers with limits, in worker.h's
- * prov_id order. */
-extern const char *const provlimit_providers[PROVLIMIT_PROVIDERS];
+/* What the fleet-wide provider limits look like now (provlimit_lua.h,
+ * docs/providers.md), read from Redis for operators: `genqctl providers
+ * show`, `genqctl status`, GET /v1/admin/providers and the dashboard. */
 
-typedef struct {
-  long long max_in_flight;   /* the configured limit (0: none) */
-  long long window;          /* slots the window allows now (a 429 shrinks it) */
-  long long in_use;          /* slots held now, across the fleet */
-  long long paused_for_ms;   /* how long creates stay paused (a 429); 0: not paused */
-  long long rate_per_minute; /* paid calls a minute (0: no rate) */
-  long long failures;        /* consecutive failures toward the breaker */
-  long long trips;           /* times the breaker opened */
-  long long limited;         /* 429s the fleet reported */
-  /* "closed", "open", "half_open" (open past its cool-down: the next call
-   * is the probe) or "forced_open" (genqctl providers open) */
-  char breaker[16];
-} provlimit_state;
+#define PROVLIMIT_NPROVIDERS 3
+/* The providers, in the order of the worker's prov_id. */
+extern const char *const provlimit_providers[PROVLIMIT_NPROVIDERS];
 
-/* The slots and state keys of provider (each 64 bytes). */
-void provlimit_state_keys(const char *provider, char slots[64], char state[64]);
-/* Reads PROVLIMIT_SHOW_LUA's answer {now, in use, state hash}: 0, or -1
- * when reply is not that. */
-int provlimit_state_read(const redisReply *reply, provlimit_state *out);
+/* One provider's state from the reply of PROVLIMIT_SHOW_LUA ({now, slots
+ * in use, the state hash}): {provider, max_in_flight, window, in_use,
+ * paused, paused_for_ms, rate_per_minute, breaker (closed, open,
+ * half_open, forced_open), failures, breaker_trips, rate_limited}, or NULL
+ * when the reply is not that shape (or out of memory). */
+cJSON *provlimit_state_json(const char *provider, const redisReply *reply);
+
+/* Reads every provider's state: one EVAL each on r. cb runs exactly once
+ * per call that returned 0, with the array in provlimit_providers' order
+ * (the callee's: freed after cb returns), or NULL and err saying why —
+ * before this returns when nothing could be sent. Returns 0, or -1 when r
+ * is not connected (cb never runs). */
+typedef void (*provlimit_state_cb)(const cJSON *providers, const char *err, void *arg);
+int provlimit_state_read(rds *r, provlimit_state_cb cb, void *arg);
 
 #endif

@@ -95,6 +95,13 @@ int queue_publish_cancel(rds *r, const char *job_id);
  * the poll reads the state from the provider, and a lost notice costs the
  * time until the fallback poll. */
 #define QUEUE_WAKEUP_CHANNEL "genq:{q}:wakeups"
+
+/* Operators' actions: after committing one (schema/functions/admin.sql),
+ * its writer (genq-api's /v1/admin, genqctl) PUBLISHes the action row as
+ * JSON here; every genq-api process forwards it to its open admin event
+ * streams (api/admin_events.c). A lost notice only delays the dashboard
+ * until its next refresh: the audit is in PostgreSQL. */
+#define QUEUE_ADMIN_CHANNEL "genq:{q}:admin"
 int queue_publish_wakeup(rds *r, const char *job_id);
 
 #endif

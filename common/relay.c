@@ -134,6 +134,10 @@ void relay_job(relay *rl, const char *kind, const char *job_id) {
   send_job(rl, kind, job_id, 0); /* just committed: dispatch generation 0 */
 }
 
+void relay_job_gen(relay *rl, const char *kind, const char *job_id, long long gen) {
+  send_job(rl, kind, job_id, gen);
+}
+
 /* ---- the periodic scan ---- */
 
 static void scan_rows(const db_result *r, void *arg) {

@@ -31,6 +31,9 @@ int relay_start(relay **out, uv_loop_t *loop, db *d, rds *r, unsigned interval_m
  * Never fails visibly: failures are left to the scan. kind and job_id are
  * copied. */
 void relay_job(relay *rl, const char *kind, const char *job_id);
+/* The same for a job queued again by an operator (genq_job_retry), whose
+ * dispatch generation is now gen. */
+void relay_job_gen(relay *rl, const char *kind, const char *job_id, long long gen);
 /* Stops timers and frees the relay once outstanding replies came back. */
 void relay_stop(relay *rl);
 

@@ -6,9 +6,11 @@
  * effort, like every notice: without GENQ_REDIS_URL, or when Redis does not
  * answer within 2 s, the API shows the change once its cache's 5 s have
  * passed, and refuses the key within a second. */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "log.h"
@@ -89,4 +91,33 @@ void ctl_announce_revoked(const char *key_id) {
 void ctl_announce_canceled(const char *job_id) {
   publish_all(QUEUE_CANCEL_CHANNEL, &job_id, 1);
   publish_all(NULL, &job_id, 1);
+}
+
+void ctl_announce_action(const cJSON *action) {
+  if (!cJSON_IsObject(action)) return;
+  char *text = cJSON_PrintUnformatted(action);
+  if (!text) return;
+  const char *m[1] = {text};
+  publish_all(QUEUE_ADMIN_CHANNEL, m, 1);
+  cJSON_free(text);
+}
+
+const char *ctl_actor(void) {
+  static char actor[400];
+  if (actor[0]) return actor;
+  char host[256] = "";
+  const struct passwd *pw = getpwuid(geteuid());
+  const char *user = pw && pw->pw_name ? pw->pw_name : getenv("USER");
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) snprintf(host, sizeof host, "unknown");
+  char id[300];
+  snprintf(id, sizeof id, "%.120s@%.170s", user && *user ? user : "unknown", host);
+  cJSON *o = cJSON_CreateObject();
+  char *s =
+      o && cJSON_AddStringToObject(o, "kind", "genqctl") && cJSON_AddStringToObject(o, "id", id)
+          ? cJSON_PrintUnformatted(o)
+          : NULL;
+  snprintf(actor, sizeof actor, "%s", s ? s : "{\"kind\":\"genqctl\",\"id\":\"unknown\"}");
+  cJSON_free(s);
+  cJSON_Delete(o);
+  return actor;
 }

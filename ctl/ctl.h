@@ -52,6 +52,12 @@ void ctl_announce_revoked(const char *key_id);
 /* Tells the worker holding job_id that it was canceled, and the API
  * processes that it changed. */
 void ctl_announce_canceled(const char *job_id);
+/* Sends an admin action row (admin.sql's JSON; NULL or null: nothing) to
+ * the API processes' admin event streams (QUEUE_ADMIN_CHANNEL). */
+void ctl_announce_action(const cJSON *action);
+/* genqctl as an actor of admin.sql: {"kind": "genqctl", "id":
+ * "<os user>@<host>"} (static text). */
+const char *ctl_actor(void);
 
 /* keys_cmd.c: genqctl keys create|list|revoke (argv: the words after
  * "keys"); connects with connect only once the arguments are valid. */

@@ -3,7 +3,9 @@
  * genq_job_retry); these print them. A retry needs no Redis: the job is left
  * undispatched and the relay of any genq-api or genq-worker sends it. With
  * GENQ_REDIS_URL set, its change notice goes out too (announce.c), so polls
- * and event streams show it at once. */
+ * and event streams show it at once. Every retry is recorded in
+ * admin_actions (genq_admin_job_retry, admin.sql), its actor genqctl and
+ * the operating system user. */
 #include "ctl.h"
 
 #include <cjson/cJSON.h>
@@ -56,34 +58,41 @@ int ctl_dead_list(PGconn *c, const ctl_filter *f, int json) {
   return ctl_list(c, "dead list", dead_list_sql, 4, p, json, dead_print_table, limit);
 }
 
-/* The short name of why genq_job_retry refused (its SQLSTATE). */
-static const char *dead_refusal(const char *sqlstate) {
-  static const struct {
-    const char *state, *code;
-  } codes[] = {{"GQ402", "insufficient_credits"},
-               {"GQ404", "not_found"},
-               {"GQ409", "not_failed"},
-               {"GQ410", "inputs_gone"},
-               {"22023", "invalid_argument"}};
-  for (size_t i = 0; sqlstate && i < sizeof codes / sizeof codes[0]; i++)
-    if (strcmp(sqlstate, codes[i].state) == 0) return codes[i].code;
-  return "error";
-}
-
-/* One retry in its own transaction. Returns the result (the job JSON) or
- * NULL, with the refusal's code and first message line in code/msg. */
-static PGresult *dead_retry_one(PGconn *c, const char *id, const char *max_attempts,
-                                const char **code, char *msg, size_t msglen) {
-  const char *p[2] = {id, max_attempts};
-  PGresult *r =
-      PQexecParams(c, "SELECT genq_job_retry($1::uuid, $2::int)::text", 2, NULL, p, NULL, NULL, 0);
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) return r;
-  const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  if (!m) m = PQerrorMessage(c);
-  snprintf(msg, msglen, "%.*s", (int)strcspn(m, "\n"), m);
-  *code = dead_refusal(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+/* One retry in its own transaction, recorded in admin_actions with
+ * genqctl as its actor (genq_admin_job_retry, admin.sql). Returns the
+ * job JSON (malloc'd) or NULL, with the refusal's code and first message
+ * line in code/msg: admin.sql names them (not_found, not_failed,
+ * insufficient_credits, inputs_gone, invalid_argument); "error" for a
+ * failure of the database. */
+static char *dead_retry_one(PGconn *c, const char *id, const char *max_attempts, const char **code,
+                            char *msg, size_t msglen) {
+  static char refusal[32];
+  const char *p[3] = {ctl_actor(), id, max_attempts};
+  *code = "error";
+  PGresult *r = PQexecParams(c, "SELECT genq_admin_job_retry($1::jsonb, NULL, $2::uuid, $3::int)",
+                             3, NULL, p, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!m) m = PQerrorMessage(c);
+    snprintf(msg, msglen, "%.*s", (int)strcspn(m, "\n"), m);
+    PQclear(r);
+    return NULL;
+  }
+  cJSON *o = cJSON_Parse(PQgetvalue(r, 0, 0));
   PQclear(r);
-  return NULL;
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+  char *job = NULL;
+  if (err) {
+    snprintf(refusal, sizeof refusal, "%s", ctl_str(err, "code"));
+    *code = refusal;
+    snprintf(msg, msglen, "%s", ctl_str(err, "message"));
+  } else if (!(job = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "job")))) {
+    snprintf(msg, msglen, "unreadable answer from the database");
+  } else {
+    ctl_announce_action(cJSON_GetObjectItemCaseSensitive(o, "action"));
+  }
+  cJSON_Delete(o);
+  return job;
 }
 
 int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
@@ -93,7 +102,7 @@ int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
   }
   const char *code = "error";
   char msg[512] = "";
-  PGresult *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
+  char *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
   if (!r) {
     if (json) {
       cJSON *o = cJSON_CreateObject();
@@ -110,12 +119,12 @@ int ctl_jobs_retry(PGconn *c, const char *id, const ctl_filter *f, int json) {
   }
   ctl_announce(&id, 1);
   if (json) {
-    printf("%s\n", PQgetvalue(r, 0, 0));
+    printf("%s\n", r);
   } else {
     printf("retried: queued again, the relay dispatches it within seconds\n");
-    ctl_print_job(PQgetvalue(r, 0, 0));
+    ctl_print_job(r);
   }
-  PQclear(r);
+  cJSON_free(r);
   return CTL_OK;
 }
 
@@ -136,11 +145,11 @@ int ctl_dead_retry(PGconn *c, const ctl_filter *f, int json) {
   for (int i = 0; i < n; i++) {
     const char *id = PQgetvalue(ids, i, 0), *code = "error";
     char msg[512] = "";
-    PGresult *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
+    char *r = dead_retry_one(c, id, f->max_attempts, &code, msg, sizeof msg);
     if (r) {
       ok++;
       cJSON_AddItemToArray(done, cJSON_CreateString(id));
-      PQclear(r);
+      cJSON_free(r);
       continue;
     }
     cJSON *o = cJSON_CreateObject();

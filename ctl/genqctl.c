@@ -4,6 +4,7 @@
 #include "ctl.h"
 #include "job.h"
 #include "migrations.h"
+#include "when.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -102,64 +103,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return CTL_USAGE;
 }
 
-/* digits of exactly n characters at s, as a number; -1 if not */
-static int fixed_digits(const char *s, int n) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)s[i])) return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
-/* An RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), 'T'
- * also 't' or ' '. Fields are range-checked; the database parses it. */
-static int is_rfc3339(const char *s) {
-  if (strlen(s) < 20 || strlen(s) > 40) return 0;
-  int y = fixed_digits(s, 4), mo = fixed_digits(s + 5, 2), d = fixed_digits(s + 8, 2);
-  int h = fixed_digits(s + 11, 2), mi = fixed_digits(s + 14, 2), se = fixed_digits(s + 17, 2);
-  if (y < 1 || s[4] != '-' || mo < 1 || mo > 12 || s[7] != '-' || d < 1 || d > 31) return 0;
-  if (!strchr("Tt ", s[10]) || h < 0 || h > 23 || s[13] != ':' || mi < 0 || mi > 59 ||
-      s[16] != ':' || se < 0 || se > 60)
-    return 0;
-  const char *p = s + 19;
-  if (*p == '.') {
-    if (!isdigit((unsigned char)p[1])) return 0;
-    for (p++; isdigit((unsigned char)*p); p++) {
-    }
-  }
-  if ((*p == 'Z' || *p == 'z') && p[1] == '\0') return 1;
-  if (*p != '+' && *p != '-') return 0;
-  int oh = fixed_digits(p + 1, 2), om = fixed_digits(p + 4, 2);
-  return oh >= 0 && oh <= 23 && p[3] == ':' && om >= 0 && om <= 59 && p[6] == '\0';
-}
-
-/* A duration before now: one or more <digits><unit>, unit s m h d w (1h30m).
- * Writes whole seconds (at most 100 years) to out. Returns 0 or -1. */
-static int parse_duration(const char *s, char *out, size_t outlen) {
-  long long total = 0;
-  const long long cap = 100LL * 366 * 86400;
-  if (!*s) return -1;
-  while (*s) {
-    long long v = 0;
-    int digits = 0;
-    for (; isdigit((unsigned char)*s); s++, digits++) {
-      if (digits >= 10) return -1;
-      v = v * 10 + (*s - '0');
-    }
-    if (!digits) return -1;
-    const char *units = "smhdw";
-    static const long long secs[] = {1, 60, 3600, 86400, 7LL * 86400};
-    const char *u = *s ? strchr(units, *s) : NULL;
-    if (!u) return -1;
-    s++;
-    total += v * secs[u - units];
-    if (total > cap) return -1;
-  }
-  snprintf(out, outlen, "%lld", total);
-  return 0;
-}
-
 /* A whole number in lo..hi; -1 if not. */
 static long parse_bounded(const char *s, long lo, long hi) {
   char *end;
@@ -210,9 +153,9 @@ static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_
       a->f.user = v;
     } else if (opt == 't') {
       a->f.since_at = a->f.since_secs = NULL;
-      if (is_rfc3339(v)) {
+      if (when_is_rfc3339(v)) {
         a->f.since_at = v;
-      } else if (parse_duration(v, a->since_secs, sizeof a->since_secs) == 0) {
+      } else if (when_parse_duration(v, a->since_secs, sizeof a->since_secs) == 0) {
         a->f.since_secs = a->since_secs;
       } else {
         return usage_error("--since '%s' is neither an RFC 3339 date-time nor a duration like "
@@ -225,7 +168,7 @@ static int parse_args(int argc, char **argv, const char *allow, int maxpos, ctl_
     } else if (opt == 'J') {
       a->job = v;
     } else if (opt == 'g') {
-      if (parse_duration(v, a->grace_secs, sizeof a->grace_secs) < 0 ||
+      if (when_parse_duration(v, a->grace_secs, sizeof a->grace_secs) < 0 ||
           atoll(a->grace_secs) > 30LL * 86400)
         return usage_error("--grace '%s' is not a duration of at most 30d (0s, 10m, 1d)", v);
       a->grace = a->grace_secs;

@@ -47,26 +47,32 @@ int ctl_jobs_cancel(PGconn *c, const char *id, int json) {
     fprintf(stderr, "genqctl jobs cancel: '%s' is not a job id (a UUID)\n", id);
     return CTL_USAGE;
   }
-  const char *p[1] = {id};
-  /* as its user would: genq_job_cancel prices what had started */
+  const char *p[2] = {ctl_actor(), id};
+  /* as its user would: genq_job_cancel prices what had started; recorded
+   * in admin_actions when it canceled (genq_admin_job_cancel) */
   PGresult *r =
-      ctl_query(c, "jobs cancel",
-                "SELECT genq_job_cancel(j.user_id, j.id), j.status IN ('queued', 'running')"
-                " FROM jobs j WHERE j.id = $1::uuid",
-                1, p);
+      ctl_query(c, "jobs cancel", "SELECT genq_admin_job_cancel($1::jsonb, NULL, $2::uuid)", 2, p);
   if (!r) return CTL_FAIL;
-  if (PQntuples(r) != 1) {
-    PQclear(r);
+  cJSON *o = PQgetisnull(r, 0, 0) ? NULL : cJSON_Parse(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  char *job = o ? cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "job")) : NULL;
+  if (!job) {
+    cJSON_Delete(o);
     fprintf(stderr, "genqctl jobs cancel: no job %s\n", id);
     return CTL_FAIL;
   }
-  if (strcmp(PQgetvalue(r, 0, 1), "t") == 0) ctl_announce_canceled(id);
-  if (json) {
-    printf("%s\n", PQgetvalue(r, 0, 0));
-  } else {
-    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) printf("already ended: nothing to cancel\n");
-    ctl_print_job(PQgetvalue(r, 0, 0));
+  int canceled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "canceled"));
+  if (canceled) {
+    ctl_announce_canceled(id);
+    ctl_announce_action(cJSON_GetObjectItemCaseSensitive(o, "action"));
   }
-  PQclear(r);
+  if (json) {
+    printf("%s\n", job);
+  } else {
+    if (!canceled) printf("already ended: nothing to cancel\n");
+    ctl_print_job(job);
+  }
+  cJSON_free(job);
+  cJSON_Delete(o);
   return CTL_OK;
 }

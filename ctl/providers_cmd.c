@@ -17,7 +17,8 @@
 
 #define PROVIDERS_TIMEOUT_MS 5000
 
-#define NPROV PROVLIMIT_PROVIDERS
+#define NPROV PROVLIMIT_NPROVIDERS
+static const char *const *const providers = provlimit_providers;
 
 typedef struct {
   int pending, timed_out, closed, failed;
@@ -32,34 +33,18 @@ static void on_closed(void *arg) {
   ((run_state *)arg)->closed = 1;
 }
 
-/* One provider's EVAL of PROVLIMIT_SHOW_LUA (provlimit_state.h). */
-static void on_show(redisReply *reply, const char *err, void *arg) {
+/* show: every provider's state (provlimit_state.c). */
+static void on_show(const cJSON *arr, const char *err, void *arg) {
   run_state *st = arg;
-  provlimit_state ps;
   st->pending--;
-  if (provlimit_state_read(reply, &ps) != 0) {
-    fprintf(stderr, "genqctl providers: Redis: %s\n",
-            err ? err : (reply && reply->str ? reply->str : "unexpected reply"));
+  if (!arr) {
+    fprintf(stderr, "genqctl providers: %s\n", err ? err : "unexpected reply");
     st->failed = 1;
     return;
   }
-  int i = cJSON_GetArraySize(st->out);
-  cJSON *p = cJSON_CreateObject();
-  cJSON_AddStringToObject(p, "provider", provlimit_providers[i]);
-  cJSON_AddNumberToObject(p, "max_in_flight", (double)ps.max_in_flight);
-  cJSON_AddNumberToObject(p, "window", (double)ps.window);
-  cJSON_AddNumberToObject(p, "in_use", (double)ps.in_use);
-  cJSON_AddBoolToObject(p, "paused", ps.paused_for_ms > 0);
-  if (ps.paused_for_ms > 0)
-    cJSON_AddNumberToObject(p, "paused_for_ms", (double)ps.paused_for_ms);
-  else
-    cJSON_AddNullToObject(p, "paused_for_ms");
-  cJSON_AddNumberToObject(p, "rate_per_minute", (double)ps.rate_per_minute);
-  cJSON_AddStringToObject(p, "breaker", ps.breaker);
-  cJSON_AddNumberToObject(p, "failures", (double)ps.failures);
-  cJSON_AddNumberToObject(p, "breaker_trips", (double)ps.trips);
-  cJSON_AddNumberToObject(p, "rate_limited", (double)ps.limited);
-  cJSON_AddItemToArray(st->out, p);
+  cJSON_Delete(st->out);
+  st->out = cJSON_Duplicate(arr, 1);
+  if (!st->out) st->failed = 1;
 }
 
 static void on_set(redisReply *reply, const char *err, void *arg) {
@@ -89,16 +74,16 @@ static int run(const char *url, const char *provider, int open, run_state *st) {
   } else {
     while (!rds_connected(r) && !st->timed_out)
       uv_run(&loop, UV_RUN_ONCE);
-    char ks[64], kst[64];
-    for (int i = 0; i < NPROV && rds_connected(r); i++) {
-      if (provider && strcmp(provider, provlimit_providers[i]) != 0) continue;
-      provlimit_state_keys(provlimit_providers[i], ks, kst);
+    char kst[64];
+    if (!provider && rds_connected(r)) {
+      st->pending++;
+      if (provlimit_state_read(r, on_show, st) != 0) st->pending--;
+    }
+    for (int i = 0; i < NPROV && provider && rds_connected(r); i++) {
+      if (strcmp(provider, providers[i]) != 0) continue;
+      snprintf(kst, sizeof kst, PROVLIMIT_KEY_FMT, providers[i], "state");
       int sent;
-      if (!provider) {
-        static const char show[] = PROVLIMIT_SHOW_LUA;
-        const char *argv[] = {"EVAL", show, "2", ks, kst};
-        sent = rds_command_argv(r, on_show, st, 5, argv, NULL) == 0;
-      } else if (open) {
+      if (open) {
         sent = rds_command(r, on_set, st, "HSET %s breaker forced_open probe %s", kst, "") == 0;
       } else {
         sent = rds_command(r, on_set, st, "HSET %s breaker closed failures 0 open_until 0 probe %s",
@@ -184,7 +169,7 @@ int ctl_providers(int argc, char **argv) {
   if (!show) {
     int known = 0;
     for (int i = 0; provider && i < NPROV; i++)
-      known |= !strcmp(provider, provlimit_providers[i]);
+      known |= !strcmp(provider, providers[i]);
     if (!known) return usage(provider ? "unknown provider" : "needs a provider");
   }
   genq_config cfg;

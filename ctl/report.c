@@ -38,9 +38,18 @@ int ctl_credits_grant(PGconn *c, const char *user, long long amount, const char 
                       const char *note, int json) {
   char amt[32];
   snprintf(amt, sizeof amt, "%lld", amount);
-  const char *p[4] = {user, amt, key, note};
-  PGresult *r = ctl_query(c, "credits grant", "SELECT genq_grant($1, $2, $3, $4)", 4, p);
+  /* recorded in admin_actions (genq_admin_credits_grant): the same key
+   * again for the same user and amount changes nothing; for another, it is
+   * refused */
+  const char *p[5] = {ctl_actor(), user, amt, note, key};
+  PGresult *r = ctl_query(c, "credits grant",
+                          "SELECT g -> 'credits', g -> 'action' FROM genq_admin_credits_grant("
+                          "$1::jsonb, NULL, $2, $3::bigint, $4, $5) AS g",
+                          5, p);
   if (!r) return CTL_FAIL;
+  cJSON *action = cJSON_Parse(PQgetvalue(r, 0, 1));
+  ctl_announce_action(action);
+  cJSON_Delete(action);
   int rc = report_credits(r, user, json);
   PQclear(r);
   return rc;

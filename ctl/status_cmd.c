@@ -3,7 +3,7 @@
  *
  *   kinds      per job kind, from PostgreSQL (genq_fleet_status, fleet.sql):
  *              queued (ready now, waiting for a retry), the oldest ready
- *              job's age, running; and how many live workers take the kind
+ *              job's age, running, dead; and how many live workers take the kind
  *              now (running: not quiet, not stopping)
  *   workers    the live workers from the registry in Redis (registry.h),
  *              each with the jobs PostgreSQL says run there
@@ -72,22 +72,24 @@ static void print_status(const cJSON *st) {
   const cJSON *workers = cJSON_GetObjectItem(st, "workers");
   int redis_ok = cJSON_IsArray(workers);
   printf("queues at %s\n", ctl_str(st, "at"));
-  printf("%-12s %8s %8s %9s %10s %8s %8s\n", "KIND", "QUEUED", "READY", "RETRYING", "OLDEST",
-         "RUNNING", "WORKERS");
+  printf("%-12s %8s %8s %9s %10s %8s %8s %8s\n", "KIND", "QUEUED", "READY", "RETRYING", "OLDEST",
+         "RUNNING", "DEAD", "WORKERS");
   const cJSON *k;
   cJSON_ArrayForEach(k, cJSON_GetObjectItem(st, "kinds")) {
     char age[32] = "-", nw[16] = "?";
     const cJSON *a = cJSON_GetObjectItem(k, "oldest_age_s");
     if (cJSON_IsNumber(a)) ctl_fmt_age(age, sizeof age, a->valuedouble * 1000);
     if (redis_ok) snprintf(nw, sizeof nw, "%.0f", ctl_num(k, "workers"));
-    printf("%-12s %8.0f %8.0f %9.0f %10s %8.0f %8s%s\n", ctl_str(k, "kind"), ctl_num(k, "queued"),
-           ctl_num(k, "ready"), ctl_num(k, "retry_waiting"), age, ctl_num(k, "running"), nw,
+    printf("%-12s %8.0f %8.0f %9.0f %10s %8.0f %8.0f %8s%s\n", ctl_str(k, "kind"),
+           ctl_num(k, "queued"), ctl_num(k, "ready"), ctl_num(k, "retry_waiting"), age,
+           ctl_num(k, "running"), ctl_num(k, "dead"), nw,
            redis_ok && ctl_num(k, "queued") > 0 && ctl_num(k, "workers") == 0
                ? "  (no running worker takes it)"
                : "");
   }
-  printf("%-12s %8.0f %8s %9s %10s %8.0f\n\n", "all", ctl_num(st, "queued"), "", "", "",
-         ctl_num(st, "running"));
+  printf("%-12s %8.0f %8.0f %9.0f %10s %8.0f %8.0f\n\n", "all", ctl_num(st, "queued"),
+         ctl_num(st, "ready"), ctl_num(st, "retry_waiting"), "", ctl_num(st, "running"),
+         ctl_num(st, "dead"));
   if (redis_ok) {
     printf("workers (%d live)\n", cJSON_GetArraySize(workers));
     ctl_workers_print(workers, 1);

@@ -52,8 +52,9 @@ typedef struct {
 
 typedef struct {
   unsigned job_ms;
-  simtab jobs; /* by job id */
-  simtab keys; /* by idempotency key */
+  simtab jobs;    /* by job id */
+  simtab keys;    /* by idempotency key */
+  long long peak; /* most jobs in flight at once (in_flight_peak) */
 } hedra_state;
 
 static const char *const aspect_ratios[] = {"16:9", "9:16", "1:1", NULL};
@@ -90,6 +91,10 @@ static long long in_flight(void *arg) {
     n += now - j->mono_ms < j->total_ms;
   }
   return n;
+}
+
+static long long in_flight_peak(void *arg) {
+  return ((const hedra_state *)arg)->peak;
 }
 
 /* ---- answers --------------------------------------------------------- */
@@ -366,6 +371,8 @@ static hedra_job *job_new(provsim *ps, const cJSON *input, const char *key) {
   j->output_ms = cJSON_IsNumber(dur) ? (long long)dur->valuedouble : HE_DEFAULT_OUTPUT_MS;
   simtab_add(&hs->jobs, &j->by_id, j->id);
   if (j->key) simtab_add(&hs->keys, &j->by_key, j->key);
+  long long now_in_flight = in_flight(hs);
+  if (now_in_flight > hs->peak) hs->peak = now_in_flight;
   return j;
 }
 
@@ -505,7 +512,8 @@ int sim_hedra_init(provsim *ps, char *err, size_t errlen) {
       simstats_declare(ps->stats, "hedra", "creates", 0) < 0 ||
       simstats_declare(ps->stats, "hedra", "creates_by_idempotency_key", 1) < 0 ||
       simstats_declare(ps->stats, "hedra", "jobs_started", 0) < 0 ||
-      simstats_declare_gauge(ps->stats, "hedra", "in_flight", in_flight, hs) < 0) {
+      simstats_declare_gauge(ps->stats, "hedra", "in_flight", in_flight, hs) < 0 ||
+      simstats_declare_gauge(ps->stats, "hedra", "in_flight_peak", in_flight_peak, hs) < 0) {
     simtab_free(&hs->jobs);
     simtab_free(&hs->keys);
     free(hs);

@@ -23,12 +23,14 @@ GENQ_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev libhiredis-dev
 GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
 # scripts/test's: tests/e2e/e2e_pgbouncer.sh runs genq through PgBouncer
 # (Debian 12: 1.18; docs/scaling.md). Sentinel is redis-server's own mode.
-# prometheus ships promtool, which tests/e2e/e2e_metrics.sh checks every
-# /metrics answer with (its daemon is never started: GENQ_NO_START_DEB_PACKAGES);
-# docker-compose (1.29) validates docker-compose.yml without a Docker daemon
+# tests/e2e/e2e_admin_browser.sh drives the dashboard in Debian's headless
+# Chromium (/usr/bin/chromium). prometheus ships promtool, which
+# tests/e2e/e2e_metrics.sh checks every /metrics answer with (its daemon is
+# never started: GENQ_NO_START_DEB_PACKAGES); docker-compose (1.29)
+# validates docker-compose.yml without a Docker daemon
 # (tests/e2e/e2e_compose.sh).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-GENQ_TEST_DEB_PACKAGES=(pgbouncer prometheus docker-compose)
+GENQ_TEST_DEB_PACKAGES=(pgbouncer chromium prometheus docker-compose)
 # Packages whose install would start a system service genq has no use for
 # (and whose postinst fails the install where that service cannot start,
 # e.g. in a container): installed with services kept from starting.

@@ -52,6 +52,23 @@ static void closed(uv_handle_t *h) {
   free(h->data);
 }
 
+/* Off the waiting list and away from its job. */
+static void unlink_admit(wadmit *a) {
+  wjob *j = a->j;
+  worker *w = j->w;
+  if (a->prev) a->prev->next = a->next;
+  if (a->next) a->next->prev = a->prev;
+  if (w->admits == a) w->admits = a->next;
+  w->nadmits--;
+  j->admit = NULL;
+  a->j = NULL;
+  uv_timer_stop(&a->timer);
+}
+
+static void free_admit(wadmit *a) {
+  uv_close((uv_handle_t *)&a->timer, closed);
+}
+
 /* Leaves the waiting list and ends as `how` says; with an answer still
  * out, once it is in. */
 static void end(wadmit *a, admit_end how) {
@@ -61,17 +78,12 @@ static void end(wadmit *a, admit_end how) {
   }
   wjob *j = a->j;
   worker *w = j->w;
-  if (a->prev) a->prev->next = a->next;
-  if (a->next) a->next->prev = a->prev;
-  if (w->admits == a) w->admits = a->next;
-  w->nadmits--;
-  j->admit = NULL;
   char msg_id[sizeof a->msg_id];
   memcpy(msg_id, a->msg_id, sizeof msg_id);
   void (*claim)(wjob *, const char *) = a->claim;
   prov_id p = a->p;
-  uv_timer_stop(&a->timer);
-  uv_close((uv_handle_t *)&a->timer, closed);
+  unlink_admit(a);
+  free_admit(a);
   switch (how) {
   case ADMIT_CLAIM:
     j->pre_slot = (uint8_t)(p + 1);
@@ -118,6 +130,10 @@ static void later(wadmit *a, long ms) {
 static void answered(redisReply *reply, const char *err, void *arg) {
   wadmit *a = arg;
   a->busy = 0;
+  if (!a->j) { /* its job left meanwhile (the grace ran out): a slot granted lapses */
+    free_admit(a);
+    return;
+  }
   long long wait = 0;
   int granted = provlimit_answer(reply, &wait);
   if (ended_meanwhile(a, granted)) return;
@@ -162,6 +178,10 @@ static void share_read(const db_result *r, void *arg) {
     wadmit *a = b->a[i];
     wjob *j = a->j;
     a->busy = 0;
+    if (!j) { /* its job left meanwhile */
+      free_admit(a);
+      continue;
+    }
     int row = -1;
     for (int k = 0; k < rows && row < 0; k++)
       if (strcasecmp(PQgetvalue(r->res, k, 0), j->id) == 0) row = k;
@@ -317,6 +337,11 @@ void admit_claimed(wjob *j) {
 }
 
 void admit_job_ended(wjob *j) {
+  wadmit *a = j->admit;
+  if (a) { /* left before its admission ended (the grace ran out while it asked) */
+    unlink_admit(a);
+    if (!a->busy) free_admit(a); /* else its answer frees it */
+  }
   if (j->pre_slot) { /* never adopted: the claim was refused, or the job ended first */
     provlimit_free(j, (prov_id)(j->pre_slot - 1), j->pre_step);
     j->pre_slot = 0;

@@ -26,11 +26,11 @@
 #include "genq_version.h"
 #include "http_server.h"
 #include "log.h"
-#include "provlimit_lua.h"
 #include "provlimit_state.h"
 #include "worker.h"
 
-_Static_assert(METRICS_PROVIDERS == PROV_COUNT, "a provider_stats per provider with limits");
+_Static_assert(METRICS_PROVIDERS == PROV_COUNT && PROV_COUNT == PROVLIMIT_NPROVIDERS,
+               "a provider_stats per provider with limits");
 
 #define METRICS_MAX_BYTES (8u << 20)
 #define STATE_MAX_AGE_MS 1000
@@ -94,119 +94,87 @@ void metrics_step_ended(const wstep *s) {
 
 /* ---- the fleet's provider limits, from Redis ---- */
 
-typedef struct state_read state_read;
-typedef struct {
-  state_read *r;
-  int i;
-} state_slot;
-struct state_read {
-  prom_cache *c;
-  int pending, failed;
-  state_slot slot[PROV_COUNT];
-  provlimit_state st[PROV_COUNT];
-};
+static double jnum(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
 
-static char *state_text(const provlimit_state *st, size_t *len) {
+/* The exposition text of provlimit_state_read's array (provlimit_state.h:
+ * one object per provider, in provlimit_providers' order). */
+static char *state_text(const cJSON *providers, size_t *len) {
   static const char *const breakers[] = {"closed", "open", "half_open", "forced_open"};
-  prom_buf b;
-  prom_buf_init(&b, METRICS_MAX_BYTES);
   struct {
-    const char *name, *type, *help;
-    size_t off;
+    const char *name, *type, *help, *field;
   } const fields[] = {
       {"genq_provider_max_in_flight", "gauge",
        "The configured limit of generations in flight at the provider across the fleet (0: "
        "none).",
-       offsetof(provlimit_state, max_in_flight)},
+       "max_in_flight"},
       {"genq_provider_window", "gauge",
        "Slots the provider's adaptive window allows now (a 429 shrinks it, successes grow it "
        "back).",
-       offsetof(provlimit_state, window)},
+       "window"},
       {"genq_provider_slots_in_use", "gauge",
-       "Provider slots held now across the fleet (generations in flight).",
-       offsetof(provlimit_state, in_use)},
+       "Provider slots held now across the fleet (generations in flight).", "in_use"},
       {"genq_provider_rate_per_minute", "gauge",
        "The configured paid calls a minute to the provider across the fleet (0: no rate).",
-       offsetof(provlimit_state, rate_per_minute)},
+       "rate_per_minute"},
       {"genq_provider_breaker_failures", "gauge",
-       "Consecutive failures (5xx, timeouts) toward the provider's breaker.",
-       offsetof(provlimit_state, failures)},
+       "Consecutive failures (5xx, timeouts) toward the provider's breaker.", "failures"},
       {"genq_provider_breaker_trips_total", "counter",
-       "Times the provider's breaker opened, across the fleet.", offsetof(provlimit_state, trips)},
+       "Times the provider's breaker opened, across the fleet.", "breaker_trips"},
       {"genq_provider_rate_limited_total", "counter",
        "429 answers from the provider the fleet reported (each shrinks the window).",
-       offsetof(provlimit_state, limited)},
+       "rate_limited"},
+      {"genq_provider_paused_seconds", "gauge",
+       "How long new generations at the provider stay paused (a 429's Retry-After); 0: not "
+       "paused.",
+       "paused_for_ms"},
   };
+  prom_buf b;
+  prom_buf_init(&b, METRICS_MAX_BYTES);
+  const cJSON *p;
   for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
     prom_family(&b, fields[f].name, fields[f].type, fields[f].help);
-    for (int p = 0; p < PROV_COUNT; p++) {
-      const char *const labels[] = {"provider", provlimit_providers[p], NULL};
-      long long v = *(const long long *)((const char *)&st[p] + fields[f].off);
-      prom_sample(&b, fields[f].name, labels, (double)v);
+    int ms = strcmp(fields[f].field, "paused_for_ms") == 0;
+    cJSON_ArrayForEach(p, providers) {
+      const char *const labels[] = {"provider",
+                                    cJSON_GetStringValue(cJSON_GetObjectItem(p, "provider")), NULL};
+      double v = jnum(p, fields[f].field); /* paused_for_ms is null when not paused: 0 */
+      prom_sample(&b, fields[f].name, labels[1] ? labels : NULL, ms ? v / 1000.0 : v);
     }
-  }
-  prom_family(&b, "genq_provider_paused_seconds", "gauge",
-              "How long new generations at the provider stay paused (a 429's Retry-After); 0: "
-              "not paused.");
-  for (int p = 0; p < PROV_COUNT; p++) {
-    const char *const labels[] = {"provider", provlimit_providers[p], NULL};
-    prom_sample(&b, "genq_provider_paused_seconds", labels, (double)st[p].paused_for_ms / 1000.0);
   }
   prom_family(&b, "genq_provider_breaker_state", "gauge",
               "The provider's breaker: 1 for the state it is in (closed, open, half_open: the "
               "next call is the probe, forced_open: genqctl providers open), 0 for the others.");
-  for (int p = 0; p < PROV_COUNT; p++)
-    for (size_t i = 0; i < sizeof breakers / sizeof breakers[0]; i++) {
-      const char *const labels[] = {"provider", provlimit_providers[p], "state", breakers[i], NULL};
-      prom_sample(&b, "genq_provider_breaker_state", labels,
-                  strcmp(st[p].breaker, breakers[i]) == 0);
+  cJSON_ArrayForEach(p, providers) {
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(p, "provider"));
+    const char *br = cJSON_GetStringValue(cJSON_GetObjectItem(p, "breaker"));
+    for (size_t i = 0; name && i < sizeof breakers / sizeof breakers[0]; i++) {
+      const char *const labels[] = {"provider", name, "state", breakers[i], NULL};
+      prom_sample(&b, "genq_provider_breaker_state", labels, br && !strcmp(br, breakers[i]));
     }
+  }
   return prom_buf_take(&b, len);
 }
 
-static void state_answer(redisReply *reply, const char *err, void *arg) {
-  state_slot *sl = arg;
-  state_read *r = sl->r;
-  if (provlimit_state_read(reply, &r->st[sl->i]) != 0) {
-    if (!r->failed)
-      log_warn("metrics: the provider limits were not read",
-               LS("error", err ? err : (reply && reply->str ? reply->str : "unexpected reply")));
-    r->failed = 1;
-  }
-  if (--r->pending > 0) return;
+static void state_answer(const cJSON *providers, const char *err, void *arg) {
+  prom_cache *c = arg;
   size_t len = 0;
-  char *text = r->failed ? NULL : state_text(r->st, &len);
-  prom_cache *c = r->c;
-  free(r);
+  char *text = NULL;
+  if (providers && cJSON_GetArraySize(providers) == PROV_COUNT)
+    text = state_text(providers, &len);
+  else
+    log_warn("metrics: the provider limits were not read",
+             LS("error", err ? err : "unexpected answer"));
   prom_cache_done(c, text, len);
 }
 
-/* prom_cache's read: one EVAL of PROVLIMIT_SHOW_LUA per provider (their
- * answers come from the loop, never inside rds_command_argv). */
+/* prom_cache's read: every provider's state (provlimit_state_read). */
 static void state_read_start(prom_cache *c, void *arg) {
   worker *w = arg;
-  state_read *r = calloc(1, sizeof *r);
-  if (!r || w->redis_closed || !rds_connected(w->redis)) {
-    free(r);
+  if (w->redis_closed || provlimit_state_read(w->redis, state_answer, c) != 0)
     prom_cache_done(c, NULL, 0);
-    return;
-  }
-  r->c = c;
-  for (int p = 0; p < PROV_COUNT; p++) {
-    char ks[64], kst[64];
-    provlimit_state_keys(provlimit_providers[p], ks, kst);
-    static const char show[] = PROVLIMIT_SHOW_LUA;
-    const char *argv[] = {"EVAL", show, "2", ks, kst};
-    r->slot[p] = (state_slot){r, p};
-    if (rds_command_argv(w->redis, state_answer, &r->slot[p], 5, argv, NULL) == 0)
-      r->pending++;
-    else
-      r->failed = 1;
-  }
-  if (r->pending == 0) { /* nothing went out */
-    free(r);
-    prom_cache_done(c, NULL, 0);
-  }
 }
 
 /* ---- the scrape ---- */

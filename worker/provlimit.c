@@ -27,7 +27,7 @@
 #include "worker.h"
 
 /* prov_id order is provlimit_state.h's: one list of the providers with limits */
-_Static_assert(PROV_COUNT == PROVLIMIT_PROVIDERS, "prov_id and provlimit_providers agree");
+_Static_assert(PROV_COUNT == PROVLIMIT_NPROVIDERS, "prov_id and provlimit_providers agree");
 #define prov_names provlimit_providers
 
 const char *provlimit_name(prov_id p) {
@@ -49,8 +49,9 @@ int provlimit_parse(const char *name, prov_id *out) {
   return -1;
 }
 
-static void keys(prov_id p, char slots[64], char state[64]) {
-  provlimit_state_keys(prov_names[p], slots, state);
+static void keys(prov_id p, char *slots, char *state, size_t n) {
+  snprintf(slots, n, PROVLIMIT_KEY_FMT, prov_names[p], "slots");
+  snprintf(state, n, PROVLIMIT_KEY_FMT, prov_names[p], "state");
 }
 
 /* "<job id>:<step>@<worker id>|<user>": the user's share is counted from
@@ -83,7 +84,7 @@ int provlimit_answer(const redisReply *reply, long long *wait_ms) {
 int provlimit_ask(wjob *j, prov_id p, const char *m, rds_cb cb, void *arg) {
   worker *w = j->w;
   char ks[64], kst[64], kw[64], kwt[64], lease[24], max[16], rate[16], weight[16];
-  keys(p, ks, kst);
+  keys(p, ks, kst, sizeof ks);
   snprintf(kw, sizeof kw, PROVLIMIT_KEY_FMT, prov_names[p], "waiting");
   snprintf(kwt, sizeof kwt, PROVLIMIT_KEY_FMT, prov_names[p], "weights");
   snprintf(lease, sizeof lease, "%d", w->cfg.lease_seconds * 1000);
@@ -99,7 +100,7 @@ void provlimit_free(wjob *j, prov_id p, const char *step) {
   worker *w = j->w;
   if (w->redis_closed) return; /* the lease lets it lapse */
   char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX];
-  keys(p, ks, kst);
+  keys(p, ks, kst, sizeof ks);
   provlimit_member(j, step, m, sizeof m);
   rds_command(w->redis, NULL, NULL, "ZREM %s %s", ks, m);
 }
@@ -217,7 +218,7 @@ void provlimit_acquire(wstep *s, prov_id p, void (*cb)(wstep *s, int ok)) {
 static void send_report(wstep *s, prov_id p, const char *outcome, long retry_after_ms, int drop) {
   worker *w = s->j->w;
   char ks[64], kst[64], m[PROVLIMIT_MEMBER_MAX], ra[24], max[16], k[16], cool[16];
-  keys(p, ks, kst);
+  keys(p, ks, kst, sizeof ks);
   member(s, m, sizeof m);
   snprintf(ra, sizeof ra, "%ld", retry_after_ms);
   snprintf(max, sizeof max, "%d", w->cfg.provider_max_in_flight[p]);
@@ -283,7 +284,7 @@ static void renew(uv_timer_t *t) {
       continue;
     }
     char ks[64], kst[64], lease[24];
-    keys((prov_id)p, ks, kst);
+    keys((prov_id)p, ks, kst, sizeof ks);
     snprintf(lease, sizeof lease, "%d", w->cfg.lease_seconds * 1000);
     argv[0] = "EVAL";
     argv[1] = PROVLIMIT_RENEW_LUA;

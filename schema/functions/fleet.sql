@@ -4,16 +4,19 @@
 -- PostgreSQL, the truth, has it.
 
 -- genq_fleet_status() → {at, kinds: [{kind, queued, ready, retry_waiting,
--- oldest_ready_at, oldest_age_s, next_retry_at, running}], queued, running,
--- running_by_worker: [{worker_id, running, lease_until}]}.
+-- oldest_ready_at, oldest_age_s, next_retry_at, running, dead}], queued,
+-- ready, retry_waiting, running, dead, running_by_worker: [{worker_id,
+-- running, lease_until}]}. `genqctl status` and GET /v1/admin/stats (and
+-- the dashboard's event stream) read it.
 -- Every kind the jobs table allows appears, with zeros when it has no job. ready: queued and due
 -- now; retry_waiting: queued with next_attempt_at still ahead (SPEC §4: "a
 -- job waiting for a retry is queued"). A ready job has waited since it was
 -- submitted or since its retry fell due, whichever is later: oldest_age_s is
 -- that of the one waiting longest (null when none is ready). The queued
 -- jobs are read through jobs_queued_kind, the running ones through
--- jobs_running_lease (partial indexes): the work is the size of the queue
--- and of what runs, never of the table. plpgsql: genq_ts is in util.sql,
+-- jobs_running_lease, the dead ones (the dead-letter set) through jobs_dead
+-- (partial indexes): the work is the size of the queue, of what runs and of
+-- the dead-letter set, never of the table. plpgsql: genq_ts is in util.sql,
 -- applied after this file.
 create or replace function genq_fleet_status() returns jsonb
 language plpgsql stable as $$
@@ -39,7 +42,8 @@ begin
              filter (where j.next_attempt_at is null or j.next_attempt_at <= v_now) as oldest,
            min(j.next_attempt_at) filter (where j.next_attempt_at > v_now) as next_retry
     from jobs j where j.status = 'queued' group by j.kind),
-  r as (select j.kind, count(*) as running from jobs j where j.status = 'running' group by j.kind)
+  r as (select j.kind, count(*) as running from jobs j where j.status = 'running' group by j.kind),
+  d as (select j.kind, count(*) as dead from jobs j where j.dead_at is not null group by j.kind)
   select jsonb_build_object(
     'at', genq_ts(v_now),
     'kinds', jsonb_agg(jsonb_build_object(
@@ -50,11 +54,16 @@ begin
       'oldest_ready_at', genq_ts(q.oldest),
       'oldest_age_s', round(extract(epoch from v_now - q.oldest)::numeric, 3),
       'next_retry_at', genq_ts(q.next_retry),
-      'running', coalesce(r.running, 0)) order by k.ord),
+      'running', coalesce(r.running, 0),
+      'dead', coalesce(d.dead, 0)) order by k.ord),
     'queued', coalesce(sum(q.queued), 0),
-    'running', coalesce(sum(r.running), 0))
+    'ready', coalesce(sum(q.ready), 0),
+    'retry_waiting', coalesce(sum(q.retry_waiting), 0),
+    'running', coalesce(sum(r.running), 0),
+    'dead', coalesce(sum(d.dead), 0))
   into v_out
-  from k left join q on q.kind = k.kind left join r on r.kind = k.kind;
+  from k left join q on q.kind = k.kind left join r on r.kind = k.kind
+    left join d on d.kind = k.kind;
 
   return v_out || jsonb_build_object('running_by_worker', coalesce((
     select jsonb_agg(jsonb_build_object('worker_id', w.worker_id, 'running', w.running,

@@ -22,6 +22,8 @@
 #   succeeds, and closes it.
 # - OpenAI too (GENQ_OPENAI_MAX_IN_FLIGHT=2): 6 storyboards at once
 #   succeed, some of them having waited for a slot.
+# - Hedra too (GENQ_HEDRA_MAX_IN_FLIGHT=2): 5 lip-syncs at once succeed,
+#   the simulator's peak of Hedra jobs in flight 2.
 # - Fairness: user A submits 200 image jobs (every one read by a worker:
 #   they wait for Luma's 4 slots before their claim), then user B one: B's
 #   job is granted the next free slot (B holds fewer slots per weight than
@@ -45,14 +47,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PROVSIM_LUMA_VIDEO_MS=1500 PROVSIM_LUMA_IMAGE_MS=300
 export GENQ_POLL_INTERVAL_MS=200 GENQ_POLL_MAX_INTERVAL_MS=400
 export GENQ_LUMA_MAX_IN_FLIGHT=4 GENQ_BREAKER_FAILURES=3 GENQ_BREAKER_COOLDOWN_MS=2000
-export GENQ_OPENAI_MAX_IN_FLIGHT=2
+export GENQ_OPENAI_MAX_IN_FLIGHT=2 GENQ_HEDRA_MAX_IN_FLIGHT=2 PROVSIM_HEDRA_MS=800
 mini_stack_start
 out=$(env GENQ_LUMA_MAX_IN_FLIGHT=-1 timeout 20 "$BIN/genq-worker" 2>&1)
 rc=$?
 check "a bad GENQ_LUMA_MAX_IN_FLIGHT stops genq-worker, naming it (exit $rc)" \
   eval '((rc != 0 && rc != 124)) && grep -q GENQ_LUMA_MAX_IN_FLIGHT <<<"$out"'
 for n in 1 2 3; do
-  start_worker "worker$n" -- --concurrency 80 --kinds video,image,storyboard
+  start_worker "worker$n" -- --concurrency 80 --kinds video,image,storyboard,lipsync
 done
 W3=$WPID
 mini_stack_user 1000
@@ -209,6 +211,39 @@ check "genqctl providers show: OpenAI max 2, window 2, no slot left in use ($(op
 waited=$(cat "$STATE"/logs/worker*.log | grep "waiting for a provider slot" | grep -c '"provider":"openai"')
 check "some of them waited for an OpenAI slot ($waited times)" [ "$waited" -gt 0 ]
 check "D holds nothing" credits_are "$TD" 4 0
+
+# --- Hedra ----------------------------------------------------------------------
+new_user h 100
+UH=$U TH=$T
+# upload TOKEN FILE TYPE: the upload's id
+upload() {
+  curl -sS --max-time 10 -H "Authorization: Bearer $1" -H "Content-Type: $3" \
+    --data-binary "@$2" "$API/v1/uploads" | jq -r '.id // empty'
+}
+# tiny valid inputs: a 1x1 PNG and one second of 8 kHz 8-bit WAV
+base64 -d >"$TMP/avatar.png" <<<'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
+{
+  printf 'RIFF\x64\x1f\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x40\x1f\x00\x00\x01\x00\x08\x00data\x40\x1f\x00\x00'
+  head -c 8000 /dev/zero | tr '\0' '\200'
+} >"$TMP/voice.wav"
+: >"$TMP/h.ids"
+for i in 1 2 3 4 5; do
+  a=$(upload "$TH" "$TMP/avatar.png" image/png) v=$(upload "$TH" "$TMP/voice.wav" audio/wav)
+  req POST /v1/jobs "$TH" "$(jq -nc --arg a "$a" --arg v "$v" '{kind:"lipsync",input:{image_upload_id:$a,audio_upload_id:$v}}')"
+  status_is 202 && jq -r .id <<<"$BODY" >>"$TMP/h.ids"
+done
+check "5 lip-sync jobs accepted" [ "$(wc -l <"$TMP/h.ids")" -eq 5 ]
+for ((i = 0; i < 300; i++)); do
+  (($(succeeded_of "$UH") >= 5)) && break
+  sleep 0.2
+done
+check "5 lip-syncs succeed under a Hedra limit of 2" [ "$(succeeded_of "$UH")" -eq 5 ]
+hp=$(sim_count hedra in_flight_peak)
+check "the simulator's peak of Hedra jobs in flight is 2 ($hp)" [ "$hp" -eq 2 ]
+hedra() { "$GENQCTL" providers show --json | jq -c '.providers[] | select(.provider == "hedra")'; }
+check "genqctl providers show: Hedra max 2, no slot left in use ($(hedra))" \
+  eval 'hedra | jq -e ".max_in_flight == 2 and .in_use == 0" >/dev/null'
+check "H holds nothing" credits_are "$TH" 60 0
 
 # --- fairness -------------------------------------------------------------------
 new_user a 1000

@@ -141,7 +141,8 @@ check "stats: luma and hedra counters present and zero" jqt \
   '.luma == {"creates":0,"creates_by_prompt":{},"deletes":0,"gets":0,"callbacks":0,
              "callback_failures":0,"callbacks_refused":0,"rate_limited":0,"in_flight":0,
              "in_flight_peak":0}
-   and .hedra == {"files":0,"creates":0,"creates_by_idempotency_key":{},"jobs_started":0,"in_flight":0}'
+   and .hedra == {"files":0,"creates":0,"creates_by_idempotency_key":{},"jobs_started":0,"in_flight":0,
+             "in_flight_peak":0}'
 
 # --- Luma: authentication and validation ----------------------------------
 VIDEO='{"model":"ray-2","prompt":"a lighthouse at dusk '$RUN'","aspect_ratio":"16:9","duration":"5s","resolution":"720p","loop":false}'
