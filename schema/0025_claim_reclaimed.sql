@@ -1,4 +1,4 @@
--- 0024_claim_reclaimed: genq_claim_jobs also answers, per job claimed,
+-- 0025_claim_reclaimed: genq_claim_jobs also answers, per job claimed,
 -- whether the claim was a reclaim (the job was running under a worker
 -- whose lease had lapsed), which the worker counts in
 -- genq_worker_reclaims_total (docs/metrics.md). Its result changes, so the
