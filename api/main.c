@@ -297,7 +297,8 @@ static unsigned connection_cap(void) {
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
   }
   if (rl.rlim_cur >= want) return API_MAX_CONNECTIONS;
-  unsigned cap = rl.rlim_cur > 2 * (rlim_t)API_SPARE_FDS ? (unsigned)(rl.rlim_cur - API_SPARE_FDS) : 64;
+  unsigned cap =
+      rl.rlim_cur > 2 * (rlim_t)API_SPARE_FDS ? (unsigned)(rl.rlim_cur - API_SPARE_FDS) : 64;
   log_warn("open files limited: fewer connections", LI("limit", (long long)rl.rlim_cur),
            LI("connections", cap));
   return cap;
