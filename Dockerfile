@@ -34,4 +34,7 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/genq genq \
 COPY --from=build /build/genq-api /build/genq-worker /build/genq-provsim /build/genqctl /usr/local/bin/
 USER genq
 WORKDIR /var/lib/genq
+# genq-api (GENQ_API_LISTEN; its GET /metrics too), a worker's GET /metrics
+# (GENQ_METRICS_LISTEN in docker-compose.yml)
+EXPOSE 8080 9100
 CMD ["genq-api"]

@@ -17,6 +17,7 @@
 
 struct api_access;
 struct api_events;
+struct api_metrics;
 struct api_submits;
 struct api_admin_events;
 
@@ -37,6 +38,7 @@ typedef struct api_ctx {
   struct api_events *events;             /* events.c's state */
   struct api_submits *submits;           /* submit_batch.c's queue; NULL until the first submit */
   struct api_admin_events *admin_events; /* admin_events.c's streams */
+  struct api_metrics *metrics;           /* metrics.c's counts and the fleet's cached state */
   unsigned stored_streams;               /* stored.c's large downloads in progress */
   char instance[17];                     /* this process, in the names of its stream slots */
 } api_ctx;
@@ -219,6 +221,25 @@ void api_events_stop(api_ctx *ctx);
 /* Ends the streams of user (when not NULL) and those opened with the API
  * key key_id (when not NULL): their access was revoked. */
 void api_events_revoked(api_ctx *ctx, const char *user, const char *key_id);
+
+/* Event streams this process holds open. */
+unsigned api_events_open(const api_ctx *ctx);
+
+/* ---- metrics.c: GET /metrics (docs/metrics.md) ---- */
+/* Counts this process' HTTP answers by route (routes: each route number's
+ * template, nroutes of them, borrowed; the server's observer) and readies
+ * the fleet's cached state. After http_server_new: 0, or -1 (out of
+ * memory). */
+int api_metrics_start(api_ctx *ctx, const char *const *routes, unsigned nroutes);
+/* GET /metrics: the fleet (read from PostgreSQL when older than a second,
+ * waited for a second at most), this process' counts, process_*. */
+void api_metrics_get(api_ctx *ctx, http_request *req);
+/* A job of kind was created by a submission (not a replay). */
+void api_metrics_submitted(api_ctx *ctx, const char *kind);
+/* At shutdown, before the server closes: waiting scrapes are answered. */
+void api_metrics_stop(api_ctx *ctx);
+/* After the loop ended. */
+void api_metrics_free(api_ctx *ctx);
 
 /* ---- sse.c ---- */
 /* One server-sent event: "event: <event>\ndata: <data>\nid: <id>\n\n",

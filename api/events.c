@@ -498,3 +498,7 @@ void api_events_stop(api_ctx *ctx) {
   ctx->events = NULL;
   uv_close((uv_handle_t *)&ev->renew, ev_renew_closed);
 }
+
+unsigned api_events_open(const api_ctx *ctx) {
+  return ctx->events ? ctx->events->nstreams : 0;
+}

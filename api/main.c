@@ -30,6 +30,8 @@ static void route(http_request *req, void *arg) {
   char id[API_ROUTE_PARAM_MAX];
   const api_route *rt = api_route_match(http_req_path(req), id);
   api_user u;
+  /* its label in genq_http_requests_total: 0 unmatched, else 1 + its row */
+  http_req_set_route(req, rt ? (unsigned)(rt - api_routes) + 1 : 0);
 
   if (!rt) {
     api_reply_error(req, 404, "not_found", "no such endpoint", NULL);
@@ -48,6 +50,10 @@ static void route(http_request *req, void *arg) {
   }
   if (r == API_ROUTE_READYZ) {
     api_readyz(ctx, req);
+    return;
+  }
+  if (r == API_ROUTE_METRICS) { /* for the operator's scraper, on the network it reaches */
+    api_metrics_get(ctx, req);
     return;
   }
   if (r == API_ROUTE_UPLOAD_CONTENT) { /* fetched by providers: the signed URL is the capability */
@@ -200,7 +206,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   log_info("shutting down", LI("signal", signum));
   close_signals();
-  api_events_stop(ctx); /* ends the open event streams */
+  api_metrics_stop(ctx); /* answers the scrapes waiting for the fleet's state */
+  api_events_stop(ctx);  /* ends the open event streams */
   api_admin_events_stop(ctx);
   api_access_stop(ctx);
   http_server_close(ctx->server, http_closed, ctx);
@@ -302,6 +309,14 @@ int main(int argc, char **argv) {
       .max_per_ip = (unsigned)ctx.cfg.max_connections_per_ip,
   };
   int rc = http_server_new(&ctx.server, ctx.loop, &lim, route, &ctx);
+  /* the route label of genq_http_requests_total: "unmatched", then each
+   * row's template (api/routes.c), by http_req_set_route's number */
+  static const char *route_labels[1 + API_ROUTES_MAX];
+  route_labels[0] = "unmatched";
+  for (size_t i = 0; i < api_routes_count && i < API_ROUTES_MAX; i++)
+    route_labels[i + 1] = api_routes[i].path;
+  if (rc == 0 && api_metrics_start(&ctx, route_labels, 1 + (unsigned)api_routes_count) != 0)
+    rc = UV_ENOMEM;
   if (rc == 0) {
     http_server_set_body_limit(ctx.server, body_limit, &ctx);
     http_server_set_error_writer(ctx.server, api_server_error, NULL);
@@ -333,6 +348,7 @@ int main(int argc, char **argv) {
 
   uv_run(ctx.loop, UV_RUN_DEFAULT);
   api_submits_free(&ctx);
+  api_metrics_free(&ctx);
   jwt_cache_free(ctx.tokens);
   jwt_verifier_free(ctx.jwt);
   config_free(&ctx.cfg);

@@ -9,6 +9,7 @@
 const api_route api_routes[] = {
     {"/healthz", "GET", API_ROUTE_HEALTHZ},
     {"/readyz", "GET", API_ROUTE_READYZ},
+    {"/metrics", "GET", API_ROUTE_METRICS},
     {"/v1/jobs", "GET, POST", API_ROUTE_JOBS},
     {"/v1/jobs/{id}", "GET", API_ROUTE_JOB},
     {"/v1/jobs/{id}/cancel", "POST", API_ROUTE_JOB_CANCEL},

@@ -16,6 +16,7 @@ typedef enum {
   API_ROUTE_NONE,
   API_ROUTE_HEALTHZ,
   API_ROUTE_READYZ,
+  API_ROUTE_METRICS,
   API_ROUTE_JOBS,
   API_ROUTE_JOB,
   API_ROUTE_JOB_CANCEL,
@@ -43,7 +44,9 @@ typedef struct {
   api_route_id id;
 } api_route;
 
-/* The table, in match order (the first template that matches wins). */
+/* The table, in match order (the first template that matches wins); at
+ * most API_ROUTES_MAX rows (test_routes holds it to that). */
+#define API_ROUTES_MAX 63
 extern const api_route api_routes[];
 extern const size_t api_routes_count;
 

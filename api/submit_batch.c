@@ -133,6 +133,7 @@ static void reply_row(api_ctx *ctx, submit_item *it, PGresult *res, int row) {
     const char *id = PQgetvalue(res, row, 2);
     relay_job(ctx->relay, it->kind, id);
     queue_publish_change(ctx->redis, id);
+    api_metrics_submitted(ctx, it->kind);
     log_info("job submitted", LS("request_id", http_req_id(req)), LS("job_id", id),
              LS("kind", it->kind));
   }

@@ -123,6 +123,8 @@ static const config_var config_vars[] = {
      0},
     {"GENQ_WORKER_BEAT_MS", 0, CONFIG_WORKER, T_INT, 100, 60000, "2000", F(worker_beat_ms), 0},
     {"GENQ_WORKER_TTL_MS", 0, CONFIG_WORKER, T_INT, 500, 600000, "10000", F(worker_ttl_ms), 0},
+    {"GENQ_METRICS_LISTEN", 0, CONFIG_WORKER, T_LISTEN, 0, 0, NULL, F(metrics_host),
+     F(metrics_port)},
     {"GENQ_UPLOAD_MAX_BYTES", 0, SRV, T_SIZE, 1024, 1LL << 30, "26214400", F(upload_max_bytes), 0},
     {"GENQ_ASSET_MAX_BYTES", 0, SRV, T_SIZE, 1024, 1LL << 31, "268435456", F(asset_max_bytes), 0},
     {"GENQ_S3_ACCESS_KEY", 0, SRV, T_SECRET, 0, 0, NULL, F(s3_access_key), 0},

@@ -74,6 +74,9 @@ typedef struct {
                               worker writes its registry record (docs/fleet.md) */
   int worker_ttl_ms;       /* GENQ_WORKER_TTL_MS 500..600000, default 10000: a record not
                               renewed for that long ages out (at least twice the beat) */
+  char metrics_host[64];   /* GENQ_METRICS_LISTEN host:port of the worker's GET /metrics
+                              (docs/metrics.md); unset: "" and no metrics server */
+  int metrics_port;
 
   /* fleet-wide provider limits (worker/provlimit.c, docs/providers.md), by
    * provider: [0] OpenAI, [1] Luma, [2] Hedra */

@@ -128,6 +128,8 @@ static void conn_fail(http_conn *c, int status) {
     i++;
   c->phase = PH_WAIT;
   http_request_assign_id(r);
+  r->route = 0; /* no handler saw it */
+  if (c->server->observer) r->t0 = uv_hrtime();
   c->server->error_writer(r, status, errs[i].code, errs[i].msg, c->server->error_arg);
 }
 
@@ -280,6 +282,7 @@ static void conn_dispatch(http_conn *c) {
   http_request_set_url(r);
   http_request_assign_id(r);
   http_conn_set_phase(c, PH_WAIT);
+  if (c->server->observer) r->t0 = uv_hrtime();
   c->server->handler(r, c->server->arg);
 }
 

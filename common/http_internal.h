@@ -91,6 +91,8 @@ struct http_request {
   void (*on_drain)(http_request *r, void *arg);
   void *on_drain_arg;
   http_conn *notify; /* the closed connection that will report it gone */
+  unsigned route;    /* http_req_set_route */
+  uint64_t t0;       /* uv_hrtime when it was complete, for the observer; 0 without one */
   char id[HTTP_ID_MAX + 1];
 };
 
@@ -134,6 +136,8 @@ struct http_server {
   void *body_limit_arg;
   http_error_writer error_writer; /* never NULL */
   void *error_arg;
+  http_observer_cb observer; /* NULL: none */
+  void *observer_arg;
   http_conn *conns;
   unsigned nconns;
   http_peer **peers; /* HTTP_PEER_BUCKETS chains; NULL without max_per_ip */
@@ -209,6 +213,8 @@ http_wreq *http_wreq_head(http_conn *c, http_request *r, int status, const char 
  * response, hands the connection back (http_conn_written). Returns
  * uv_write's result: on failure wr is still the caller's. */
 int http_wreq_write(http_conn *c, http_wreq *wr, const uv_buf_t *bufs, unsigned nbufs);
+/* Tells the server's observer, if any, that r is answered with status. */
+void http_observe(http_conn *c, const http_request *r, int status);
 /* The default error writer: message as text/plain. */
 void http_plain_error(http_request *r, int status, const char *code, const char *message,
                       void *arg);

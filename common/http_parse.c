@@ -112,6 +112,12 @@ void http_req_set_data(http_request *r, void *data) {
 void *http_req_data(const http_request *r) {
   return r->data;
 }
+void http_req_set_route(http_request *r, unsigned route) {
+  r->route = route;
+}
+unsigned http_req_route(const http_request *r) {
+  return r->route;
+}
 void http_req_on_gone(http_request *r, void (*cb)(http_request *r, void *arg), void *arg) {
   r->on_gone = cb;
   r->on_gone_arg = arg;

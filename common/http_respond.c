@@ -187,6 +187,7 @@ static void respond(http_request *r, int status, const char *content_type,
   http_server *s = c->server;
   c->req = NULL;
   http_request_assign_id(r);
+  http_observe(c, r, status);
   int close_after = !r->keep_alive || c->failing || s->closing || (c->eof && c->rpos == c->rlen);
   int no_body = status < 200 || status == 204 || status == 304;
   size_t send_len = (r->is_head || no_body) ? 0 : len;
@@ -233,6 +234,13 @@ void http_respond(http_request *r, int status, const char *content_type,
 void http_respond_take(http_request *r, int status, const char *content_type,
                        const char *const *extra_headers, char *body, size_t len) {
   respond(r, status, content_type, extra_headers, body, body, len);
+}
+
+void http_observe(http_conn *c, const http_request *r, int status) {
+  http_server *s = c->server;
+  if (!s->observer) return;
+  uint64_t now = uv_hrtime();
+  s->observer(r, status, r->t0 && now > r->t0 ? now - r->t0 : 0, s->observer_arg);
 }
 
 void http_plain_error(http_request *r, int status, const char *code, const char *message,

@@ -55,6 +55,11 @@ void http_server_set_error_writer(http_server *s, http_error_writer fn, void *ar
   s->error_arg = fn ? arg : NULL;
 }
 
+void http_server_set_observer(http_server *s, http_observer_cb fn, void *arg) {
+  s->observer = fn;
+  s->observer_arg = fn ? arg : NULL;
+}
+
 int http_server_listen(http_server *s, const char *host, int port) {
   struct sockaddr_storage ss;
   int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);

@@ -2,6 +2,7 @@
 #define GENQ_HTTP_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* HTTP/1.1 server on libuv, parsing with llhttp.
@@ -96,6 +97,18 @@ void http_server_set_body_limit(http_server *s, http_body_limit_cb fn, void *arg
 typedef void (*http_error_writer)(http_request *r, int status, const char *code,
                                   const char *message, void *arg);
 void http_server_set_error_writer(http_server *s, http_error_writer fn, void *arg);
+/* Told of each answer as its status line goes out: a plain response when
+ * http_respond (or _take) sends it to a connected client, a stream when
+ * http_stream_begin sends its head, a refusal the server answers itself
+ * (route 0, as no handler saw it). elapsed_ns runs from the moment the
+ * request was complete (handed to the handler; for a refusal, from the
+ * refusal) to that answer. An answer to a client already gone is not
+ * told. fn runs on the loop inside the answering call: it must be quick
+ * and must not call any http_* function but the read-only accessors of
+ * r. Without an observer (the default; NULL) the server takes no time
+ * stamps at all. */
+typedef void (*http_observer_cb)(const http_request *r, int status, uint64_t elapsed_ns, void *arg);
+void http_server_set_observer(http_server *s, http_observer_cb fn, void *arg);
 /* host is an IPv4 or IPv6 literal; port 0 picks a free port. */
 int http_server_listen(http_server *s, const char *host, int port);
 int http_server_port(const http_server *s);
@@ -114,6 +127,10 @@ const char *http_req_id(const http_request *r);
  * IPv6), into out; 0, or -1 when the connection is gone or has none. */
 int http_req_peer(const http_request *r, char *out, size_t outlen);
 int http_req_gone(const http_request *r);
+/* A small number the handler gives the request (its route, as a label for
+ * the observer); 0 until set. */
+void http_req_set_route(http_request *r, unsigned route);
+unsigned http_req_route(const http_request *r);
 /* Handler-owned pointer carried with the request. */
 void http_req_set_data(http_request *r, void *data);
 void *http_req_data(const http_request *r);

@@ -39,6 +39,7 @@ static int stream_begin(http_request *r, int status, const char *content_type,
     return -1;
   }
   c->streaming = 1;
+  http_observe(c, r, status);
   /* Pipelined requests are never served: drop them, and read on (the
    * buffer may have been full) only to see the client leave. */
   c->rpos = c->rlen = 0;

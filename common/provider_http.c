@@ -7,6 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const double seconds_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+const prom_buckets provider_seconds_buckets = {seconds_bounds,
+                                               sizeof seconds_bounds / sizeof seconds_bounds[0]};
+
+const char *provider_no_answer_label(int i) {
+  static const char *const names[PROVIDER_NO_ANSWERS] = {"timeout", "network", "canceled"};
+  return i >= 0 && i < PROVIDER_NO_ANSWERS ? names[i] : "network";
+}
+
+/* A transfer counted in its provider's stats before its caller hears. */
+typedef struct {
+  httpc_cb cb;
+  void *arg;
+  provider_stats *stats;
+} counted_call;
+
+static void counted(const httpc_response *resp, void *arg) {
+  counted_call *c = arg;
+  provider_stats *st = c->stats;
+  if (resp->status != 0) /* an answer (a body cut for its size too) */
+    st->status[prom_status_slot(resp->status)]++;
+  else
+    st->no_answer[resp->curl_code == CURLE_OPERATION_TIMEDOUT    ? PROVIDER_NO_ANSWER_TIMEOUT
+                  : resp->curl_code == CURLE_ABORTED_BY_CALLBACK ? PROVIDER_NO_ANSWER_CANCELED
+                                                                 : PROVIDER_NO_ANSWER_NETWORK]++;
+  prom_hist_observe(&st->seconds, &provider_seconds_buckets, resp->total_ms / 1000.0);
+  httpc_cb cb = c->cb;
+  void *cb_arg = c->arg;
+  free(c);
+  cb(resp, cb_arg);
+}
+
 int provider_send(httpc *h, const provider_target *t, const httpc_request *req, httpc_cb cb,
                   void *arg, uint64_t *xfer) {
   size_t blen = strlen(t->base_url);
@@ -30,7 +62,17 @@ int provider_send(httpc *h, const provider_target *t, const httpc_request *req, 
   httpc_request r = *req;
   r.url = url;
   r.headers = headers;
-  int rc = httpc_send(h, &r, cb, arg, xfer) == 0 ? 0 : -1;
+  counted_call *c = NULL;
+  if (t->stats) {
+    if (!(c = malloc(sizeof *c))) {
+      free(auth);
+      return -1;
+    }
+    *c = (counted_call){cb, arg, t->stats};
+  }
+  int rc =
+      (c ? httpc_send(h, &r, counted, c, xfer) : httpc_send(h, &r, cb, arg, xfer)) == 0 ? 0 : -1;
+  if (rc != 0) free(c);
   memset(auth, 0, alen); /* httpc_send copied it */
   free(auth);
   return rc;

@@ -24,9 +24,17 @@ GENQ_FUZZ_DEB_PACKAGES=(clang libclang-rt-14-dev)
 # scripts/test's: tests/e2e/e2e_pgbouncer.sh runs genq through PgBouncer
 # (Debian 12: 1.18; docs/scaling.md). Sentinel is redis-server's own mode.
 # tests/e2e/e2e_admin_browser.sh drives the dashboard in Debian's headless
-# Chromium (/usr/bin/chromium).
+# Chromium (/usr/bin/chromium). prometheus ships promtool, which
+# tests/e2e/e2e_metrics.sh checks every /metrics answer with (its daemon is
+# never started: GENQ_NO_START_DEB_PACKAGES); docker-compose (1.29)
+# validates docker-compose.yml without a Docker daemon
+# (tests/e2e/e2e_compose.sh).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-GENQ_TEST_DEB_PACKAGES=(pgbouncer chromium)
+GENQ_TEST_DEB_PACKAGES=(pgbouncer chromium prometheus docker-compose)
+# Packages whose install would start a system service genq has no use for
+# (and whose postinst fails the install where that service cannot start,
+# e.g. in a container): installed with services kept from starting.
+GENQ_NO_START_DEB_PACKAGES=(prometheus)
 
 GENQ_PIDS=()              # started pids, in start order
 declare -A GENQ_PID_NAME  # pid -> service name
@@ -72,7 +80,39 @@ genq_install_deps() {
   fi
   genq_log "installing missing packages: ${missing[*]}"
   genq_as_root apt-get update
-  genq_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  local no_start=() rest=()
+  for p in "${missing[@]}"; do
+    if [[ " ${GENQ_NO_START_DEB_PACKAGES[*]} " == *" $p "* ]]; then
+      no_start+=("$p")
+    else
+      rest+=("$p")
+    fi
+  done
+  if ((${#rest[@]})); then
+    genq_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${rest[@]}"
+  fi
+  if ((${#no_start[@]})); then
+    genq_install_no_start "${no_start[@]}"
+  fi
+}
+
+# genq_install_no_start PKG...: installs the packages without starting the
+# services they ship. invoke-rc.d and deb-systemd-invoke ask
+# /usr/sbin/policy-rc.d first; when the machine has none, one that refuses
+# every start (exit 101) stands there for the install and goes after it. A
+# machine's own policy-rc.d is left as it is. Nothing is stopped: what was
+# never started needs no stopping.
+genq_install_no_start() {
+  local policy=/usr/sbin/policy-rc.d placed=0 rc=0
+  if [[ ! -e $policy ]]; then
+    genq_as_root sh -c "printf '#!/bin/sh\n# genq: no service starts while it installs packages\nexit 101\n' >$policy && chmod 755 $policy"
+    placed=1
+  fi
+  genq_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" || rc=$?
+  if ((placed)); then
+    genq_as_root rm -f "$policy"
+  fi
+  return "$rc"
 }
 
 # True when something accepts connections on 127.0.0.1:$1, or ss lists a

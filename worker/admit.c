@@ -317,6 +317,11 @@ int admit_cancel(worker *w, const char *id) {
   return 1;
 }
 
+void admit_waiting(const worker *w, uint64_t out[PROV_COUNT]) {
+  for (const wadmit *a = w->admits; a; a = a->next)
+    if (a->p < PROV_COUNT) out[a->p]++;
+}
+
 void admit_claimed(wjob *j) {
   if (!j->pre_slot) return;
   const cJSON *s;

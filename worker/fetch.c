@@ -93,6 +93,7 @@ static void claimed(const db_result *r, void *arg) {
     stage_compact_steps(j->steps); /* held for as long as the job waits */
     j->uploads = cJSON_Parse(PQgetvalue(r->res, row, 6));
     admit_claimed(j);
+    metrics_job_claimed(j, strcmp(PQgetvalue(r->res, row, 7), "t") == 0);
     runner_job_run(j);
   }
   free(used);
@@ -111,7 +112,7 @@ static void claim_send(claim_batch *c) {
   const char *p[4] = {arr, w->id, lease, reclaims};
   c->sent_at = uv_now(w->loop);
   if (!arr || db_query(w->db,
-                       "select id, epoch, kind, input, attempt, steps, uploads "
+                       "select id, epoch, kind, input, attempt, steps, uploads, reclaimed "
                        "from genq_claim_jobs($1::uuid[], $2, $3::int, $4::int)",
                        4, p, claimed, c) != 0) {
     for (int i = 0; i < c->n; i++) {
@@ -221,6 +222,7 @@ void fetch_more(worker *w) {
 static void reclaimed(const queue_msg *msgs, int n, const char *err, void *arg) {
   worker *w = arg;
   if (err || worker_stopping(w)) return;
+  w->metrics.stream_reclaims += (uint64_t)n;
   claim(w, msgs, n);
 }
 

@@ -350,8 +350,11 @@ static int hedra_send(httpc *h, const hedra_opts *o, hedra_op op, const char *pa
   call->op = op;
   snprintf(call->job_id, sizeof call->job_id, "%s", job_id ? job_id : "");
   /* No key configured: no header, and Hedra's 401 says so (provider_auth). */
-  provider_target t = {
-      .base_url = o->base_url, .path = path, .auth_scheme = "Key", .api_key = o->api_key};
+  provider_target t = {.base_url = o->base_url,
+                       .path = path,
+                       .auth_scheme = "Key",
+                       .api_key = o->api_key,
+                       .stats = o->stats};
   req->timeout_ms = o->timeout_ms;
   req->max_response_bytes = HEDRA_MAX_RESPONSE;
   if (provider_send(h, &t, req, on_response, call, xfer) == 0) return 0;

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "http_client.h"
+#include "provider_http.h"
 
 /* Hedra v3 client for the lip-sync step (PROVIDERS.md): upload the image
  * and audio, submit a hedra-character-3 job with an idempotency key, poll
@@ -22,9 +23,10 @@
 #define HEDRA_MAX_IDEMPOTENCY_KEY 255
 
 typedef struct {
-  const char *base_url; /* e.g. https://api.hedra.com/v3 ('/' at the end tolerated) */
-  const char *api_key;  /* "<key_id>:<secret>" as Authorization: Key <api_key>; "" sends none */
-  long timeout_ms;      /* whole request; 0 → 60000 (uploads of large audio may need more) */
+  const char *base_url;  /* e.g. https://api.hedra.com/v3 ('/' at the end tolerated) */
+  const char *api_key;   /* "<key_id>:<secret>" as Authorization: Key <api_key>; "" sends none */
+  long timeout_ms;       /* whole request; 0 → 60000 (uploads of large audio may need more) */
+  provider_stats *stats; /* NULL, or where each answer is counted (metrics) */
 } hedra_opts;
 
 typedef struct {

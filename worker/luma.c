@@ -256,8 +256,11 @@ static int luma_send(httpc *h, const luma_opts *o, luma_op op, const char *metho
   call->op = op;
   snprintf(call->id, sizeof call->id, "%s", id ? id : "");
   /* No key configured: no header, and Luma's 401 says so (provider_auth). */
-  provider_target t = {
-      .base_url = o->base_url, .path = full, .auth_scheme = "Bearer", .api_key = o->api_key};
+  provider_target t = {.base_url = o->base_url,
+                       .path = full,
+                       .auth_scheme = "Bearer",
+                       .api_key = o->api_key,
+                       .stats = o->stats};
   httpc_request req = {
       .method = method,
       .body = body,

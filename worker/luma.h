@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "http_client.h"
+#include "provider_http.h"
 
 /* Luma AI Dream Machine client (PROVIDERS.md): create a video or image
  * generation, poll it, delete it. Every answer is validated and classified
@@ -22,6 +23,7 @@ typedef struct {
   const char *base_url; /* e.g. https://api.lumalabs.ai/dream-machine/v1 (a '/' at the end is ok) */
   const char *api_key;  /* Authorization: Bearer <api_key>; "" sends none (Luma answers 401) */
   long timeout_ms;      /* whole request; 0 → 60000 */
+  provider_stats *stats; /* NULL, or where each answer is counted (metrics) */
 } luma_opts;
 
 typedef struct {

@@ -175,6 +175,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "genq-worker: cannot start: %s\n", err);
     return 1;
   }
+  if (metrics_start(w, err, sizeof(err)) != 0) { /* GET /metrics, when GENQ_METRICS_LISTEN is set */
+    fprintf(stderr, "genq-worker: %s\n", err);
+    return 1;
+  }
   worker_start(w);
   for (int i = 0; i < 4; i++) {
     uv_signal_init(w->loop, &sigs[i]);

@@ -123,7 +123,8 @@ int openai_storyboard(httpc *c, const openai_opts *o, const cJSON *input, openai
   provider_target t = {.base_url = o->base_url,
                        .path = "/chat/completions",
                        .auth_scheme = "Bearer",
-                       .api_key = o->api_key};
+                       .api_key = o->api_key,
+                       .stats = o->stats};
   httpc_request req = {
       .method = "POST",
       .body = body,

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 
 #include "http_client.h"
+#include "provider_http.h"
 
 /* The storyboard step against OpenAI's chat completions (PROVIDERS.md):
  * one POST {base_url}/chat/completions with a strict JSON schema, the answer
@@ -15,7 +16,8 @@ typedef struct {
   const char *base_url; /* e.g. https://api.openai.com/v1 (a trailing '/' is tolerated) */
   const char *api_key;
   const char *model;
-  long timeout_ms; /* whole request; 0 → 60000 */
+  long timeout_ms;       /* whole request; 0 → 60000 */
+  provider_stats *stats; /* NULL, or where each answer is counted (metrics) */
 } openai_opts;
 
 typedef struct {

@@ -48,6 +48,7 @@ static void redis_flush_timeout(uv_timer_t *t) {
 
 static void close_all(worker *w) {
   state_worker_set(w, WORKER_CLOSING);
+  metrics_stop(w); /* before Redis closes: a scrape's read in flight fails then */
   uv_close((uv_handle_t *)&w->fetch_timer, NULL);
   uv_close((uv_handle_t *)&w->reclaim_timer, NULL);
   uv_close((uv_handle_t *)&w->sweep_timer, NULL);

@@ -22,10 +22,13 @@
 
 #include "log.h"
 #include "provlimit_lua.h"
+#include "provlimit_state.h"
 #include "rand.h"
 #include "worker.h"
 
-static const char *const prov_names[PROV_COUNT] = {"openai", "luma", "hedra"};
+/* prov_id order is provlimit_state.h's: one list of the providers with limits */
+_Static_assert(PROV_COUNT == PROVLIMIT_NPROVIDERS, "prov_id and provlimit_providers agree");
+#define prov_names provlimit_providers
 
 const char *provlimit_name(prov_id p) {
   return p < PROV_COUNT ? prov_names[p] : "?";

@@ -88,6 +88,7 @@ wjob *runner_job_new(worker *w, const char *id, const char *kind) {
 
 void runner_job_finish(wjob *j) {
   worker *w = j->w;
+  if (j->epoch) metrics_job_left(j); /* a run of it was ours */
   if (w->job_ended) w->job_ended(j);
   if (j->prev) j->prev->next = j->next;
   if (j->next) j->next->prev = j->prev;
@@ -127,10 +128,13 @@ static void final_write_done(const db_result *r, void *arg) {
   if (!r->ok) {
     /* not committed: the lease lapses and the job is picked up again */
     log_error("job write failed", LS("job_id", j->id), LS("error", r->error));
+    j->outcome = JOB_OUT_LOST;
   } else if (!db_fenced_ok(r)) {
     log_warn("job fenced: another worker owns it now", LS("job_id", j->id), LI("epoch", j->epoch));
+    j->outcome = JOB_OUT_LOST;
   } else {
     const char *st = PQgetvalue(r->res, 0, 0);
+    if (j->outcome == JOB_OUT_RETRY && strcmp(st, "failed") == 0) j->outcome = JOB_OUT_DEAD;
     log_info("job left worker", LS("job_id", j->id), LS("status", st), LI("epoch", j->epoch));
     job_changed(j);
     if (strcmp(st, "failed") == 0) cleanup_release_provider_work(j->w, j->id);
@@ -138,11 +142,16 @@ static void final_write_done(const db_result *r, void *arg) {
   runner_job_finish(j);
 }
 
-static void final_write(wjob *j, const char *sql, int n, const char *const *params) {
+/* outcome: what the run ends as once the write commits (a retry may
+ * answer that no attempt is left: dead). */
+static void final_write(wjob *j, job_outcome outcome, const char *sql, int n,
+                        const char *const *params) {
   state_job_set(j, JOB_ENDING_FINAL_WRITE);
+  j->outcome = (uint8_t)outcome;
   j->db_busy++;
   if (job_stmt_query(j, sql, n, params, final_write_done, j) != 0) {
     j->db_busy--;
+    j->outcome = JOB_OUT_LOST;
     log_error("job write not queued", LS("job_id", j->id));
     runner_job_finish(j);
   }
@@ -153,7 +162,8 @@ static void fail_job(wjob *j) {
   const char *p[3] = {f->step[0] ? f->step : NULL, f->code, f->message};
   log_warn("job failed", LS("job_id", j->id), LS("step", f->step), LS("code", f->code),
            LS("message", f->message));
-  final_write(j, "select genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false)", 3, p);
+  final_write(j, JOB_OUT_FAILED, "select genq_job_fail($1::uuid, $2::bigint, $3, $4, $5, false)", 3,
+              p);
 }
 
 static void requeue_job(wjob *j) {
@@ -164,7 +174,8 @@ static void requeue_job(wjob *j) {
   const char *p[4] = {delay, f->code, f->message, f->step};
   log_info("job retry scheduled", LS("job_id", j->id), LI("attempt", j->attempt), LI("delay_ms", d),
            LS("code", f->code));
-  final_write(j, "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5, $6)", 4, p);
+  final_write(j, JOB_OUT_RETRY,
+              "select genq_job_requeue($1::uuid, $2::bigint, $3::int, $4, $5, $6)", 4, p);
 }
 
 /* ---- stopping steps ---- */
@@ -225,7 +236,7 @@ static void job_maybe_end(wjob *j) {
     else
       fail_job(j);
   } else if (j->w->state == WORKER_GRACE_OVER) {
-    final_write(j, "select genq_job_handback($1::uuid, $2::bigint)", 0, NULL);
+    final_write(j, JOB_OUT_HANDED_BACK, "select genq_job_handback($1::uuid, $2::bigint)", 0, NULL);
   } else {
     start_stage(j);
   }
@@ -259,6 +270,7 @@ static void step_closed(uv_handle_t *h) {
 /* Unlinks s from its job and frees it (after its timer closed). */
 static void step_end(wstep *s) {
   wjob *j = s->j;
+  metrics_step_ended(s);
   if (j->w->step_ended) j->w->step_ended(s);
   for (wstep **pp = &j->running; *pp; pp = &(*pp)->next) {
     if (*pp == s) {
@@ -316,9 +328,11 @@ static void step_succeeded(const db_result *r, void *arg) {
     runner_job_lost(j);
   } else {
     stage_step_set(s->step, "status", cJSON_CreateString("succeeded"));
+    s->outcome = STEP_OUT_SUCCEEDED;
     job_changed(j);
     if (strcmp(PQgetvalue(r->res, 0, 0), "succeeded") == 0) {
       state_job_set(j, JOB_ENDING_WHEN_IDLE); /* the commit finished the job */
+      j->outcome = JOB_OUT_SUCCEEDED;
       log_info("job succeeded", LS("job_id", j->id));
     }
   }
@@ -352,6 +366,7 @@ void runner_step_done(wstep *s, const step_result *r) {
   if (!r->ok) {
     log_info("step failed", LS("job_id", j->id), LS("step", s->name), LS("code", r->code),
              LI("retryable", r->retryable), LS("message", r->message));
+    s->outcome = STEP_OUT_FAILED;
     note_failure(j, s, r);
     step_end(s);
     return;
@@ -545,10 +560,13 @@ static int step_start(wjob *j, cJSON *step) {
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(step, "name");
   const cJSON *sk = cJSON_GetObjectItemCaseSensitive(step, "step_kind");
   const cJSON *ref = cJSON_GetObjectItemCaseSensitive(step, "provider_ref");
+  const cJSON *price = cJSON_GetObjectItemCaseSensitive(step, "price");
   if (!cJSON_IsString(name) || !cJSON_IsString(sk)) return -1;
   wstep *s = calloc(1, sizeof(*s));
   if (!s) return -1;
   s->j = j;
+  s->started_at = uv_now(j->w->loop);
+  s->price = cJSON_IsNumber(price) ? price->valueint : 0;
   s->step = step;
   s->name = name->valuestring;
   s->step_kind = sk->valuestring;
@@ -560,6 +578,7 @@ static int step_start(wjob *j, cJSON *step) {
   /* from here on s->ref is the step's reference: the copy in the tree
    * would only cost a waiting step's memory */
   cJSON_DeleteItemFromObjectCaseSensitive(step, "provider_ref");
+  cJSON_DeleteItemFromObjectCaseSensitive(step, "price"); /* s->price now */
   uv_timer_init(j->w->loop, &s->timer);
   s->timer.data = s;
   s->next = j->running;
@@ -596,6 +615,7 @@ static void start_stage(wjob *j) {
 }
 
 void runner_job_run(wjob *j) {
+  j->claimed_at = uv_now(j->w->loop);
   cJSON *in = runner_job_input(j);
   int malformed = !in || !cJSON_IsArray(j->steps) || !cJSON_IsObject(j->uploads);
   cJSON_Delete(in);

@@ -38,6 +38,8 @@ static int keep_member(const cJSON *m) {
   if (!strcmp(k, "status")) return cJSON_IsString(m) && !strcmp(m->valuestring, "succeeded");
   if (!strcmp(k, "stage") || !strcmp(k, "index"))
     return !cJSON_IsNumber(m) || m->valuedouble != 0; /* absent reads as 0 */
+  if (!strcmp(k, "price")) /* what its success captures (metrics); absent reads as 0 */
+    return cJSON_IsNumber(m) && m->valuedouble != 0;
   return 0; /* provider, attempt: nothing here reads them */
 }
 
@@ -49,6 +51,7 @@ void stage_compact_steps(cJSON *steps) {
       next = m->next;
       if (!m->string || !keep_member(m)) cJSON_Delete(cJSON_DetachItemViaPointer(s, m));
     }
+    if (succeeded(s)) cJSON_DeleteItemFromObjectCaseSensitive(s, "price"); /* it never runs here */
   }
 }
 

@@ -10,7 +10,10 @@
 #include "job.h"
 #include "hedra.h"
 #include "luma.h"
+#include "http_server.h"
 #include "openai.h"
+#include "prom.h"
+#include "prom_cache.h"
 #include "redis.h"
 #include "relay.h"
 #include "storage.h"
@@ -70,6 +73,41 @@ typedef struct {
   int busy; /* a call of this kind is in flight */
 } batch_queue;
 
+/* How a claimed job's run ended, and how a step ended (metrics.c). The
+ * zero value is what a run or step that records nothing else ends as. */
+typedef enum {
+  JOB_OUT_LOST,        /* no longer ours (fenced, canceled, reclaimed) or its last write failed */
+  JOB_OUT_SUCCEEDED,   /* its last step's commit finished it */
+  JOB_OUT_FAILED,      /* genq_job_fail: a refusal, invalid input */
+  JOB_OUT_DEAD,        /* a retry with no attempt left: failed, into the dead-letter set */
+  JOB_OUT_RETRY,       /* genq_job_requeue: queued again after a backoff */
+  JOB_OUT_HANDED_BACK, /* genq_job_handback: the shutdown grace ran out */
+  JOB_OUTCOMES,
+} job_outcome;
+typedef enum {
+  STEP_OUT_STOPPED,   /* aborted, or the job was lost or its commit fenced */
+  STEP_OUT_SUCCEEDED, /* its success committed */
+  STEP_OUT_FAILED,    /* the provider or the executor failed it */
+  STEP_OUTCOMES,
+} step_outcome;
+/* storyboard, image, video, lipsync, and any other */
+#define METRICS_STEP_KINDS 5
+#define METRICS_PROVIDERS 3 /* provlimit.c's prov_id */
+
+/* This worker's own counts, kept on the loop thread and written on a
+ * scrape (metrics.c, docs/metrics.md): array increments, nothing else. */
+typedef struct {
+  uint64_t claimed[JOB_KIND_COUNT];
+  uint64_t reclaimed[JOB_KIND_COUNT]; /* claims of a job whose lease had lapsed */
+  uint64_t stream_reclaims;           /* messages taken over from readers that died */
+  uint64_t finished[JOB_KIND_COUNT][JOB_OUTCOMES];
+  prom_hist job_seconds[JOB_KIND_COUNT][JOB_OUTCOMES];
+  uint64_t steps[METRICS_STEP_KINDS][STEP_OUTCOMES];
+  prom_hist step_seconds[METRICS_STEP_KINDS][STEP_OUTCOMES];
+  uint64_t captured[JOB_KIND_COUNT]; /* credits captured by step successes committed here */
+  provider_stats provider[METRICS_PROVIDERS];
+} wmetrics;
+
 typedef struct worker {
   uv_loop_t *loop;
   genq_config cfg;
@@ -115,6 +153,11 @@ typedef struct worker {
   int redis_closed;                 /* close_all has closed the Redis connections */
   uint64_t jobs_done;
 
+  /* GET /metrics on GENQ_METRICS_LISTEN (metrics.c); NULL when unset */
+  wmetrics metrics;
+  http_server *metrics_server;
+  prom_cache *provider_state; /* the fleet's provider limits in Redis, read on scrape */
+
   /* the registry (presence.c) */
   uv_timer_t presence_timer; /* the record's beat */
   int presence_busy;         /* a beat is unanswered */
@@ -156,6 +199,9 @@ struct wstep {
   void (*slot_cb)(wstep *s, int ok);
 
   int reported;
+  uint64_t started_at; /* loop time (ms) it started (metrics) */
+  int price;           /* what its success captures (from the claim) */
+  uint8_t outcome;     /* step_outcome */
   /* executor scratch (worker/step_*.c), allocated only by the steps that
    * need it: a waiting step stays small (thousands wait at once) */
   int phase;
@@ -196,8 +242,10 @@ struct wjob {
 
   wstep *running; /* steps in flight */
   int nrunning;
-  int lost;    /* the job is no longer ours (reclaimed, canceled): commit nothing more */
-  int db_busy; /* job-level statements outstanding (claim, the final write) */
+  int lost;            /* the job is no longer ours (reclaimed, canceled): commit nothing more */
+  uint64_t claimed_at; /* loop time (ms) its run began (metrics) */
+  uint8_t outcome;     /* job_outcome: how the run ended (the final write's, once sent) */
+  int db_busy;         /* job-level statements outstanding (claim, the final write) */
   job_ending ending;
   /* the first failure of this run, written once no step runs; allocated
    * when it happens (a waiting job carries no idle message buffers) */
@@ -214,7 +262,8 @@ static inline int worker_stopping(const worker *w) {
 }
 
 /* Calls between the files go one way (no circle):
- *   main → worker → fetch, lease, sweep, presence, runner, state, the step executors
+ *   main → worker → fetch, lease, sweep, presence, metrics, runner, state, the step executors
+ *   fetch, runner → metrics (counting only)
  *   step executors → output, lease, cleanup, provlimit, runner
  *   provlimit → runner; fetch, process → admit → provlimit, runner
  *   fetch, lease, output → runner → batch → job_stmt; runner → cleanup, state, stage, backoff
@@ -406,6 +455,9 @@ int admit_cancel(worker *w, const char *id);
 /* After the claim: frees the slot when the step it was taken for is done
  * already (a retried campaign past its storyboard). */
 void admit_claimed(wjob *j);
+/* Adds the jobs waiting for a slot before their claim to out, per
+ * provider (metrics.c). */
+void admit_waiting(const worker *w, uint64_t out[PROV_COUNT]);
 /* The job leaves (w->job_ended): its admission or unadopted slot goes. */
 void admit_job_ended(wjob *j);
 void admit_start(worker *w);
@@ -431,6 +483,20 @@ void presence_update(worker *w);
 void presence_leave(worker *w);
 /* "running", "quiet" or "stopping" (every state past DRAINING). */
 const char *presence_state_name(worker_state s);
+
+/* ---- metrics.c: GET /metrics on GENQ_METRICS_LISTEN (docs/metrics.md) ---- */
+/* Listens when GENQ_METRICS_LISTEN is set (on the worker's loop, with
+ * genq's HTTP server): 0, or -1 with err set when it cannot. */
+int metrics_start(worker *w, char *err, size_t errlen);
+/* Closes the server and the provider state's cache (close_all). */
+void metrics_stop(worker *w);
+/* Counting (runner.c, fetch.c): a claim (reclaimed: the lease of another
+ * worker had lapsed), a claimed job leaving (its outcome, and the time
+ * since its claim), a step ending (its outcome, time and, when it
+ * succeeded, the credits it captured). */
+void metrics_job_claimed(wjob *j, int reclaimed);
+void metrics_job_left(const wjob *j);
+void metrics_step_ended(const wstep *s);
 
 /* ---- sweep.c: uploads no unfinished job needs (SPEC §7) ---- */
 void sweep_start(worker *w);
@@ -464,7 +530,8 @@ int stage_pending(const cJSON *step, int stage);
  * absent (a waiting job holds its steps for minutes; cJSON costs about 100
  * bytes a member): null members, provider and attempt, a status other than
  * "succeeded" (stage_pending counts any other as unfinished), a stage or
- * index of 0. Keeps name, step_kind, provider_ref, retry_key, output. */
+ * index of 0, the price of a succeeded step. Keeps name, step_kind,
+ * provider_ref, retry_key, output, price. */
 void stage_compact_steps(cJSON *steps);
 /* Sets step[key] to item, replacing or adding it (a compacted step may lack
  * it); item is owned by step then, or freed on failure (-1). */

@@ -1,4 +1,5 @@
--- fleet.sql: what `genqctl status` reads from PostgreSQL (docs/fleet.md).
+-- fleet.sql: what `genqctl status` (docs/fleet.md) and genq-api's GET /metrics
+-- (docs/metrics.md) read from PostgreSQL.
 -- The workers themselves are in Redis (the registry); this is the queue as
 -- PostgreSQL, the truth, has it.
 
@@ -72,3 +73,35 @@ begin
           from jobs j where j.status = 'running' and j.worker_id is not null
           group by j.worker_id) w), '[]'::jsonb));
 end $$;
+
+-- genq_fleet_metrics() → what genq-api's GET /metrics exports of the fleet
+-- (api/metrics.c, docs/metrics.md): genq_fleet_status() without its
+-- per-worker list (one definition of the queue per kind), and
+--   dead: [{kind, jobs}]             jobs in the dead-letter set, per kind
+--                                    that has any
+--   leases_lapsed                    running jobs whose lease has lapsed
+--                                    (their worker is gone: reclaimed soon)
+--   credits_held                     credits the unfinished jobs hold (the
+--                                    sum of every account's held, SPEC §6)
+--   webhooks: [{state, deliveries}]  webhook deliveries kept, per state
+--                                    that has any
+-- What it reads: the queue and what runs (partial indexes), the dead-letter
+-- set (jobs_dead) and the webhook outbox, which the sweeper keeps to a day
+-- past each delivery's deadline; never the whole jobs table or the ledger,
+-- so that a scrape costs the size of what is in flight, not of history.
+create or replace function genq_fleet_metrics() returns jsonb
+language sql stable as $$
+  select (genq_fleet_status() - 'running_by_worker') || jsonb_build_object(
+    'dead', coalesce((
+      select jsonb_agg(jsonb_build_object('kind', d.kind, 'jobs', d.n) order by d.kind)
+      from (select j.kind, count(*) as n from jobs j where j.dead_at is not null
+            group by j.kind) d), '[]'::jsonb),
+    'leases_lapsed', (select count(*) from jobs j
+                      where j.status = 'running' and j.lease_until < now()),
+    'credits_held', (select coalesce(sum(j.held), 0) from jobs j where j.status = 'queued')
+                    + (select coalesce(sum(j.held), 0) from jobs j where j.status = 'running'),
+    'webhooks', coalesce((
+      select jsonb_agg(jsonb_build_object('state', w.state, 'deliveries', w.n) order by w.state)
+      from (select d.state, count(*) as n from webhook_deliveries d group by d.state) w),
+      '[]'::jsonb))
+$$;

@@ -34,8 +34,9 @@ end $$;
 -- genq_claim_jobs(jobs, worker, lease_s, max_reclaims = 3) → one row per job
 -- of the batch that this call claimed (its id, the new epoch, and what the
 -- worker needs: kind, input, attempt, max_attempts, the steps with their
--- stages and checkpoints, and the uploads the job uses: role → id, content
--- type, bytes, storage key); a job not claimable has no row. A worker claims
+-- stages, checkpoints and prices, and the uploads the job uses: role → id,
+-- content type, bytes, storage key; and reclaimed, true when the claim was
+-- a reclaim, for the worker's metrics); a job not claimable has no row. A worker claims
 -- everything one stream read gave it with one call. Claimable: queued and
 -- due, or running with a lapsed lease (a reclaim, which bumps the epoch and
 -- fences the old owner out, and counts in jobs.reclaims). A job being
@@ -57,7 +58,7 @@ end $$;
 create or replace function genq_claim_jobs(p_jobs uuid[], p_worker text, p_lease_s int,
                                            p_max_reclaims int default 3)
 returns table (id uuid, epoch bigint, kind text, input jsonb, attempt int, max_attempts int,
-               steps jsonb, uploads jsonb)
+               steps jsonb, uploads jsonb, reclaimed boolean)
 language plpgsql as $$
 #variable_conflict use_column
 declare
@@ -88,8 +89,13 @@ begin
     end if;
   end loop;
   -- every claimable job of the batch, with one UPDATE
+  -- (every CTE reads the rows as they were before the UPDATE: lapsed names
+  -- the jobs another worker was running)
   return query
-  with claimed as (
+  with lapsed as (
+    select jb.id from jobs jb
+    where jb.id = any(p_jobs) and jb.status = 'running' and jb.lease_until < now()
+  ), claimed as (
     update jobs jb
     set status = 'running', epoch = jb.epoch + 1, attempt = jb.attempt + 1,
         reclaims = jb.reclaims + case when jb.status = 'running' then 1 else 0 end,
@@ -106,14 +112,15 @@ begin
                             'name', s.name, 'step_kind', s.step_kind, 'provider', s.provider,
                             'stage', s.stage, 'status', s.status, 'attempt', s.attempt,
                             'provider_ref', s.provider_ref, 'retry_key', s.retry_key,
-                            'index', s.idx, 'output', s.output)
+                            'index', s.idx, 'output', s.output, 'price', s.price)
                           order by s.idx)
                    from job_steps s where s.job_id = c.id), '[]'::jsonb),
          coalesce((select jsonb_object_agg(ju.role, jsonb_build_object(
                             'id', u.id, 'content_type', u.content_type, 'bytes', u.bytes,
                             'storage_key', u.storage_key, 'deleted', u.deleted_at is not null))
                    from job_uploads ju join uploads u on u.id = ju.upload_id
-                   where ju.job_id = c.id), '{}'::jsonb)
+                   where ju.job_id = c.id), '{}'::jsonb),
+         exists (select 1 from lapsed l where l.id = c.id)
   from claimed c
   order by c.id;
 end $$;

@@ -288,9 +288,11 @@ static inline void stats(http_request *r, fixture *f) {
 
 /* /delay?ms=N answers N ms later from a timer; /take?n=N answers N bytes
  * without a copy; /stream streams; /sized streams a sized body; /stats
- * answers the server's counts; everything else is echoed at once. */
+ * answers the server's counts; everything else is echoed at once. Any of
+ * them with ?route=N carries route N (http_req_set_route) for an observer. */
 static inline void handler(http_request *r, void *arg) {
   fixture *f = arg;
+  http_req_set_route(r, (unsigned)qnum(r, "route", 0));
   if (strcmp(http_req_path(r), "/sized") == 0) {
     start_sized(r);
     return;

@@ -399,6 +399,28 @@ static void test_listen_addresses(void **state) {
   expect_bad(CONFIG_PROVSIM, "GENQ_PROVSIM_LISTEN", "nowhere", NULL);
 }
 
+static void test_metrics_listen_is_off_unless_set_and_checked(void **state) {
+  fakeenv e = full_env();
+  genq_config c;
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_string_equal(c.metrics_host, ""); /* unset: no metrics server */
+  config_free(&c);
+  put(&e, "GENQ_METRICS_LISTEN", ""); /* empty counts as unset */
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_string_equal(c.metrics_host, "");
+  config_free(&c);
+  put(&e, "GENQ_METRICS_LISTEN", "0.0.0.0:9100");
+  assert_int_equal(load(&e, CONFIG_WORKER, &c), 0);
+  assert_string_equal(c.metrics_host, "0.0.0.0");
+  assert_int_equal(c.metrics_port, 9100);
+  config_free(&c);
+  expect_bad(CONFIG_WORKER, "GENQ_METRICS_LISTEN", "9100",
+             "GENQ_METRICS_LISTEN must be host:port with a port between 0 and 65535 (got "
+             "\"9100\")");
+  expect_bad(CONFIG_WORKER, "GENQ_METRICS_LISTEN", "127.0.0.1:70000", NULL);
+  expect_bad(CONFIG_WORKER, "GENQ_METRICS_LISTEN", "127.0.0.1:", NULL);
+}
+
 static void test_clerk_jwt_key_escapes_are_decoded(void **state) {
   fakeenv e = full_env();
   genq_config c;
@@ -475,6 +497,7 @@ int main(void) {
       cmocka_unit_test(test_urls_are_accepted_and_trailing_slash_dropped),
       cmocka_unit_test(test_url_errors_do_not_echo_credentials),
       cmocka_unit_test(test_listen_addresses),
+      cmocka_unit_test(test_metrics_listen_is_off_unless_set_and_checked),
       cmocka_unit_test(test_clerk_jwt_key_escapes_are_decoded),
       cmocka_unit_test(test_log_level),
       cmocka_unit_test(test_optional_strings_are_copied),

@@ -66,18 +66,19 @@ static void missing_stage_is_zero_missing_status_is_unfinished(void **state) {
 }
 
 /* A claimed step as genq_claim_job hands it: compaction keeps what the
- * worker reads and nothing that reads the same absent. */
+ * worker reads and nothing that reads the same absent (a succeeded step's
+ * price: it never runs again in this claim). */
 static void compaction_keeps_what_is_read_and_drops_the_rest(void **state) {
   cJSON *a =
       steps("[{\"name\":\"storyboard\",\"step_kind\":\"storyboard\",\"provider\":\"openai\","
             "\"stage\":0,\"status\":\"succeeded\",\"attempt\":1,\"provider_ref\":null,"
-            "\"retry_key\":null,\"index\":0,\"output\":{\"scenes\":[]}},"
+            "\"retry_key\":null,\"index\":0,\"output\":{\"scenes\":[]},\"price\":1},"
             "{\"name\":\"video_1\",\"step_kind\":\"video\",\"provider\":\"luma\",\"stage\":1,"
             "\"status\":\"running\",\"attempt\":2,\"provider_ref\":\"gen-1\",\"retry_key\":null,"
-            "\"index\":1,\"output\":null},"
+            "\"index\":1,\"output\":null,\"price\":10},"
             "{\"name\":\"lipsync\",\"step_kind\":\"lipsync\",\"provider\":\"hedra\",\"stage\":2,"
             "\"status\":\"queued\",\"attempt\":0,\"provider_ref\":null,\"retry_key\":\"r1\","
-            "\"index\":0,\"output\":null}]");
+            "\"index\":0,\"output\":null,\"price\":0}]");
   int next_before = stage_next(a);
   stage_compact_steps(a);
   char *s = cJSON_PrintUnformatted(a);
@@ -85,7 +86,7 @@ static void compaction_keeps_what_is_read_and_drops_the_rest(void **state) {
       s, "[{\"name\":\"storyboard\",\"step_kind\":\"storyboard\",\"status\":\"succeeded\","
          "\"output\":{\"scenes\":[]}},"
          "{\"name\":\"video_1\",\"step_kind\":\"video\",\"stage\":1,\"provider_ref\":\"gen-1\","
-         "\"index\":1},"
+         "\"index\":1,\"price\":10},"
          "{\"name\":\"lipsync\",\"step_kind\":\"lipsync\",\"stage\":2,\"retry_key\":\"r1\"}]");
   cJSON_free(s);
   /* the stages read the same */
