@@ -36,6 +36,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Prometheus text exposition format 0.0.4 (docs/metrics.md): this
+         *     process' HTTP requests by route template, method and code and
+         *     their latency, its submissions and open streams, `process_*`; and
+         *     the fleet as PostgreSQL has it (queue per kind, jobs queued and
+         *     running, the dead-letter set, credits held, webhook deliveries),
+         *     read at most once a second and waited for a second at most. While
+         *     PostgreSQL is down it still answers 200, with the last values and
+         *     `genq_fleet_up 0`. No authentication: expose it only to the
+         *     scraper's network.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -1441,6 +1469,33 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP genq_queue_jobs Jobs queued, per kind: ready to run now, or waiting for a retry's time (fleet-wide, from PostgreSQL).
+                     *     # TYPE genq_queue_jobs gauge
+                     *     genq_queue_jobs{kind="video",state="ready"} 3
+                     */
+                    "text/plain": string;
+                };
+            };
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listJobs: {
