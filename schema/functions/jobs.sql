@@ -476,7 +476,7 @@ begin
          array_agg(a.debt order by x.i),  -- debt: stripe.sql
          array_agg(a.deleted_at is not null order by x.i) into v_avail, v_debt, v_deleted
   from unnest(v_users) with ordinality x (u, i) join accounts a on a.user_id = x.u;
-  v_limits := genq_limits_submit_state(v_users);
+  select st.state into v_limits from genq_limits_submit_state(v_users) st;
 
   -- under the lock: idempotency keys, then credits
   for o in 1 .. n loop
