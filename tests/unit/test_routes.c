@@ -139,7 +139,10 @@ static void the_table_is_well_formed(void **state) {
     if (api_route_match(path, p) != r) fail_msg("row %zu (%s) is shadowed", i, r->path);
     for (size_t j = 0; j < i; j++) {
       assert_true(strcmp(api_routes[j].path, r->path) != 0);
-      assert_int_not_equal(api_routes[j].id, r->id);
+      /* one row per id, but for the handlers that route inside (admin.c,
+       * admin_page.c): each of their paths is a row of its own */
+      if (r->id != API_ROUTE_ADMIN && r->id != API_ROUTE_ADMIN_PAGE)
+        assert_int_not_equal(api_routes[j].id, r->id);
     }
     assert_true(strlen(r->methods) > 0);
     for (const char *m = r->methods; *m;) {
