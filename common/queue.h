@@ -13,7 +13,9 @@
  * the job in PostgreSQL (or found it not claimable), so streams stay short
  * and never need MAXLEN trimming, which could drop undelivered jobs. A
  * worker that dies between reading and claiming leaves the message pending;
- * queue_reclaim (XAUTOCLAIM) hands such messages to a live worker. */
+ * queue_reclaim (XAUTOCLAIM) hands such messages to a live worker. A job
+ * waiting for a provider slot before its claim keeps its message pending
+ * on purpose, kept fresh by queue_touch. */
 
 #define QUEUE_GROUP "workers"
 #define QUEUE_KEY_MAX 64
