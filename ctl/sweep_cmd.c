@@ -10,6 +10,7 @@
 #include "ctl.h"
 #include "storage.h"
 #include "sweep_steps.h"
+#include "when.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -25,28 +26,9 @@ static int sweep_usage_error(const char *msg) {
   return CTL_USAGE;
 }
 
-/* "+"? then <digits><unit>... (s m h d w): whole seconds into out, or -1. */
+/* "+"? then a duration (when.h): whole seconds into out, or -1. */
 static int duration_secs(const char *s, char *out, size_t outlen) {
-  static const char units[] = "smhdw";
-  static const long long secs[] = {1, 60, 3600, 86400, 7LL * 86400};
-  long long total = 0;
-  if (*s == '+') s++;
-  if (!*s) return -1;
-  while (*s) {
-    long long v = 0;
-    int digits = 0;
-    for (; isdigit((unsigned char)*s); s++, digits++) {
-      if (digits >= 10) return -1;
-      v = v * 10 + (*s - '0');
-    }
-    const char *u = *s ? strchr(units, *s) : NULL;
-    if (!digits || !u) return -1;
-    s++;
-    total += v * secs[u - units];
-    if (total > 100LL * 366 * 86400) return -1;
-  }
-  snprintf(out, outlen, "%lld", total);
-  return 0;
+  return when_parse_duration(*s == '+' ? s + 1 : s, out, outlen);
 }
 
 typedef struct {
